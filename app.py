@@ -1,0 +1,178 @@
+"""Algobridge: create_app() builds the application; setup_environment() readies its database.
+
+`python app.py` serves the embedded default (SQLite in the instance folder, migrated at start) on
+127.0.0.1:5000 with gunicorn. In production: `gunicorn 'app:create_app()'`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import importlib
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dotenv import load_dotenv
+from flask import Flask, jsonify
+from flask_migrate import Migrate
+
+import config as config_module
+from database import DOMAIN_MODULES, db, engine_options, import_models, schema
+
+log = logging.getLogger("algobridge")
+migrate = Migrate()
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+
+
+def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application. Outside the `flask` CLI it also readies the database
+    (setup_environment); CLI commands do that themselves when they need it."""
+    load_dotenv(os.path.join(ROOT, ".env"), override=False)
+    overrides = dict(config_overrides or {})
+    instance_path = overrides.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH") or os.path.join(
+        ROOT, "instance"
+    )
+    app = Flask(__name__, instance_path=os.path.abspath(instance_path), instance_relative_config=True)
+    os.makedirs(app.instance_path, mode=0o700, exist_ok=True)
+    app.config.update(config_module.load_config(app.instance_path, overrides=overrides))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config)
+    app.config.setdefault("SQLALCHEMY_TRACK_MODIFICATIONS", False)
+
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_cli(app)
+
+    run_setup = overrides.get("SETUP_ENVIRONMENT")
+    if run_setup is None:
+        run_setup = os.environ.get("FLASK_RUN_FROM_CLI") != "true"
+    if run_setup:
+        setup_environment(app)
+    return app
+
+
+def configure_logging(app: Flask) -> None:
+    level = getattr(logging, str(app.config["LOG_LEVEL"]).upper(), None)
+    if not isinstance(level, int):
+        raise config_module.ConfigError(f"LOG_LEVEL={app.config['LOG_LEVEL']!r} is not a logging level")
+    root = logging.getLogger("algobridge")
+    root.setLevel(level)
+    if not any(getattr(h, "_algobridge", False) for h in root.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._algobridge = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+
+
+def register_extensions(app: Flask) -> None:
+    from database import cache, crypto, writer
+
+    import_models()
+    db.init_app(app)
+    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True,
+                     compare_type=True)
+    app.extensions["algobridge.vault"] = crypto.configure(app.config["TOKEN_ENCRYPTION_KEYS"])
+    cache.init_app(app)
+    writer.init_app(app)
+
+
+def register_blueprints(app: Flask) -> None:
+    from blueprints.health import health_bp
+
+    app.register_blueprint(health_bp)
+
+
+def register_error_handlers(app: Flask) -> None:
+    from werkzeug.exceptions import HTTPException
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return jsonify(status="error", message=exc.description or exc.name), exc.code
+
+    @app.errorhandler(Exception)
+    def internal_error(exc: Exception):
+        log.exception("unhandled error")
+        return jsonify(status="error", message="internal error"), 500
+
+
+def register_cli(app: Flask) -> None:
+    from cli import register
+
+    register(app)
+
+
+def _migration_lock(app: Flask):
+    """Serialise migrations between processes starting at once (gunicorn workers, two hosts)."""
+    path = os.path.join(app.instance_path, ".migrate.lock")
+    fh = open(path, "w")  # noqa: SIM115 - held until release
+    fcntl.flock(fh, fcntl.LOCK_EX)
+    return fh
+
+
+def setup_environment(app: Flask) -> None:
+    """Bring the schema to head (when AUTO_MIGRATE is on), then run every module's init_db()."""
+    from database import cache, writer
+
+    with app.app_context():
+        if app.config["AUTO_MIGRATE"]:
+            upgrade_to_head(app)
+        for name in DOMAIN_MODULES:
+            importlib.import_module(f"database.{name}").init_db()
+        cache.current().start()
+        writer.current().start()
+        from services.startup import on_start
+
+        on_start(app)
+
+
+def upgrade_to_head(app: Flask) -> None:
+    from flask_migrate import upgrade
+    from sqlalchemy import text
+
+    lock = _migration_lock(app)
+    try:
+        engine = db.engine
+        if engine.dialect.name == "postgresql":
+            # Hosts that share a PostgreSQL server do not share a lock file.
+            with engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(72150001)"))
+                try:
+                    if schema.current_revision(engine) != schema.head_revision():
+                        upgrade()
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(72150001)"))
+                    conn.commit()
+        elif schema.current_revision(engine) != schema.head_revision():
+            upgrade()
+        schema.forget(engine)
+    finally:
+        lock.close()
+
+
+def main() -> None:
+    """Serve the embedded default with gunicorn (threads), on HOST:PORT."""
+    from gunicorn.app.base import BaseApplication
+
+    application = create_app()
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{application.config['HOST']}:{application.config['PORT']}")
+            self.cfg.set("workers", application.config["WEB_WORKERS"])
+            self.cfg.set("threads", application.config["WEB_THREADS"])
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("accesslog", None)
+            self.cfg.set("graceful_timeout", 30)
+
+        def load(self):
+            return application
+
+    log.info("Algobridge on http://%s:%s", application.config["HOST"], application.config["PORT"])
+    Server().run()
+
+
+if __name__ == "__main__":
+    main()

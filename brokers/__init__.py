@@ -1,0 +1,1 @@
+"""Broker adapters behind one interface (filled by the broker-login work)."""

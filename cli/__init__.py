@@ -1,0 +1,20 @@
+"""CLI commands, one click group per domain (`flask secrets ...`, `flask symbols ...`)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from cli.secrets import secrets_cli
+
+    app.cli.add_command(secrets_cli)
+
+
+def ready(app: Flask | None = None) -> None:
+    """Run setup_environment() for a command that needs the database at head."""
+    from flask import current_app
+
+    from app import setup_environment
+
+    setup_environment(app or current_app._get_current_object())

@@ -1,0 +1,34 @@
+"""`flask secrets ...`: encryption keys of the token vault."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import AppGroup
+
+from database import Base, crypto, db, schema
+
+secrets_cli = AppGroup("secrets", help="Manage the keys that encrypt broker tokens at rest.")
+
+
+@secrets_cli.command("generate-key")
+def generate_key() -> None:
+    """Print a new Fernet key for TOKEN_ENCRYPTION_KEYS."""
+    click.echo(crypto.generate_key())
+
+
+@secrets_cli.command("rotate")
+def rotate() -> None:
+    """Re-encrypt every encrypted column with the first key of TOKEN_ENCRYPTION_KEYS.
+
+    Put a new key first (keeping the old ones after it), run this, then remove the old keys.
+    """
+    schema.require_current(db.engine)
+    try:
+        with db.engine.begin() as conn:
+            counts = crypto.rotate_all(conn, list(Base.metadata.sorted_tables))
+    except crypto.TokenDecryptionError as exc:
+        raise click.ClickException(str(exc)) from None
+    total = sum(counts.values())
+    for table, n in counts.items():
+        click.echo(f"{table}: {n} rows re-encrypted")
+    click.echo(f"done: {total} rows re-encrypted with the first key; older keys can now be removed")

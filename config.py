@@ -1,0 +1,222 @@
+"""Configuration read from the environment (and `.env` through python-dotenv), strictly parsed.
+
+Every setting is declared once in SETTINGS with its default and meaning (`.env.example` lists the
+same). A malformed value stops start-up with a `ConfigError` that names the variable.
+
+Secrets: on the embedded default (no DATABASE_URL: SQLite in the instance folder) missing secrets
+are generated once into `<instance>/secrets.json` (mode 0600) and reused. Anywhere else a missing,
+placeholder or weak secret is an error: a production deployment must bring its own.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names it."""
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    v = raw.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use one of true/false, 1/0, yes/no, on/off")
+
+
+def _parse_int(minimum: int) -> Callable[[str, str], int]:
+    def parse(name: str, raw: str) -> int:
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise ConfigError(f"{name}={value} must be at least {minimum}")
+        return value
+
+    return parse
+
+
+def _parse_str(_name: str, raw: str) -> str:
+    return raw.strip()
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | None  # None: no default (secrets, or derived at load time)
+    parse: Callable[[str, str], Any]
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("INSTANCE_PATH", None, _parse_str,
+            "folder of the embedded database, generated secrets and the log spool; default ./instance"),
+    Setting("DATABASE_URL", None, _parse_str,
+            "SQLAlchemy URL; unset = SQLite in the instance folder; postgres:// is rewritten"),
+    Setting("DB_POOL_SIZE", "5", _parse_int(1), "connections kept open (not SQLite)"),
+    Setting("DB_MAX_OVERFLOW", "10", _parse_int(0), "extra connections under load (not SQLite)"),
+    Setting("DB_POOL_TIMEOUT", "30", _parse_int(1), "seconds to wait for a pooled connection"),
+    Setting("DB_POOL_RECYCLE", "1800", _parse_int(1), "seconds after which a connection is replaced"),
+    Setting("DB_CONNECT_TIMEOUT", "5", _parse_int(1), "seconds to wait when opening a PostgreSQL connection"),
+    Setting("DB_BUSY_TIMEOUT", "30", _parse_int(1), "SQLite: seconds to wait for a lock (busy_timeout)"),
+    Setting("AUTO_MIGRATE", None, parse_bool,
+            "migrate the schema to head at start; default on for the embedded SQLite, off otherwise"),
+    Setting("SECRET_KEY", None, _parse_str, "signs sessions and CSRF tokens; at least 32 characters"),
+    Setting("API_KEY_PEPPER", None, _parse_str, "HMAC key under which API keys are hashed; at least 32 characters"),
+    Setting("TOKEN_ENCRYPTION_KEYS", None, _parse_str,
+            "comma-separated Fernet keys; the first encrypts, all decrypt (rotation)"),
+    Setting("REDIS_URL", "", _parse_str, "Redis for the shared cache, rate limits and invalidation; empty = none"),
+    Setting("CACHE_TTL", "300", _parse_int(1), "seconds an entry lives in the in-process cache"),
+    Setting("CACHE_POLL_INTERVAL", "0.25", lambda n, r: _parse_float(n, r, 0.01),
+            "seconds between checks of the database invalidation counter (without Redis)"),
+    Setting("WRITER_QUEUE_SIZE", "50000", _parse_int(100), "rows the background log writer queues before pushing back"),
+    Setting("WRITER_BATCH_SIZE", "1000", _parse_int(1), "rows per insert batch of the log writer"),
+    Setting("WRITER_SHUTDOWN_TIMEOUT", "30", _parse_int(1),
+            "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
+    Setting("LOG_LEVEL", "INFO", _parse_str, "level of the application's own log"),
+    Setting("HOST", "127.0.0.1", _parse_str, "address `python app.py` listens on"),
+    Setting("PORT", "5000", _parse_int(1), "port `python app.py` listens on"),
+    Setting("WEB_WORKERS", "1", _parse_int(1), "worker processes of `python app.py`"),
+    Setting("WEB_THREADS", "8", _parse_int(1), "threads per worker of `python app.py`"),
+)
+
+SECRET_NAMES = ("SECRET_KEY", "API_KEY_PEPPER", "TOKEN_ENCRYPTION_KEYS")
+_PLACEHOLDER_MARKERS = ("change", "placeholder", "example", "your-", "your_", "xxxx", "secret-key", "dev-key")
+MIN_SECRET_LENGTH = 32
+
+
+def _parse_float(name: str, raw: str, minimum: float) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the URLs hosting providers hand out; use psycopg 3 for PostgreSQL."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+def check_secret(name: str, value: str) -> None:
+    """Refuse placeholders and weak values; the message names the variable, never the value."""
+    lowered = value.lower()
+    if any(m in lowered for m in _PLACEHOLDER_MARKERS):
+        raise ConfigError(f"{name} is a placeholder: set a real random value")
+    if name == "TOKEN_ENCRYPTION_KEYS":
+        from database.crypto import VaultError, parse_keys
+
+        try:
+            parse_keys(value)
+        except VaultError as exc:
+            raise ConfigError(str(exc)) from None
+        return
+    if len(value) < MIN_SECRET_LENGTH or len(set(value)) < 10:
+        raise ConfigError(
+            f"{name} is too weak: use at least {MIN_SECRET_LENGTH} random characters "
+            '(python -c "import secrets; print(secrets.token_urlsafe(48))")'
+        )
+
+
+def _generated_secrets(instance_path: str) -> dict[str, str]:
+    """Secrets of the embedded default: created once, owner-only, then reused by every process."""
+    path = os.path.join(instance_path, "secrets.json")
+    os.makedirs(instance_path, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, encoding="utf-8") as fh:
+            try:
+                return json.load(fh)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"{path} is not valid JSON; fix or remove it (tokens encrypted with it are lost)"
+                ) from exc
+    values = {
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "API_KEY_PEPPER": secrets.token_urlsafe(48),
+        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode("ascii"),
+    }
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(values, fh, indent=2)
+    return values
+
+
+def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Build the Flask config dict from `environ` (default os.environ) and `overrides`.
+
+    `overrides` (used by tests and by create_app(config_overrides)) take the place of environment
+    values and are parsed the same way when given as strings.
+    """
+    env = dict(os.environ if environ is None else environ)
+    raw: dict[str, Any] = {}
+    for s in SETTINGS:
+        if overrides and s.name in overrides:
+            raw[s.name] = overrides[s.name]
+        elif env.get(s.name, "") != "":
+            raw[s.name] = env[s.name]
+        else:
+            raw[s.name] = s.default
+    cfg: dict[str, Any] = {}
+    for s in SETTINGS:
+        value = raw[s.name]
+        cfg[s.name] = s.parse(s.name, value) if isinstance(value, str) else value
+
+    embedded = not cfg["DATABASE_URL"]
+    if embedded:
+        cfg["DATABASE_URL"] = "sqlite:///" + os.path.join(instance_path, "algobridge.db")
+    cfg["DATABASE_URL"] = normalise_database_url(cfg["DATABASE_URL"])
+    cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
+    cfg["EMBEDDED_DATABASE"] = embedded
+    if cfg["AUTO_MIGRATE"] is None:
+        cfg["AUTO_MIGRATE"] = cfg["DATABASE_URL"].startswith("sqlite")
+
+    missing = [n for n in SECRET_NAMES if not cfg[n]]
+    if missing:
+        if not embedded:
+            raise ConfigError(
+                f"{', '.join(missing)} must be set when DATABASE_URL is set "
+                "(secrets are generated automatically only for the embedded SQLite default)"
+            )
+        generated = _generated_secrets(instance_path)
+        for n in missing:
+            cfg[n] = generated[n]
+    for n in SECRET_NAMES:
+        check_secret(n, cfg[n])
+
+    if overrides:
+        for k, v in overrides.items():
+            if k not in cfg:
+                cfg[k] = v
+    return cfg
+
+
+def env_example() -> str:
+    """The text of `.env.example`, generated from SETTINGS so the two cannot drift."""
+    lines = ["# Algobridge settings. Every variable, its default, and what it means.", ""]
+    for s in SETTINGS:
+        lines.append(f"# {s.help}")
+        lines.append(f"# {s.name}={s.default if s.default is not None else ''}")
+        lines.append("")
+    return "\n".join(lines)

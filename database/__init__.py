@@ -1,0 +1,141 @@
+"""The data layer: one SQLAlchemy engine per application, shared by every domain module.
+
+`db` is the only Flask-SQLAlchemy object in the process; every model derives from `Base`, whose
+metadata carries a naming convention so that every constraint has a name (Alembic batch mode on
+SQLite, and downgrades, depend on it).  Engine options come from the configuration (see
+`engine_options`); SQLite connections get WAL, synchronous=NORMAL, foreign keys and a busy timeout.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "pk": "pk_%(table_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+# The order in which setup_environment() calls each module's init_db(): settings and users first,
+# because later modules may read settings or refer to users.
+DOMAIN_MODULES = (
+    "settings_db",
+    "user_db",
+    "auth_db",
+    "symbol",
+    "token_db",
+    "strategy_db",
+    "order_db",
+    "portfolio_db",
+    "apilog_db",
+    "traffic_db",
+    "latency_db",
+    "audit_db",
+    "alert_db",
+    "systemlog_db",
+)
+
+
+def import_models() -> None:
+    """Import every domain module so that all models are registered on `Base.metadata`."""
+    import importlib
+
+    for name in DOMAIN_MODULES:
+        importlib.import_module(f"database.{name}")
+    importlib.import_module("database.cache")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def json_dumps(value: Any) -> str:
+    """JSON for JSON columns: orjson (several times faster than json on the log path), with
+    Decimals as strings so money keeps its digits."""
+    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def is_sqlite_url(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def engine_options(config: dict[str, Any]) -> dict[str, Any]:
+    """SQLAlchemy engine options from the application config.
+
+    Pool sizing does not apply to SQLite (SQLAlchemy picks its own pool for a file database and
+    rejects some of these arguments), so they are only passed for server databases.
+    """
+    options: dict[str, Any] = {"pool_pre_ping": True, "json_serializer": json_dumps}
+    if is_sqlite_url(config["SQLALCHEMY_DATABASE_URI"]):
+        options["connect_args"] = {"timeout": config["DB_BUSY_TIMEOUT"], "check_same_thread": False}
+    else:
+        options.update(
+            pool_size=config["DB_POOL_SIZE"],
+            max_overflow=config["DB_MAX_OVERFLOW"],
+            pool_timeout=config["DB_POOL_TIMEOUT"],
+            pool_recycle=config["DB_POOL_RECYCLE"],
+        )
+        if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
+            # Fail fast when the server is down instead of hanging a request on TCP.
+            options["connect_args"] = {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}
+    return options
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    # Hand transaction control to SQLAlchemy (see _sqlite_on_begin): pysqlite's own implicit
+    # BEGIN breaks SAVEPOINT and leaves SELECTs outside the transaction.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout itself comes from the driver's `timeout` connect argument (engine_options).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+@event.listens_for(Engine, "begin")
+def _sqlite_on_begin(conn: Any) -> None:
+    if conn.dialect.name != "sqlite":
+        return
+    # A unit of work that will write asks for the write lock up front (write_unit()); waiting for
+    # it at BEGIN honours busy_timeout, whereas upgrading a read snapshot to a write later fails at
+    # once with SQLITE_BUSY when another connection committed in between.
+    mode = conn.get_execution_options().get("sqlite_begin", "")
+    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+
+
+def write_unit(session: Any = None) -> None:
+    """Declare that the current unit of work will write.
+
+    Call it before the first query of a use case that reads and then writes (an order placement,
+    an import). On SQLite it opens the transaction with BEGIN IMMEDIATE; on PostgreSQL it does
+    nothing (MVCC and row locks cover it).
+    """
+    session = session or db.session()
+    if session.get_bind().dialect.name == "sqlite" and not session.in_transaction():
+        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})

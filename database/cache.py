@@ -1,0 +1,337 @@
+"""A two-level cache: an in-process TTL cache, and Redis (REDIS_URL) when configured.
+
+Entries live in namespaces ("apikeys", "symbols", ...). `invalidate()` removes an entry (or a whole
+namespace) here and in every other worker process within a second:
+  - with Redis: a pub/sub message on `algobridge:invalidate`; a process whose subscription dropped
+    clears everything when it reconnects, since it may have missed messages;
+  - without Redis: a per-namespace generation counter in `cache_generations`, which every process
+    polls (CACHE_POLL_INTERVAL); a changed generation clears that namespace there.
+`subscribe(namespace, callback)` runs `callback(key_or_None)` in every process when an invalidation
+of the namespace arrives (the token index rebuilds itself this way).
+
+Invalidate after the change is committed (pass `session=` to have it done on commit), or another
+process may reload the old value in between.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from cachetools import TTLCache
+from sqlalchemy import BigInteger, String, event, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from database import Base
+from database.types import UTCDateTime, utcnow
+
+log = logging.getLogger("algobridge.cache")
+
+CHANNEL = "algobridge:invalidate"
+_MISSING = object()
+
+
+class CacheGeneration(Base):
+    """The invalidation counter of one cache namespace (used when there is no Redis)."""
+
+    __tablename__ = "cache_generations"
+
+    namespace: Mapped[str] = mapped_column(String(64), primary_key=True)
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[Any] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class TwoLevelCache:
+    def __init__(self, engine: Engine, *, redis_url: str = "", ttl: int = 300,
+                 poll_interval: float = 0.25, maxsize: int = 10000):
+        self.engine = engine
+        self.ttl = ttl
+        self.maxsize = maxsize
+        self.poll_interval = poll_interval
+        self._local: dict[str, TTLCache] = {}
+        self._lock = threading.RLock()
+        self._subscribers: dict[str, list[Callable[[str | None], None]]] = defaultdict(list)
+        self._seen: dict[str, int] = {}
+        self._origin = uuid.uuid4().hex
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started_pid: int | None = None
+        self.stats = {"hits": 0, "misses": 0, "redis_hits": 0, "redis_misses": 0, "redis_errors": 0,
+                      "invalidations_sent": 0, "invalidations_received": 0}
+        self._redis = None
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the invalidation listener (Redis) or poller (database) of this process."""
+        import os
+
+        if self._started_pid == os.getpid() and self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._started_pid = os.getpid()
+        if self._redis is not None:
+            target, name = self._listen_redis, "algobridge-cache-redis"
+        else:
+            self._seen = self._read_generations() or {}
+            target, name = self._poll_database, "algobridge-cache-poll"
+        ready = threading.Event()
+        self._thread = threading.Thread(target=target, args=(ready,), name=name, daemon=True)
+        self._thread.start()
+        ready.wait(5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # -- reads and writes ------------------------------------------------------------------------
+    def _ns(self, namespace: str) -> TTLCache:
+        ns = self._local.get(namespace)
+        if ns is None:
+            with self._lock:
+                ns = self._local.setdefault(namespace, TTLCache(self.maxsize, self.ttl))
+        return ns
+
+    def get(self, namespace: str, key: str, default: Any = None) -> Any:
+        with self._lock:
+            value = self._ns(namespace).get(key, _MISSING)
+        if value is not _MISSING:
+            self.stats["hits"] += 1
+            return value
+        self.stats["misses"] += 1
+        if self._redis is not None:
+            try:
+                raw = self._redis.get(self._rkey(namespace, key))
+            except Exception:  # noqa: BLE001 - Redis down: behave as a miss
+                self.stats["redis_errors"] += 1
+                return default
+            if raw is not None:
+                self.stats["redis_hits"] += 1
+                value = json.loads(raw)
+                with self._lock:
+                    self._ns(namespace)[key] = value
+                return value
+            self.stats["redis_misses"] += 1
+        return default
+
+    def set(self, namespace: str, key: str, value: Any, ttl: int | None = None) -> None:
+        with self._lock:
+            self._ns(namespace)[key] = value
+        if self._redis is not None:
+            try:
+                self._redis.set(self._rkey(namespace, key), json.dumps(value, default=str), ex=ttl or self.ttl)
+            except Exception:  # noqa: BLE001
+                self.stats["redis_errors"] += 1
+
+    def get_or_load(self, namespace: str, key: str, loader: Callable[[], Any], ttl: int | None = None) -> Any:
+        value = self.get(namespace, key, _MISSING)
+        if value is _MISSING:
+            value = loader()
+            if value is not None:
+                self.set(namespace, key, value, ttl)
+        return value
+
+    def subscribe(self, namespace: str, callback: Callable[[str | None], None]) -> None:
+        with self._lock:
+            if callback not in self._subscribers[namespace]:
+                self._subscribers[namespace].append(callback)
+
+    def invalidate(self, namespace: str, key: str | None = None, *, session: Session | None = None) -> None:
+        """Drop `key` (or the whole namespace) in every process; after `session` commits, if given."""
+        if session is not None and hasattr(session, "registry"):
+            session = session()  # a scoped_session: the session of this thread
+        if session is not None and session.in_transaction():
+            event.listen(session, "after_commit", lambda _s: self.invalidate(namespace, key), once=True)
+            return
+        self._drop_local(namespace, key)
+        self.stats["invalidations_sent"] += 1
+        if self._redis is not None:
+            try:
+                if key is None:
+                    for k in self._redis.scan_iter(match=self._rkey(namespace, "*"), count=500):
+                        self._redis.delete(k)
+                else:
+                    self._redis.delete(self._rkey(namespace, key))
+                self._redis.publish(CHANNEL, json.dumps({"o": self._origin, "ns": namespace, "k": key}))
+            except Exception:  # noqa: BLE001
+                # The other processes' subscriptions are down too; they clear all on reconnect.
+                self.stats["redis_errors"] += 1
+                log.warning("cache invalidation of %s could not reach Redis", namespace)
+            return
+        gen = self._bump_generation(namespace)
+        with self._lock:
+            self._seen[namespace] = max(self._seen.get(namespace, 0), gen)
+
+    def clear(self) -> None:
+        with self._lock:
+            namespaces = list(self._local)
+            self._local.clear()
+        for ns in namespaces:
+            self._notify(ns, None)
+
+    # -- internals -------------------------------------------------------------------------------
+    @staticmethod
+    def _rkey(namespace: str, key: str) -> str:
+        return f"algobridge:cache:{namespace}:{key}"
+
+    def _drop_local(self, namespace: str, key: str | None) -> None:
+        with self._lock:
+            ns = self._local.get(namespace)
+            if ns is not None:
+                if key is None:
+                    ns.clear()
+                else:
+                    ns.pop(key, None)
+        self._notify(namespace, key)
+
+    def _notify(self, namespace: str, key: str | None) -> None:
+        for cb in list(self._subscribers.get(namespace, ())):
+            try:
+                cb(key)
+            except Exception:
+                log.exception("cache subscriber of %s failed", namespace)
+
+    def _bump_generation(self, namespace: str) -> int:
+        table = CacheGeneration.__table__
+        for _ in range(3):
+            try:
+                with self.engine.begin() as conn:
+                    gen = conn.execute(
+                        update(table).where(table.c.namespace == namespace)
+                        .values(generation=table.c.generation + 1, updated_at=utcnow())
+                        .returning(table.c.generation)
+                    ).scalar()
+                    if gen is None:
+                        conn.execute(table.insert().values(namespace=namespace, generation=1, updated_at=utcnow()))
+                        gen = 1
+                    return int(gen)
+            except IntegrityError:
+                continue  # another process inserted the row first: update it
+        raise RuntimeError(f"could not bump the cache generation of {namespace}")
+
+    def _read_generations(self) -> dict[str, int] | None:
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(select(CacheGeneration.namespace, CacheGeneration.generation)).all()
+            return {ns: int(g) for ns, g in rows}
+        except SQLAlchemyError:
+            return None
+
+    def _poll_database(self, ready: threading.Event) -> None:
+        ready.set()
+        failed = False
+        while not self._stop.wait(self.poll_interval):
+            current = self._read_generations()
+            if current is None:
+                failed = True
+                continue
+            if failed:
+                # We may have missed invalidations while the database was away.
+                failed = False
+                self.clear()
+            changed = []
+            with self._lock:
+                for ns, gen in current.items():
+                    if gen > self._seen.get(ns, 0):
+                        self._seen[ns] = gen
+                        changed.append(ns)
+            for ns in changed:
+                self.stats["invalidations_received"] += 1
+                self._drop_local(ns, None)
+
+    def _listen_redis(self, ready: threading.Event) -> None:
+        backoff = 0.1
+        first = True
+        while not self._stop.is_set():
+            try:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                pubsub.subscribe(CHANNEL)
+                if not first:
+                    self.clear()
+                first = False
+                ready.set()
+                backoff = 0.1
+                while not self._stop.is_set():
+                    msg = pubsub.get_message(timeout=0.2)
+                    if msg is None:
+                        continue
+                    data = json.loads(msg["data"])
+                    if data.get("o") == self._origin:
+                        continue
+                    self.stats["invalidations_received"] += 1
+                    self._drop_local(data["ns"], data.get("k"))
+                pubsub.close()
+            except Exception:  # noqa: BLE001 - reconnect on any failure
+                ready.set()
+                self.stats["redis_errors"] += 1
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+
+# -- the process-wide cache of the current application -------------------------------------------
+_default: TwoLevelCache | None = None
+
+
+def init_app(app: Any) -> TwoLevelCache:
+    global _default
+    from database import db
+
+    with app.app_context():
+        engine = db.engine
+    cache = TwoLevelCache(
+        engine,
+        redis_url=app.config.get("REDIS_URL", ""),
+        ttl=app.config.get("CACHE_TTL", 300),
+        poll_interval=app.config.get("CACHE_POLL_INTERVAL", 0.25),
+    )
+    app.extensions["algobridge.cache"] = cache
+    _default = cache
+    return cache
+
+
+def current() -> TwoLevelCache:
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        cache = current_app.extensions.get("algobridge.cache")
+        if cache is not None:
+            return cache
+    if _default is None:
+        raise RuntimeError("the cache is not configured: create the app first")
+    return _default
+
+
+def get(namespace: str, key: str, default: Any = None) -> Any:
+    return current().get(namespace, key, default)
+
+
+def set(namespace: str, key: str, value: Any, ttl: int | None = None) -> None:  # noqa: A001
+    current().set(namespace, key, value, ttl)
+
+
+def get_or_load(namespace: str, key: str, loader: Callable[[], Any], ttl: int | None = None) -> Any:
+    return current().get_or_load(namespace, key, loader, ttl)
+
+
+def invalidate(namespace: str, key: str | None = None, *, session: Session | None = None) -> None:
+    current().invalidate(namespace, key, session=session)
+
+
+def subscribe(namespace: str, callback: Callable[[str | None], None]) -> None:
+    current().subscribe(namespace, callback)
+
+
+def stats() -> dict[str, int]:
+    return dict(current().stats)

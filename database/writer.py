@@ -1,0 +1,377 @@
+"""The background writer for high-volume rows (API, traffic, latency and system logs).
+
+Requests hand rows to `enqueue()` and go on; one thread per process inserts them in batches on its
+own connection. The guarantees:
+  - nothing is dropped: the queue is bounded and `enqueue()` blocks when it is full (back-pressure);
+  - a database error never reaches the caller: the batch is retried with backoff until it is
+    written; a row the database refuses outright (a constraint) is set aside in a dead-letter file,
+    not lost;
+  - at shutdown the queue is flushed; rows that still cannot be written within
+    WRITER_SHUTDOWN_TIMEOUT are spooled to `<instance>/spool/` and replayed at the next start.
+"""
+
+from __future__ import annotations
+
+import atexit
+import datetime as dt
+import glob
+import json
+import logging
+import os
+import queue
+import threading
+import time
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+
+log = logging.getLogger("algobridge.writer")
+
+_STOP = object()
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return {"__dt__": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"__dec__": str(value)}
+    raise TypeError(f"cannot spool {type(value).__name__}")
+
+
+def _decode(obj: dict[str, Any]) -> Any:
+    if "__dt__" in obj and len(obj) == 1:
+        return dt.datetime.fromisoformat(obj["__dt__"])
+    if "__dec__" in obj and len(obj) == 1:
+        return Decimal(obj["__dec__"])
+    return obj
+
+
+class LogWriter:
+    def __init__(self, engine: Engine, tables: dict[str, Table], *, queue_size: int = 50000,
+                 batch_size: int = 1000, shutdown_timeout: float = 30.0, spool_dir: str | None = None):
+        self.engine = engine
+        self.tables = tables  # name -> Table, the tables this writer may write
+        self.queue_size = queue_size
+        self.batch_size = batch_size
+        self.shutdown_timeout = shutdown_timeout
+        self.spool_dir = spool_dir
+        self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Condition()
+        self._conn: Connection | None = None
+        self._statements: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
+        self._copies: dict[tuple[str, tuple[str, ...]], tuple[str, list[Any], list[Any]]] = {}
+        self._stopping = False
+        self._deadline: float | None = None
+        self.enqueued = 0
+        self.written = 0
+        self.retries = 0
+        self.batches = 0
+        self.spooled = 0
+        self.dead_lettered = 0
+        self.last_error: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            pid = os.getpid()
+            if self._pid == pid and self._thread is not None and self._thread.is_alive():
+                return
+            if self._pid is not None and self._pid != pid:
+                # A forked child: the parent's queue, lock states and connection are not ours.
+                self._queue = queue.Queue(maxsize=self.queue_size)
+                self._conn = None
+                self.enqueued = self.written = 0
+            self._pid = pid
+            self._stopping = False
+            self._deadline = None
+            self._thread = threading.Thread(target=self._run, name="algobridge-writer", daemon=True)
+            self._thread.start()
+            atexit.register(self.shutdown)
+        self._replay_spool()
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Write everything queued; spool to disk what cannot be written in time. Idempotent."""
+        thread = self._thread
+        if thread is None or not thread.is_alive() or self._pid != os.getpid():
+            return
+        self._deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
+        self._stopping = True
+        self._queue.put(_STOP)
+        thread.join()
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except SQLAlchemyError:
+                pass
+            self._conn = None
+
+    def is_writer_thread(self) -> bool:
+        return self._thread is not None and threading.get_ident() == self._thread.ident
+
+    # -- the producer side -----------------------------------------------------------------------
+    def enqueue(self, table: Any, row: dict[str, Any]) -> None:
+        """Queue one row for `table` (a Table, a model class or a table name). Blocks when full."""
+        name = table if isinstance(table, str) else getattr(table, "__tablename__", None) or table.name
+        if name not in self.tables:
+            raise ValueError(f"the writer does not write table {name!r}")
+        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+            self.start()
+        self._queue.put((name, row))
+        with self._done:
+            self.enqueued += 1
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every row queued before this call is in the database (or spooled)."""
+        with self._done:
+            target = self.enqueued
+            return self._done.wait_for(lambda: self.written + self.spooled + self.dead_lettered >= target, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        return {"queued": self._queue.qsize(), "capacity": self.queue_size, "enqueued": self.enqueued,
+                "written": self.written, "batches": self.batches, "retries": self.retries,
+                "spooled": self.spooled, "dead_lettered": self.dead_lettered, "last_error": self.last_error,
+                "alive": bool(self._thread and self._thread.is_alive())}
+
+    # -- the writer thread -----------------------------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get()
+                stop = item is _STOP
+                batch = [] if stop else [item]
+                while len(batch) < self.batch_size:
+                    try:
+                        nxt = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is _STOP:
+                        stop = True
+                        continue
+                    batch.append(nxt)
+                if batch:
+                    self._write_with_retry(batch)
+                if stop and self._queue.empty():
+                    return
+            except Exception:  # the thread must not die: log and go on
+                log.exception("log writer loop error")
+
+    def _write_with_retry(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                self._insert(batch)
+                self._done_with(len(batch))
+                return
+            except Exception as exc:  # noqa: BLE001 - never raised: refused rows set aside, the rest retried
+                self._reset_connection()
+                self.last_error = str(getattr(exc, "orig", None) or exc).splitlines()[0][:500]
+                if self._is_refusal(exc):
+                    self._write_rows_one_by_one(batch)
+                    return
+                self.retries += 1
+                if self.retries == 1 or self.retries % 50 == 0:
+                    log.warning("log writer cannot write (%s); retrying", self.last_error)
+                if self._deadline is not None and time.monotonic() > self._deadline:
+                    self._spool(batch, "writer")
+                    self._drain_to_spool()
+                    return
+                time.sleep(delay)
+                delay = min(delay * 2, 1.0)
+
+    def _write_rows_one_by_one(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        """Find the refused rows of a batch: each goes to the dead-letter file, the rest in."""
+        for i, item in enumerate(batch):
+            try:
+                self._insert([item])
+                self._done_with(1)
+            except Exception as exc:  # noqa: BLE001
+                self._reset_connection()
+                if not self._is_refusal(exc):  # the database went away meanwhile: retry the rest
+                    self._write_with_retry(batch[i:])
+                    return
+                log.error("log row refused by the database, set aside in the dead-letter file: %s",
+                          str(getattr(exc, "orig", None) or exc).splitlines()[0])
+                self._spool([item], "deadletter")
+
+    def _is_refusal(self, exc: Exception) -> bool:
+        """A constraint or data error: retrying the same row can never succeed."""
+        if isinstance(exc, IntegrityError | DataError):
+            return True
+        dbapi = self.engine.dialect.loaded_dbapi
+        return isinstance(exc, dbapi.IntegrityError | dbapi.DataError)
+
+    def _insert(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+        groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
+        for name, row in batch:
+            groups.setdefault((name, tuple(sorted(row))), []).append(row)
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        conn = self._conn
+        with conn.begin():
+            for (name, keys), rows in groups.items():
+                if conn.dialect.name == "postgresql" and len(rows) > 1:
+                    self._copy(conn, name, keys, rows)
+                else:
+                    sql, convert = self._statement(name, keys)
+                    conn.exec_driver_sql(sql, [convert(r) for r in rows])
+        self.batches += 1
+
+    def _copy(self, conn: Connection, name: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+        """PostgreSQL: COPY the batch on the writer's connection, inside its transaction."""
+        table = self.tables[name]
+        dialect = self.engine.dialect
+        cached = self._copies.get((name, keys))
+        if cached is None:
+            missing = [(c.key, c.default) for c in table.columns if c.key not in keys and c.default is not None]
+            cols = list(keys) + [k for k, _d in missing]
+            procs = [table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys]
+            sql = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
+            cached = self._copies[(name, keys)] = (sql, procs, missing)
+        sql, procs, missing = cached
+        cursor = conn.connection.driver_connection.cursor()
+        with cursor.copy(sql) as copy:
+            for row in rows:
+                values = [row[k] if p is None else p(row[k]) for k, p in zip(keys, procs, strict=True)]
+                values += [d.arg(None) if d.is_callable else d.arg for _k, d in missing]
+                copy.write_row(values)
+
+    def _statement(self, name: str, keys: tuple[str, ...]) -> tuple[str, Any]:
+        """The INSERT for these columns, compiled once, and a function turning a row into driver
+        parameters with the columns' own bind processors (types, JSON, UTC datetimes, enums).
+
+        This skips SQLAlchemy's per-row statement machinery, which costs more than the insert.
+        """
+        cached = self._statements.get((name, keys))
+        if cached is not None:
+            return cached
+        table = self.tables[name]
+        dialect = self.engine.dialect
+        missing = [c for c in table.columns if c.key not in keys and c.default is not None]
+        all_keys = list(keys) + [c.key for c in missing]
+        compiled = table.insert().compile(dialect=dialect, column_keys=all_keys)
+        order = list(compiled.positiontup) if compiled.positional else list(compiled.binds)
+        procs = []
+        for bind_name in order:
+            column = table.c[compiled.binds[bind_name].key]
+            procs.append((bind_name, column.key, column.type.dialect_impl(dialect).bind_processor(dialect)))
+        defaults = [(c.key, c.default) for c in missing]
+
+        def convert(row: dict[str, Any]) -> Any:
+            if defaults:
+                row = dict(row)
+                for key, default in defaults:
+                    row[key] = default.arg(None) if default.is_callable else default.arg
+            values = [row[key] if proc is None else proc(row[key]) for _b, key, proc in procs]
+            if compiled.positional:
+                return tuple(values)
+            return {b: v for (b, _k, _p), v in zip(procs, values, strict=True)}
+
+        self._statements[(name, keys)] = (str(compiled), convert)
+        return self._statements[(name, keys)]
+
+    def _reset_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()
+                self._conn.close()
+            except Exception:  # noqa: BLE001, S110 - a broken connection may fail to close
+                pass
+            self._conn = None
+
+    def _done_with(self, n: int) -> None:
+        with self._done:
+            self.written += n
+            self._done.notify_all()
+
+    # -- spooling --------------------------------------------------------------------------------
+    def _drain_to_spool(self) -> None:
+        rest = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is not _STOP:
+                rest.append(item)
+        if rest:
+            self._spool(rest, "writer")
+
+    def _spool(self, batch: list[tuple[str, dict[str, Any]]], kind: str) -> None:
+        if not self.spool_dir:
+            log.critical("%d log rows could not be written and no spool folder is set", len(batch))
+            return
+        os.makedirs(self.spool_dir, exist_ok=True)
+        path = os.path.join(self.spool_dir, f"{kind}-{os.getpid()}-{time.time_ns()}.jsonl")
+        with open(path, "w", encoding="utf-8") as fh:
+            for name, row in batch:
+                fh.write(json.dumps({"table": name, "row": row}, default=_encode) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        with self._done:
+            if kind == "deadletter":
+                self.dead_lettered += len(batch)
+            else:
+                self.spooled += len(batch)
+            self._done.notify_all()
+        log.warning("%d log rows spooled to %s", len(batch), path)
+
+    def _replay_spool(self) -> None:
+        """Queue the rows an earlier process spooled at shutdown; remove each file once written."""
+        if not self.spool_dir or not os.path.isdir(self.spool_dir):
+            return
+        for path in sorted(glob.glob(os.path.join(self.spool_dir, "writer-*.jsonl"))):
+            claimed = path + f".replaying-{os.getpid()}"
+            try:
+                os.rename(path, claimed)  # another process replaying the same folder skips it
+            except OSError:
+                continue
+            n = 0
+            with open(claimed, encoding="utf-8") as fh:
+                for line in fh:
+                    if line.strip():
+                        item = json.loads(line, object_hook=_decode)
+                        self.enqueue(item["table"], item["row"])
+                        n += 1
+            if self.flush(timeout=self.shutdown_timeout):
+                os.remove(claimed)
+                log.info("replayed %d spooled log rows from %s", n, os.path.basename(path))
+            else:
+                os.rename(claimed, path)
+
+
+# -- the writer of the current application -------------------------------------------------------
+WRITTEN_TABLES = ("api_logs", "traffic_logs", "order_latency", "system_logs")
+
+
+def init_app(app: Any) -> LogWriter:
+    from database import Base, db
+
+    with app.app_context():
+        engine = db.engine
+    writer = LogWriter(
+        engine,
+        {name: Base.metadata.tables[name] for name in WRITTEN_TABLES},
+        queue_size=app.config.get("WRITER_QUEUE_SIZE", 50000),
+        batch_size=app.config.get("WRITER_BATCH_SIZE", 1000),
+        shutdown_timeout=app.config.get("WRITER_SHUTDOWN_TIMEOUT", 30),
+        spool_dir=os.path.join(app.instance_path, "spool"),
+    )
+    app.extensions["algobridge.writer"] = writer
+    return writer
+
+
+def current() -> LogWriter:
+    from flask import current_app
+
+    return current_app.extensions["algobridge.writer"]
+
+
+def enqueue(table: Any, row: dict[str, Any]) -> None:
+    """Queue a log row on the current application's writer. Never raises a database error."""
+    current().enqueue(table, row)

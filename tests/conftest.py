@@ -1,0 +1,80 @@
+"""Fixtures: the same suite runs on SQLite and on PostgreSQL.
+
+`app` is parametrised over both backends. Each backend gets one application per run (PostgreSQL: a
+fresh database, dropped at the end); every table is emptied after each test. PostgreSQL is never
+skipped: if it is unreachable the tests that need it fail.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from database import Base, db, import_models
+from tests.helpers.databases import app_overrides, create_pg_database, drop_pg_database, sqlite_url
+
+BACKENDS = ["sqlite", "postgresql"]
+
+import_models()
+
+
+@pytest.fixture(scope="session")
+def pg_url():
+    url = create_pg_database()
+    yield url
+    drop_pg_database(url)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def _app_instance(backend, request, tmp_path_factory):
+    from app import create_app
+
+    instance = tmp_path_factory.mktemp(f"instance-{backend}")
+    url = sqlite_url(str(instance)) if backend == "sqlite" else request.getfixturevalue("pg_url")
+    application = create_app(app_overrides(url, str(instance)))
+    yield application
+    shutdown_app(application)
+
+
+def shutdown_app(application) -> None:
+    application.extensions["algobridge.writer"].shutdown(timeout=5)
+    application.extensions["algobridge.cache"].stop()
+    with application.app_context():
+        db.engine.dispose()
+
+
+def empty_all_tables(application) -> None:
+    with application.app_context():
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            else:
+                for name in tables:
+                    conn.execute(text(f"DELETE FROM {name}"))  # noqa: S608 - our own table names
+
+
+@pytest.fixture
+def app(_app_instance):
+    """The application of the current backend, inside an app context; emptied after the test."""
+    with _app_instance.app_context():
+        yield _app_instance
+        db.session.remove()
+    _app_instance.extensions["algobridge.writer"].flush(timeout=30)
+    empty_all_tables(_app_instance)
+    _app_instance.extensions["algobridge.cache"].clear()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()

@@ -1,0 +1,89 @@
+"""The two-level cache: TTL, hit/miss counts, and invalidation across processes within a second,
+with Redis and without it (database generation counter)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from database import cache
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_local_get_set_invalidate_and_stats(app):
+    cache.set("t", "k", {"v": 1})
+    assert cache.get("t", "k") == {"v": 1}
+    calls = []
+    cache.subscribe("t", calls.append)
+    cache.invalidate("t", "k")
+    assert cache.get("t", "k") is None
+    assert calls == ["k"]
+    stats = cache.stats()
+    assert stats["hits"] >= 1 and stats["misses"] >= 1
+
+
+def test_invalidation_waits_for_commit_when_given_a_session(app):
+    from database import db
+    from database.user_db import User
+
+    cache.set("t", "k2", 1)
+    db.session.add(User(username="z", password_hash="h"))
+    db.session.flush()
+    cache.invalidate("t", "k2", session=db.session)
+    assert cache.get("t", "k2") == 1  # not yet: the change is not committed
+    db.session.commit()
+    assert cache.get("t", "k2") is None
+
+
+CHILD = r"""
+import json, sys, time
+sys.path.insert(0, {root!r})
+from app import create_app
+from database import cache
+app = create_app(json.loads({overrides!r}))
+with app.app_context():
+    seen = []
+    cache.subscribe("shared", lambda key: seen.append(time.time()))
+    cache.set("shared", "k", "v")
+    print("ready", flush=True)
+    deadline = time.time() + 20
+    while time.time() < deadline and not seen:
+        time.sleep(0.005)
+    gone_at = seen[0] if seen else None
+    print(json.dumps({{"gone_at": gone_at, "value": cache.get("shared", "k")}}), flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("with_redis", [False, True], ids=["db-counter", "redis"])
+def test_invalidation_reaches_another_process_within_a_second(app, with_redis):
+    overrides = {"DATABASE_URL": app.config["DATABASE_URL"], "INSTANCE_PATH": app.instance_path,
+                 "SECRET_KEY": app.config["SECRET_KEY"], "API_KEY_PEPPER": app.config["API_KEY_PEPPER"],
+                 "TOKEN_ENCRYPTION_KEYS": app.config["TOKEN_ENCRYPTION_KEYS"],
+                 "REDIS_URL": "redis://127.0.0.1:6379/15" if with_redis else ""}
+    from database import db
+    from database.cache import TwoLevelCache
+
+    ours = TwoLevelCache(db.engine, redis_url=overrides["REDIS_URL"])
+    ours.start()
+    script = CHILD.format(root=ROOT, overrides=json.dumps(overrides))
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        time.sleep(0.3)  # let its listener settle
+        sent_at = time.time()
+        ours.invalidate("shared", "k")
+        result = json.loads(child.stdout.readline())
+    finally:
+        child.wait(timeout=30)
+        child.stdout.close()
+        ours.stop()
+    assert result["gone_at"] is not None, "the other process never saw the invalidation"
+    assert result["gone_at"] - sent_at < 1.0
+    assert result["value"] is None

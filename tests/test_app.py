@@ -1,0 +1,72 @@
+"""The run command on a fresh checkout: no .env, an empty instance folder, `python app.py`."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback only
+        return resp.status, resp.read()
+
+
+@pytest.mark.slow
+def test_python_app_py_serves_the_embedded_default(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "SECRET_KEY", "API_KEY",
+                                                                     "TOKEN_ENC", "REDIS_URL", "FLASK_"))}
+    env.update(INSTANCE_PATH=str(tmp_path / "instance"), PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                status, body = _get(f"http://127.0.0.1:{port}/")
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    proc.kill()
+                    pytest.fail("app.py did not serve:\n" + (proc.stdout.read() if proc.stdout else ""))
+                time.sleep(0.05)
+        assert status == 200 and b"Algobridge" in body
+        status, body = _get(f"http://127.0.0.1:{port}/health")
+        assert status == 200 and b'"status":"ok"' in body.replace(b" ", b"")
+        instance = tmp_path / "instance"
+        assert (instance / "algobridge.db").exists()
+        assert oct((instance / "secrets.json").stat().st_mode & 0o777) == "0o600"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        proc.stdout.close()
+    assert proc.returncode == 0
+
+
+def test_health_reports_each_part(client):
+    resp = client.get("/health")
+    assert resp.status_code == 200
+    checks = resp.get_json()["checks"]
+    assert checks["database"]["ok"] and checks["migrations"]["ok"]
+    assert checks["migrations"]["current"] == checks["migrations"]["head"]
+    assert set(checks) == {"database", "migrations", "redis", "writer"}
+
+
+def test_unknown_route_is_a_json_404_not_a_traceback(client):
+    resp = client.get("/no/such/page")
+    assert resp.status_code == 404
+    assert resp.get_json()["status"] == "error"
