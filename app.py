@@ -60,6 +60,8 @@ def configure_logging(app: Flask) -> None:
         raise config_module.ConfigError(f"LOG_LEVEL={app.config['LOG_LEVEL']!r} is not a logging level")
     root = logging.getLogger("algobridge")
     root.setLevel(level)
+    # urllib3 logs request URLs at DEBUG, and some broker APIs put tokens in query strings.
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
     if not any(getattr(h, "_algobridge", False) for h in root.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -69,6 +71,7 @@ def configure_logging(app: Flask) -> None:
 
 def register_extensions(app: Flask) -> None:
     from database import cache, crypto, writer
+    from extensions import csrf, limiter, login_manager
 
     import_models()
     db.init_app(app)
@@ -77,12 +80,37 @@ def register_extensions(app: Flask) -> None:
     app.extensions["algobridge.vault"] = crypto.configure(app.config["TOKEN_ENCRYPTION_KEYS"])
     cache.init_app(app)
     writer.init_app(app)
+    if app.config["TRUST_PROXY_HEADERS"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+
+BLUEPRINTS = (
+    ("blueprints.health", "health_bp"),
+    ("blueprints.auth", "auth_bp"),
+    ("blueprints.users", "users_bp"),
+    ("blueprints.apikey", "apikey_bp"),
+    ("blueprints.broker", "broker_bp"),
+)
 
 
 def register_blueprints(app: Flask) -> None:
-    from blueprints.health import health_bp
-
-    app.register_blueprint(health_bp)
+    for module_name, attr in BLUEPRINTS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a feature not built yet
+        app.register_blueprint(getattr(module, attr))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -87,6 +87,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WRITER_BATCH_SIZE", "1000", _parse_int(1), "rows per insert batch of the log writer"),
     Setting("WRITER_SHUTDOWN_TIMEOUT", "30", _parse_int(1),
             "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
+    Setting("EXCHANGE_TIMEZONE", "Asia/Kolkata", _parse_str, "time zone of the exchange (session expiry, hours)"),
+    Setting("SESSION_EXPIRY_TIME", "03:00", _parse_str,
+            "exchange time (HH:MM) at which web and broker sessions end every day"),
+    Setting("LOGIN_RATE_LIMIT", "5 per minute;25 per hour", _parse_str, "login attempts allowed per client address"),
+    Setting("TRUST_PROXY_HEADERS", "false", parse_bool, "trust X-Forwarded-For/Proto (only behind your own proxy)"),
+    Setting("ZERODHA_API_KEY", "", _parse_str, "Kite Connect app's API key"),
+    Setting("ZERODHA_API_SECRET", "", _parse_str, "Kite Connect app's API secret"),
+    Setting("REDIRECT_URL", "http://127.0.0.1:5000/zerodha/callback", _parse_str,
+            "the redirect URL registered with the broker app"),
+    Setting("ZERODHA_ROOT_URL", "https://api.kite.trade", _parse_str,
+            "Kite Connect API root (tests point it at a local fake server)"),
+    Setting("ZERODHA_LOGIN_URL", "https://kite.zerodha.com/connect/login", _parse_str,
+            "Kite Connect login page"),
     Setting("LOG_LEVEL", "INFO", _parse_str, "level of the application's own log"),
     Setting("HOST", "127.0.0.1", _parse_str, "address `python app.py` listens on"),
     Setting("PORT", "5000", _parse_int(1), "port `python app.py` listens on"),
@@ -209,7 +222,25 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
         for k, v in overrides.items():
             if k not in cfg:
                 cfg[k] = v
+    parse_hhmm("SESSION_EXPIRY_TIME", cfg["SESSION_EXPIRY_TIME"])
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(cfg["EXCHANGE_TIMEZONE"])
+    except Exception:  # noqa: BLE001 - any lookup failure means the name is wrong
+        raise ConfigError(f"EXCHANGE_TIMEZONE={cfg['EXCHANGE_TIMEZONE']!r} is not a time zone name") from None
     return cfg
+
+
+def parse_hhmm(name: str, raw: str):
+    """'03:00' -> datetime.time(3, 0); a clear error naming the variable otherwise."""
+    import datetime as dt
+
+    try:
+        hh, mm = raw.strip().split(":")
+        return dt.time(int(hh), int(mm))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a time of day (HH:MM)") from None
 
 
 def env_example() -> str:

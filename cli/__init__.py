@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from flask import Flask
 
+GROUPS = (("cli.secrets", "secrets_cli"), ("cli.users", "users_cli"), ("cli.symbols", "symbols_cli"))
+
 
 def register(app: Flask) -> None:
-    from cli.secrets import secrets_cli
+    import importlib
 
-    app.cli.add_command(secrets_cli)
+    for module_name, attr in GROUPS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # a feature not built yet
+        app.cli.add_command(getattr(module, attr))
 
 
 def ready(app: Flask | None = None) -> None:

@@ -1,0 +1,403 @@
+"""The broker interface: what every adapter implements, and the plain values that cross it.
+
+An adapter (`Broker`) knows how to log a user in at its broker and how to open a `BrokerClient` for
+an access token. Both speak only in the dataclasses below: symbols and exchanges are the broker's own
+(the service maps OpenAlgo symbols through the master contract before and after), prices are
+`Decimal`, times are timezone-aware. Adapters never read the environment and never touch the
+database: services hand them their settings and tokens, and persist what they return.
+
+Every failure that comes from the broker, or from the way to it, is raised as a `BrokerError` with the
+broker's message, the HTTP status when there was one, and a `kind` the service can act on (a "token"
+error means the stored session is dead and the user has to log in again).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
+
+# Indian exchanges keep exchange time; every naive time a broker sends is in it.
+EXCHANGE_TZ = ZoneInfo("Asia/Kolkata")
+
+# Our values, as the REST API and the database spell them (database.enums mirrors these; brokers
+# do not import the database package).
+ACTIONS = ("BUY", "SELL")
+PRICE_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
+PRODUCTS = ("MIS", "NRML", "CNC")
+ORDER_STATUSES = ("open", "complete", "cancelled", "rejected", "trigger pending")
+
+LoginKind = Literal["redirect", "form", "none"]
+OrderStatusValue = Literal["open", "complete", "cancelled", "rejected", "trigger pending"]
+
+
+class ErrorKind(enum.StrEnum):
+    """What went wrong, coarsely enough for a service to decide what to do next."""
+
+    TOKEN = "token"  # noqa: S105 - a category name: the session is expired or invalid, log in again
+    INPUT = "input"  # the broker refused the parameters
+    ORDER = "order"  # the broker refused the order (margin, holdings, state of the order, ...)
+    PERMISSION = "permission"  # the account may not do this
+    RATE_LIMIT = "rate_limit"  # too many requests; try again later
+    NETWORK = "network"  # the broker, or its exchange link, could not be reached
+    CONFIG = "config"  # the adapter is missing settings, or does not exist
+    UNSUPPORTED = "unsupported"  # this adapter does not offer the operation
+    BROKER = "broker"  # anything else the broker reported, or an answer we could not read
+
+
+class BrokerError(Exception):
+    """A failure at or on the way to the broker. `str(error)` is the broker's message."""
+
+    def __init__(self, message: str, *, status: int | None = None, kind: str = ErrorKind.BROKER):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.kind = ErrorKind(kind)
+
+    @property
+    def is_session_error(self) -> bool:
+        """True when the access token is no longer valid and the session should be marked expired."""
+        return self.kind is ErrorKind.TOKEN
+
+    def __repr__(self) -> str:
+        return f"BrokerError({self.message!r}, status={self.status!r}, kind={self.kind.value!r})"
+
+
+def to_decimal(value: Any, default: Decimal = Decimal(0)) -> Decimal:
+    """A Decimal from what a broker sends: numbers, numeric strings, None or ""."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"not a number: {value!r}")
+    try:
+        # str() first, so 0.1 becomes Decimal("0.1") rather than its binary expansion.
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not number.is_finite():
+        raise ValueError(f"not a number: {value!r}")
+    return number
+
+
+def exchange_time(value: Any) -> dt.datetime | None:
+    """An aware datetime from a broker's timestamp; naive values are taken as exchange time."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.strip())
+    if not isinstance(value, dt.datetime):
+        raise ValueError(f"not a timestamp: {value!r}")
+    if value.tzinfo is None:
+        return value.replace(tzinfo=EXCHANGE_TZ)
+    return value
+
+
+def next_daily_expiry(moment: dt.datetime, at: dt.time = dt.time(6, 0)) -> dt.datetime:
+    """The first `at` (exchange time) strictly after `moment`, e.g. when a daily broker session ends.
+
+    Indian brokers flush every session at a fixed time each morning (Kite: 06:00 IST), so a token
+    issued at 05:59 lives one minute and one issued at 06:01 lives almost a day.
+    """
+    if moment.tzinfo is None:
+        raise ValueError("moment must be timezone-aware")
+    local = moment.astimezone(EXCHANGE_TZ)
+    # Asia/Kolkata has no DST, so combining a date and a wall time is unambiguous.
+    expiry = dt.datetime.combine(local.date(), at, tzinfo=EXCHANGE_TZ)
+    if expiry <= local:
+        expiry += dt.timedelta(days=1)
+    return expiry
+
+
+# -- login -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """A broker session: what the service stores (the token encrypted) after a login."""
+
+    access_token: str = field(repr=False)
+    broker_user_id: str
+    user_name: str
+    expires_at: dt.datetime
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.access_token:
+            raise ValueError("access_token is empty")
+        if self.expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class LoginField:
+    """One field of a form login (client id, PIN, TOTP, ...)."""
+
+    name: str
+    label: str
+    kind: Literal["text", "password", "totp"] = "text"
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerProfile:
+    broker_user_id: str
+    user_name: str
+    email: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# -- orders and books ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """An order in the broker's symbol and exchange, with our codes for everything else."""
+
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    pricetype: str = "MARKET"
+    product: str = "MIS"
+    price: Decimal = Decimal(0)
+    trigger_price: Decimal = Decimal(0)
+    disclosed_quantity: int = 0
+    tag: str | None = None
+
+    def __post_init__(self) -> None:
+        # A malformed request is a bug in the caller (services validate user input first), so these
+        # are ValueErrors, not BrokerErrors.
+        set_ = object.__setattr__
+        set_(self, "action", str(self.action).upper())
+        set_(self, "pricetype", str(self.pricetype).upper())
+        set_(self, "product", str(self.product).upper())
+        set_(self, "price", to_decimal(self.price))
+        set_(self, "trigger_price", to_decimal(self.trigger_price))
+        if not self.symbol or not self.exchange:
+            raise ValueError("symbol and exchange are required")
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, not {self.action!r}")
+        if self.pricetype not in PRICE_TYPES:
+            raise ValueError(f"pricetype must be one of {PRICE_TYPES}, not {self.pricetype!r}")
+        if self.product not in PRODUCTS:
+            raise ValueError(f"product must be one of {PRODUCTS}, not {self.product!r}")
+        for name in ("quantity", "disclosed_quantity"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        if self.quantity == 0:
+            raise ValueError("quantity must be positive")
+        if self.price < 0 or self.trigger_price < 0:
+            raise ValueError("price and trigger_price must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    orderid: str
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerOrder:
+    orderid: str
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    filled_quantity: int
+    price: Decimal
+    average_price: Decimal
+    trigger_price: Decimal
+    pricetype: str
+    product: str
+    status: OrderStatusValue
+    status_message: str | None
+    timestamp: dt.datetime | None
+    broker_status: str = ""  # the broker's own status, e.g. "OPEN PENDING", for display
+    tag: str | None = None
+
+    @property
+    def pending_quantity(self) -> int:
+        return max(self.quantity - self.filled_quantity, 0) if self.status == "open" else 0
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerTrade:
+    tradeid: str
+    orderid: str
+    symbol: str
+    exchange: str
+    action: str
+    quantity: int
+    average_price: Decimal
+    product: str
+    timestamp: dt.datetime | None
+
+    @property
+    def trade_value(self) -> Decimal:
+        return self.average_price * self.quantity
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerPosition:
+    symbol: str
+    exchange: str
+    product: str
+    quantity: int  # signed net quantity: negative is short
+    average_price: Decimal
+    ltp: Decimal
+    pnl: Decimal
+    realised_pnl: Decimal = Decimal(0)
+    unrealised_pnl: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerHolding:
+    symbol: str
+    exchange: str
+    product: str
+    quantity: int
+    average_price: Decimal
+    ltp: Decimal
+    pnl: Decimal
+
+    @property
+    def invested_value(self) -> Decimal:
+        return self.average_price * self.quantity
+
+    @property
+    def current_value(self) -> Decimal:
+        return self.ltp * self.quantity
+
+    @property
+    def pnl_percent(self) -> Decimal:
+        invested = self.invested_value
+        return (self.pnl / invested * 100) if invested else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerFunds:
+    availablecash: Decimal
+    collateral: Decimal
+    m2mrealized: Decimal
+    m2munrealized: Decimal
+    utiliseddebits: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerQuote:
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    ltp: Decimal
+    ask: Decimal
+    bid: Decimal
+    prev_close: Decimal
+    volume: int
+    oi: int
+    timestamp: dt.datetime | None = None
+
+
+# -- the interface ---------------------------------------------------------------------------------
+
+
+class BrokerClient(ABC):
+    """Calls made on behalf of one logged-in session (one access token)."""
+
+    name: ClassVar[str]  # the broker's name, as its Broker's
+
+    @abstractmethod
+    def profile(self) -> BrokerProfile:
+        """The account behind the token; a cheap way to check that the session is still alive."""
+
+    @abstractmethod
+    def place_order(self, order: OrderRequest) -> OrderResult: ...
+
+    @abstractmethod
+    def modify_order(self, orderid: str, order: OrderRequest) -> OrderResult:
+        """Change quantity, price, trigger, type of an open order (symbol, side, product stay)."""
+
+    @abstractmethod
+    def cancel_order(self, orderid: str) -> OrderResult: ...
+
+    @abstractmethod
+    def order_status(self, orderid: str) -> BrokerOrder:
+        """The latest state of one order."""
+
+    @abstractmethod
+    def orderbook(self) -> list[BrokerOrder]: ...
+
+    @abstractmethod
+    def tradebook(self) -> list[BrokerTrade]: ...
+
+    @abstractmethod
+    def positions(self) -> list[BrokerPosition]: ...
+
+    @abstractmethod
+    def holdings(self) -> list[BrokerHolding]: ...
+
+    @abstractmethod
+    def funds(self) -> BrokerFunds: ...
+
+    @abstractmethod
+    def quotes(self, instruments: Iterable[tuple[str, str]]) -> dict[tuple[str, str], BrokerQuote]:
+        """Quotes keyed by the (exchange, broker symbol) pairs asked for; unknown ones are absent."""
+
+    @abstractmethod
+    def instruments(self) -> Iterator[dict[str, str]]:
+        """The broker's master contract, one dict per row, streamed rather than held in memory."""
+
+
+class Broker(ABC):
+    """A broker adapter. Instances hold settings (credentials), never a user's session."""
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    login_kind: ClassVar[LoginKind]
+    # Constructor keyword -> configuration key the service reads it from (e.g. ZERODHA_API_KEY), so a
+    # service can build any adapter, including one from another package, without knowing it.
+    config_keys: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def settings_from(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Constructor settings read from a configuration mapping (e.g. `app.config`) through
+        `config_keys`; unset or empty values are left out, so the constructor reports them."""
+        settings = {}
+        for argument, key in cls.config_keys.items():
+            value = config.get(key)
+            if value is not None and value != "":
+                settings[argument] = value
+        return settings
+
+    def login_url(self, state: str | None = None) -> str:
+        """Where to send the user to log in (redirect flow). `state` comes back in the callback."""
+        raise BrokerError(f"{self.display_name} has no login page", kind=ErrorKind.UNSUPPORTED)
+
+    def form_fields(self) -> Sequence[LoginField]:
+        """The fields a user fills in to log in (form flow)."""
+        return ()
+
+    @abstractmethod
+    def complete_login(self, callback_args: Mapping[str, str]) -> LoginResult:
+        """Finish a login: the redirect's query arguments, or the submitted form fields."""
+
+    @abstractmethod
+    def logout(self, access_token: str) -> None:
+        """Invalidate the token at the broker. A token the broker already considers dead is fine."""
+
+    @abstractmethod
+    def session(self, access_token: str) -> BrokerClient:
+        """A client for the calls made with `access_token`. Creating one makes no request."""
+
+    def close(self) -> None:
+        """Release what the adapter holds (pooled connections). The adapter is unusable after."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

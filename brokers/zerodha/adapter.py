@@ -1,0 +1,383 @@
+"""Zerodha through Kite Connect v3, with the official `kiteconnect` client.
+
+Login is Kite's redirect flow: the user signs in at Kite's login page, Kite redirects to the
+redirect URL registered for the API key (here /zerodha/callback) with a one-time `request_token`,
+and `complete_login` exchanges it (with checksum SHA-256(api_key + request_token + api_secret), which
+the client computes) for an access token. That token is valid until Kite flushes sessions at 06:00
+IST the next morning, or until it is invalidated (DELETE /session/token, see `logout`).
+
+Every call goes through one pooled HTTP session per adapter instance, so an order does not pay for a
+new TLS handshake. Neither the API secret nor any token is ever logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import http.cookiejar
+import logging
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode, urljoin
+
+import requests
+from kiteconnect import KiteConnect
+from requests.adapters import HTTPAdapter
+
+from brokers.base import (
+    Broker,
+    BrokerClient,
+    BrokerError,
+    BrokerFunds,
+    BrokerHolding,
+    BrokerOrder,
+    BrokerPosition,
+    BrokerProfile,
+    BrokerQuote,
+    BrokerTrade,
+    ErrorKind,
+    LoginResult,
+    OrderRequest,
+    OrderResult,
+    exchange_time,
+    next_daily_expiry,
+    to_decimal,
+)
+from brokers.zerodha import mapping
+from brokers.zerodha.errors import error_from_kite, kite_errors
+
+log = logging.getLogger("algobridge.broker")
+
+DEFAULT_ROOT = "https://api.kite.trade"
+DEFAULT_LOGIN_URL = "https://kite.zerodha.com/connect/login"
+KITE_VERSION = "3"
+QUOTE_BATCH = 500  # Kite's limit of instruments per /quote request
+_CSV_CHUNK = 64 * 1024
+_ORDER_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+# Kite refuses API market orders (and SL-M) without market protection; -1 asks Kite to apply its
+# automatic protection band.
+AUTO_MARKET_PROTECTION = Decimal(-1)
+
+# Session fields worth keeping beside the token. public_token, refresh_token and enctoken are
+# credentials too, and are deliberately left out.
+_LOGIN_EXTRA = (
+    "user_shortname",
+    "email",
+    "user_type",
+    "broker",
+    "exchanges",
+    "products",
+    "order_types",
+)
+
+
+def _decimal_str(value: Decimal) -> str:
+    return format(value, "f")
+
+
+def _order_id(orderid: str) -> str:
+    # The id becomes part of the URL path: refuse anything that could walk to another endpoint.
+    orderid = str(orderid).strip()
+    if not _ORDER_ID.fullmatch(orderid):
+        raise BrokerError(f"Invalid order id: {orderid[:40]!r}", status=400, kind=ErrorKind.INPUT)
+    return orderid
+
+
+def _http_session(pool_size: int) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    # One session serves every user of this adapter: never carry a cookie from one to another.
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+class ZerodhaBroker(Broker):
+    name = "zerodha"
+    display_name = "Zerodha (Kite Connect)"
+    login_kind = "redirect"
+    config_keys = {
+        "api_key": "ZERODHA_API_KEY",
+        "api_secret": "ZERODHA_API_SECRET",
+        "redirect_url": "REDIRECT_URL",
+        "root": "ZERODHA_ROOT_URL",
+        "login_url": "ZERODHA_LOGIN_URL",
+    }
+
+    def __init__(
+        self,
+        api_key: str,
+        api_secret: str,
+        redirect_url: str | None = None,
+        *,
+        root: str | None = None,
+        login_url: str | None = None,
+        timeout: float = 7.0,
+        market_protection: Decimal | int | str = AUTO_MARKET_PROTECTION,
+        pool_size: int = 16,
+    ):
+        """`redirect_url` is the one registered for the API key on Kite's developer console; Kite
+        redirects there itself, so it is kept for display and checks only. `root` and `login_url`
+        point the adapter at another Kite (a test double)."""
+        if not api_key or not api_secret:
+            raise BrokerError("Zerodha needs ZERODHA_API_KEY and ZERODHA_API_SECRET", kind=ErrorKind.CONFIG)
+        self.api_key = api_key
+        self._api_secret = api_secret
+        self.redirect_url = redirect_url
+        self.root = (root or DEFAULT_ROOT).rstrip("/")
+        self._login_url = login_url or DEFAULT_LOGIN_URL
+        self.timeout = timeout
+        self.market_protection = to_decimal(market_protection)
+        self.http = _http_session(pool_size)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def kite(self, access_token: str | None = None) -> KiteConnect:
+        """A Kite client on the adapter's shared HTTP session."""
+        kite = KiteConnect(self.api_key, access_token=access_token, root=self.root, timeout=self.timeout)
+        kite.reqsession = self.http
+        return kite
+
+    # -- login -------------------------------------------------------------------------------------
+
+    def login_url(self, state: str | None = None) -> str:
+        params = {"v": KITE_VERSION, "api_key": self.api_key}
+        if state:
+            # Kite hands redirect_params back to the redirect URL as query arguments.
+            params["redirect_params"] = urlencode({"state": state})
+        return f"{self._login_url}?{urlencode(params)}"
+
+    def complete_login(self, callback_args: Mapping[str, str]) -> LoginResult:
+        status = callback_args.get("status")
+        if status and status != "success":
+            raise BrokerError(f"Zerodha login did not succeed (status {status})", kind=ErrorKind.INPUT)
+        request_token = callback_args.get("request_token")
+        if not request_token:
+            raise BrokerError("Zerodha sent no request_token", status=400, kind=ErrorKind.INPUT)
+
+        with kite_errors("login"):
+            data = self.kite().generate_session(request_token, api_secret=self._api_secret)
+            access_token = data["access_token"]
+            user_id = str(data["user_id"])
+            user_name = data.get("user_name") or data.get("user_shortname") or user_id
+            login_time = exchange_time(data.get("login_time")) or dt.datetime.now(dt.UTC)
+
+        extra: dict[str, Any] = {key: data[key] for key in _LOGIN_EXTRA if key in data}
+        extra["login_time"] = login_time.isoformat()
+        log.info("Zerodha login completed for %s", user_id)
+        return LoginResult(
+            access_token=access_token,
+            broker_user_id=user_id,
+            user_name=user_name,
+            expires_at=next_daily_expiry(login_time),
+            extra=extra,
+        )
+
+    def logout(self, access_token: str) -> None:
+        try:
+            with kite_errors("logout"):
+                self.kite(access_token).invalidate_access_token(access_token)
+        except BrokerError as exc:
+            if exc.kind is not ErrorKind.TOKEN:
+                raise
+            # Already expired or invalidated elsewhere: the outcome the caller wanted.
+            log.info("Zerodha logout: the session had already ended")
+            return
+        log.info("Zerodha session invalidated")
+
+    def session(self, access_token: str) -> KiteClient:
+        if not access_token:
+            raise BrokerError("No Zerodha session", status=403, kind=ErrorKind.TOKEN)
+        return KiteClient(self, access_token)
+
+
+class KiteClient(BrokerClient):
+    """One Zerodha session. Cheap to create: it shares the adapter's HTTP connections."""
+
+    name = "zerodha"
+
+    def __init__(self, broker: ZerodhaBroker, access_token: str):
+        self._broker = broker
+        self._access_token = access_token
+        self._kite = broker.kite(access_token)
+
+    def __repr__(self) -> str:
+        return f"<KiteClient api_key={self._broker.api_key!r}>"
+
+    # -- account -----------------------------------------------------------------------------------
+
+    def profile(self) -> BrokerProfile:
+        with kite_errors("profile"):
+            return mapping.to_profile(self._kite.profile())
+
+    def funds(self) -> BrokerFunds:
+        with kite_errors("funds"):
+            return mapping.to_funds(self._kite.margins())
+
+    # -- orders ------------------------------------------------------------------------------------
+
+    def _price_params(self, order: OrderRequest) -> dict[str, str]:
+        params: dict[str, str] = {}
+        if order.pricetype in ("LIMIT", "SL"):
+            params["price"] = _decimal_str(order.price)
+        if order.pricetype in ("SL", "SL-M"):
+            params["trigger_price"] = _decimal_str(order.trigger_price)
+        if order.pricetype in ("MARKET", "SL-M"):
+            params["market_protection"] = _decimal_str(self._broker.market_protection)
+        if order.disclosed_quantity:
+            params["disclosed_quantity"] = str(order.disclosed_quantity)
+        return params
+
+    def place_order(self, order: OrderRequest) -> OrderResult:
+        params: dict[str, Any] = {
+            "variety": mapping.VARIETY,
+            "exchange": order.exchange,
+            "tradingsymbol": order.symbol,
+            "transaction_type": order.action,
+            "quantity": order.quantity,
+            "product": order.product,
+            "order_type": order.pricetype,
+            "validity": mapping.VALIDITY,
+            **self._price_params(order),
+        }
+        if order.tag:
+            params["tag"] = order.tag
+        with kite_errors("place order", order_call=True):
+            orderid = str(self._kite.place_order(**params))
+        log.info(
+            "Zerodha order %s placed: %s %s %s:%s %s",
+            orderid,
+            order.action,
+            order.quantity,
+            order.exchange,
+            order.symbol,
+            order.pricetype,
+        )
+        return OrderResult(orderid=orderid)
+
+    def modify_order(self, orderid: str, order: OrderRequest) -> OrderResult:
+        orderid = _order_id(orderid)
+        with kite_errors("modify order", order_call=True):
+            result = self._kite.modify_order(
+                variety=mapping.VARIETY,
+                order_id=orderid,
+                quantity=order.quantity,
+                order_type=order.pricetype,
+                validity=mapping.VALIDITY,
+                **self._price_params(order),
+            )
+        log.info("Zerodha order %s modified", orderid)
+        return OrderResult(orderid=str(result or orderid))
+
+    def cancel_order(self, orderid: str) -> OrderResult:
+        orderid = _order_id(orderid)
+        with kite_errors("cancel order", order_call=True):
+            result = self._kite.cancel_order(variety=mapping.VARIETY, order_id=orderid)
+        log.info("Zerodha order %s cancelled", orderid)
+        return OrderResult(orderid=str(result or orderid))
+
+    def order_status(self, orderid: str) -> BrokerOrder:
+        orderid = _order_id(orderid)
+        with kite_errors("order status"):
+            history = self._kite.order_history(orderid)
+            if not history:
+                raise BrokerError(f"Order {orderid} not found", status=404, kind=ErrorKind.INPUT)
+            # The history runs oldest first; the last entry is the order as it stands.
+            return mapping.to_order(history[-1])
+
+    # -- books -------------------------------------------------------------------------------------
+
+    def orderbook(self) -> list[BrokerOrder]:
+        with kite_errors("order book"):
+            return [mapping.to_order(row) for row in self._kite.orders()]
+
+    def tradebook(self) -> list[BrokerTrade]:
+        with kite_errors("trade book"):
+            return [mapping.to_trade(row) for row in self._kite.trades()]
+
+    def positions(self) -> list[BrokerPosition]:
+        with kite_errors("positions"):
+            # "net" is the current position book; "day" only today's activity.
+            return [mapping.to_position(row) for row in self._kite.positions().get("net", [])]
+
+    def holdings(self) -> list[BrokerHolding]:
+        with kite_errors("holdings"):
+            return [mapping.to_holding(row) for row in self._kite.holdings()]
+
+    # -- market data -------------------------------------------------------------------------------
+
+    def quotes(self, instruments: Iterable[tuple[str, str]]) -> dict[tuple[str, str], BrokerQuote]:
+        wanted = {f"{exchange}:{symbol}": (exchange, symbol) for exchange, symbol in instruments}
+        keys = list(wanted)
+        result: dict[tuple[str, str], BrokerQuote] = {}
+        with kite_errors("quotes"):
+            for start in range(0, len(keys), QUOTE_BATCH):
+                data = self._kite.quote(keys[start : start + QUOTE_BATCH])
+                for key, quote in data.items():
+                    if key in wanted:
+                        result[wanted[key]] = mapping.to_quote(quote)
+        return result
+
+    def instruments(self) -> Iterator[dict[str, str]]:
+        """Kite's instrument dump, row by row, as dicts of its CSV columns with string values.
+
+        The dump (gzipped CSV, tens of MB) is streamed; the kiteconnect client would load all of it.
+        The request is made here, so a dead session fails now rather than at the first row.
+        """
+        url = urljoin(self._broker.root, "/instruments")
+        headers = {
+            "X-Kite-Version": KITE_VERSION,
+            "Authorization": f"token {self._broker.api_key}:{self._access_token}",
+        }
+        with kite_errors("instruments"):
+            response = self._broker.http.get(url, headers=headers, stream=True, timeout=self._broker.timeout)
+        content_type = response.headers.get("content-type", "")
+        if response.status_code != 200 or "csv" not in content_type:
+            raise self._error_response(response, "instruments")
+        return self._csv_rows(response)
+
+    @staticmethod
+    def _error_response(response: requests.Response, operation: str) -> BrokerError:
+        try:
+            body = response.json() if "json" in response.headers.get("content-type", "") else {}
+        except ValueError:
+            body = {}
+        finally:
+            response.close()
+        if not isinstance(body, dict):
+            body = {}
+        return error_from_kite(
+            str(body.get("error_type") or "GeneralException"),
+            str(body.get("message") or f"HTTP {response.status_code}"),
+            response.status_code,
+            operation,
+        )
+
+    @staticmethod
+    def _csv_rows(response: requests.Response) -> Iterator[dict[str, str]]:
+        try:
+            response.encoding = "utf-8"
+            lines = (line for line in response.iter_lines(chunk_size=_CSV_CHUNK, decode_unicode=True) if line)
+            reader = csv.reader(lines)
+            header = [column.strip() for column in next(reader, [])]
+            if not header:
+                return
+            width = len(header)
+            for row in reader:
+                if len(row) != width:
+                    log.warning("Zerodha instruments: skipped a row of %d columns", len(row))
+                    continue
+                yield dict(zip(header, row, strict=True))
+        except requests.RequestException as exc:
+            log.warning("Zerodha instruments download broke off (%s)", type(exc).__name__)
+            raise BrokerError("The Zerodha instrument download broke off", status=503, kind=ErrorKind.NETWORK) from exc
+        finally:
+            response.close()
+
+
+BROKER_CLASS = ZerodhaBroker
