@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData, event
 from sqlalchemy.engine import Engine
@@ -122,11 +121,32 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
 def _sqlite_on_begin(conn: Any) -> None:
     if conn.dialect.name != "sqlite":
         return
-    # A unit of work that will write asks for the write lock up front (write_unit()); waiting for
-    # it at BEGIN honours busy_timeout, whereas upgrading a read snapshot to a write later fails at
-    # once with SQLITE_BUSY when another connection committed in between.
-    mode = conn.get_execution_options().get("sqlite_begin", "")
-    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+    # Only a unit that asked for it (write_unit) takes the write lock at BEGIN; the others start
+    # their transaction lazily, at their first write (_sqlite_before_execute).
+    if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_SQLITE_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _sqlite_before_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    """SQLite: open the transaction with BEGIN IMMEDIATE right before the first write.
+
+    In WAL mode a transaction that read first and writes later fails at once with SQLITE_BUSY if
+    another connection (the log writer, another thread) committed in between: its snapshot is
+    stale and busy_timeout does not apply. Starting the transaction at the first write, with the
+    write lock, makes it wait its turn instead. Reads before that run in autocommit, each on a
+    fresh snapshot; a use case that must read and write atomically calls write_unit() first.
+    """
+    if conn.dialect.name != "sqlite":
+        return
+    raw = conn.connection.driver_connection
+    if raw.in_transaction:
+        return
+    if statement.lstrip()[:9].upper().startswith(_SQLITE_WRITES):
+        raw.execute("BEGIN IMMEDIATE")
 
 
 def write_unit(session: Any = None) -> None:

@@ -78,3 +78,31 @@ def test_sqlite_savepoints_roll_back_inside_an_outer_transaction(app):
     db.session.commit()
     names = {u.username for u in db.session.scalars(db.select(User))}
     assert names == {"outer"}
+
+
+def test_read_then_write_after_another_connection_committed(app):
+    """The log writer commits all the time; a unit that read before it must still be able to write
+    (on SQLite this used to fail at once with 'database is locked': a stale WAL snapshot)."""
+    from database.apilog_db import ApiLog
+    from database.user_db import User
+
+    db.session.add(User(username="first", password_hash="x"))
+    db.session.commit()
+    assert db.session.scalar(db.select(User.username)) == "first"  # a read in the unit of work
+    with db.engine.begin() as other:  # another connection commits meanwhile
+        other.execute(ApiLog.__table__.insert().values(api_type="ping", status_code=200))
+    db.session.add(User(username="second", password_hash="x"))
+    db.session.commit()
+    assert db.session.scalar(db.select(db.func.count()).select_from(User)) == 2
+
+
+def test_write_unit_holds_the_write_lock_from_the_first_read(app, backend):
+    from database import write_unit
+    from database.user_db import User
+
+    write_unit()
+    db.session.scalar(db.select(db.func.count()).select_from(User))
+    if backend == "sqlite":
+        assert db.session.connection().connection.driver_connection.in_transaction
+    db.session.add(User(username="u", password_hash="x"))
+    db.session.commit()
