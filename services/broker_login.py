@@ -1,0 +1,256 @@
+"""Broker sessions: start a login, complete it, resume a stored one, expire, disconnect.
+
+Tokens are stored encrypted (database.auth_db.BrokerSession, EncryptedText). A session ends at the
+broker's own expiry or at SESSION_EXPIRY_TIME (exchange time), whichever comes first. The active
+session of a user is cached (namespace "broker_sessions"); disconnecting or expiring it invalidates
+that cache in every process once the change commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import threading
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import select
+
+import config as config_module
+from brokers import Broker, BrokerError, available_brokers, get_broker, get_broker_class
+from database import cache, db, write_unit
+from database.audit_db import AuditEvent
+from database.auth_db import BrokerSession
+from database.enums import BrokerSessionStatus
+from database.types import utcnow
+from database.user_db import User
+
+log = logging.getLogger("algobridge.broker")
+
+CACHE_NS = "broker_sessions"
+
+
+class BrokerLoginError(Exception):
+    """A login that cannot complete; the message says what the user should do next."""
+
+
+@dataclass(frozen=True)
+class ActiveSession:
+    """What a service needs to call the broker for a user (the token stays out of caches)."""
+
+    session_id: int
+    user_id: int
+    broker: str
+    broker_user_id: str | None
+    expires_at: dt.datetime
+
+
+# -- brokers of this application -------------------------------------------------------------------
+_instances: dict[tuple[int, str], Broker] = {}
+_lock = threading.Lock()
+
+
+def broker_choices() -> list[dict]:
+    """The brokers a user can connect, with whether each is configured."""
+    out = []
+    for name, cls in available_brokers().items():
+        settings = cls.settings_from(current_app.config)
+        configured = all(settings.get(arg) for arg in ("api_key", "api_secret") if arg in cls.config_keys)
+        out.append({"name": name, "display_name": cls.display_name, "login_kind": cls.login_kind,
+                    "configured": configured})
+    return out
+
+
+def broker(name: str) -> Broker:
+    """The adapter `name` of the current app (one instance per app: it pools its HTTP connections)."""
+    key = (id(current_app._get_current_object()), name)
+    with _lock:
+        inst = _instances.get(key)
+        if inst is None:
+            cls = get_broker_class(name)
+            inst = _instances[key] = get_broker(name, **cls.settings_from(current_app.config))
+    return inst
+
+
+def reset_brokers() -> None:
+    """Forget adapter instances (after their settings changed)."""
+    with _lock:
+        for inst in _instances.values():
+            inst.close()
+        _instances.clear()
+
+
+# -- time ------------------------------------------------------------------------------------------
+def session_deadline(now: dt.datetime) -> dt.datetime:
+    """The next daily end of sessions (SESSION_EXPIRY_TIME in the exchange's zone), in UTC."""
+    tz = ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
+    at = config_module.parse_hhmm("SESSION_EXPIRY_TIME", current_app.config["SESSION_EXPIRY_TIME"])
+    local = now.astimezone(tz)
+    candidate = dt.datetime.combine(local.date(), at, tzinfo=tz)
+    if candidate <= local:
+        candidate = dt.datetime.combine(local.date() + dt.timedelta(days=1), at, tzinfo=tz)
+    return candidate.astimezone(dt.UTC)
+
+
+# -- login -----------------------------------------------------------------------------------------
+def start_login(user: User, name: str) -> tuple[str | None, str]:
+    """Begin connecting `name` for `user`. Returns (redirect URL or None, state).
+
+    The state is a random nonce the caller keeps in the web session and compares at the callback,
+    so a callback cannot be replayed into another user's session.
+    """
+    adapter = broker(name)
+    state = secrets.token_urlsafe(24)
+    if adapter.login_kind == "redirect":
+        return adapter.login_url(state), state
+    return None, state
+
+
+def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: str | None = None) -> BrokerSession:
+    """Exchange the callback for a token and store it, replacing the user's earlier sessions with
+    this broker. Adds and flushes; the caller commits."""
+    adapter = broker(name)
+    try:
+        result = adapter.complete_login(callback_args)
+    except BrokerError as exc:
+        log.warning("broker login to %s failed for user %s: %s", name, user.id, exc.kind)
+        raise BrokerLoginError(_login_advice(name, exc)) from exc
+    now = utcnow()
+    write_unit()
+    for old in _active_rows(user.id, name):
+        old.status = BrokerSessionStatus.REVOKED
+        old.revoked_at = now
+    expires_at = min(result.expires_at, session_deadline(now)) if result.expires_at else session_deadline(now)
+    row = BrokerSession(user_id=user.id, broker=name, broker_user_id=result.broker_user_id,
+                        access_token=result.access_token, status=BrokerSessionStatus.ACTIVE,
+                        created_at=now, expires_at=expires_at, last_used_at=now)
+    db.session.add(row)
+    db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="broker.connect", target_type="broker",
+                              target_id=name, ip=ip,
+                              after={"broker_user_id": result.broker_user_id, "expires_at": expires_at.isoformat()}))
+    db.session.flush()
+    cache.invalidate(CACHE_NS, str(user.id), session=db.session)
+    return row
+
+
+def _login_advice(name: str, exc: BrokerError) -> str:
+    if exc.kind == "config":
+        return f"{name} is not configured on this server: set its API key and secret, then restart."
+    if exc.kind == "network":
+        return f"{name} could not be reached. Check the server's internet connection and try again."
+    if exc.kind in ("token", "input"):
+        return (f"{name} refused the login ({exc.message}). The login link is valid once and for a few "
+                "minutes: connect again from the Broker page.")
+    return f"{name} answered with an error ({exc.message}). Try connecting again in a minute."
+
+
+# -- reading the current session -------------------------------------------------------------------
+def _active_rows(user_id: int, name: str | None = None) -> list[BrokerSession]:
+    q = select(BrokerSession).where(BrokerSession.user_id == user_id,
+                                    BrokerSession.status == BrokerSessionStatus.ACTIVE)
+    if name is not None:
+        q = q.where(BrokerSession.broker == name)
+    return list(db.session.scalars(q.order_by(BrokerSession.id.desc())))
+
+
+def active_session(user_id: int) -> ActiveSession | None:
+    """The user's live broker session, if any (cached; never the token)."""
+    entry = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load_active(user_id))
+    if not entry:
+        return None
+    expires_at = dt.datetime.fromisoformat(entry["expires_at"])
+    if expires_at <= utcnow():
+        return None
+    return ActiveSession(entry["session_id"], user_id, entry["broker"], entry["broker_user_id"], expires_at)
+
+
+def _load_active(user_id: int) -> dict | None:
+    row = db.session.execute(
+        select(BrokerSession.id, BrokerSession.broker, BrokerSession.broker_user_id, BrokerSession.expires_at)
+        .where(BrokerSession.user_id == user_id, BrokerSession.status == BrokerSessionStatus.ACTIVE,
+               BrokerSession.expires_at > utcnow())
+        .order_by(BrokerSession.id.desc()).limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {"session_id": row.id, "broker": row.broker, "broker_user_id": row.broker_user_id,
+            "expires_at": row.expires_at.isoformat()}
+
+
+def access_token(session: ActiveSession) -> str:
+    """Decrypt the token of `session` for a broker call (never cached, never logged)."""
+    row = db.session.get(BrokerSession, session.session_id)
+    if row is None or row.status != BrokerSessionStatus.ACTIVE:
+        raise BrokerLoginError("The broker session has ended: connect the broker again.")
+    return row.access_token
+
+
+def resume(user: User, *, verify: bool = True) -> BrokerSession | None:
+    """On web login: the stored session if it is still valid, without a new broker login.
+
+    With `verify`, the broker is asked (profile) whether it still honours the token; a refused token
+    marks the session expired. Adds and flushes; the caller commits.
+    """
+    expire_due(user.id)
+    rows = _active_rows(user.id)
+    if not rows:
+        return None
+    row = rows[0]
+    if verify and row.broker != "paper":
+        try:
+            broker(row.broker).session(row.access_token).profile()
+        except BrokerError as exc:
+            if exc.is_session_error:
+                mark_expired(row, reason="refused by the broker")
+                return None
+            log.warning("could not check the %s session of user %s (%s); keeping it", row.broker, user.id, exc.kind)
+    row.last_used_at = utcnow()
+    db.session.flush()
+    return row
+
+
+def expire_due(user_id: int | None = None) -> int:
+    """Mark sessions past their expiry as expired. Adds and flushes; the caller commits."""
+    q = select(BrokerSession).where(BrokerSession.status == BrokerSessionStatus.ACTIVE,
+                                    BrokerSession.expires_at <= utcnow())
+    if user_id is not None:
+        q = q.where(BrokerSession.user_id == user_id)
+    rows = list(db.session.scalars(q))
+    for row in rows:
+        mark_expired(row, reason="reached its expiry time")
+    return len(rows)
+
+
+def mark_expired(row: BrokerSession, *, reason: str) -> None:
+    from database.alert_db import Alert
+
+    row.status = BrokerSessionStatus.EXPIRED
+    db.session.add(Alert(user_id=row.user_id, severity="warning", kind="broker_session_expired",
+                         title=f"{row.broker} session ended",
+                         message=f"The {row.broker} session {reason}. Connect the broker again to trade live."))
+    db.session.flush()
+    cache.invalidate(CACHE_NS, str(row.user_id), session=db.session)
+
+
+def disconnect(user: User, *, ip: str | None = None) -> int:
+    """Log out at the broker and revoke every active session of `user`. Returns how many.
+
+    A broker that cannot be reached does not keep the session alive here: the row is revoked
+    either way, and the failure is logged. Adds and flushes; the caller commits.
+    """
+    rows = _active_rows(user.id)
+    now = utcnow()
+    for row in rows:
+        try:
+            broker(row.broker).logout(row.access_token)
+        except BrokerError as exc:
+            log.warning("logout at %s failed for user %s (%s); revoking locally", row.broker, user.id, exc.kind)
+        row.status = BrokerSessionStatus.REVOKED
+        row.revoked_at = now
+        db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="broker.disconnect",
+                                  target_type="broker", target_id=row.broker, ip=ip))
+    db.session.flush()
+    cache.invalidate(CACHE_NS, str(user.id), session=db.session)
+    return len(rows)
