@@ -87,10 +87,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WRITER_BATCH_SIZE", "1000", _parse_int(1), "rows per insert batch of the log writer"),
     Setting("WRITER_SHUTDOWN_TIMEOUT", "30", _parse_int(1),
             "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
+    Setting("SAMPLE_CONTRACT", None, parse_bool,
+            "load the offline sample master contract when none is loaded; default on for the embedded SQLite"),
     Setting("EXCHANGE_TIMEZONE", "Asia/Kolkata", _parse_str, "time zone of the exchange (session expiry, hours)"),
     Setting("SESSION_EXPIRY_TIME", "03:00", _parse_str,
             "exchange time (HH:MM) at which web and broker sessions end every day"),
     Setting("LOGIN_RATE_LIMIT", "5 per minute;25 per hour", _parse_str, "login attempts allowed per client address"),
+    Setting("API_RATE_LIMIT", "50 per second", _parse_str, "REST API calls per key and client address"),
+    Setting("ORDER_RATE_LIMIT", "10 per second", _parse_str, "order calls per key and client address"),
+    Setting("SMART_ORDER_RATE_LIMIT", "2 per second", _parse_str, "smart order calls per key and client address"),
+    Setting("WEBHOOK_RATE_LIMIT", "100 per minute", _parse_str, "webhook calls per webhook id and client address"),
+    Setting("ANALYZE_STARTING_FUNDS", "10000000", _parse_int(0), "virtual funds of a new analyze-mode account"),
+    Setting("MIS_LEVERAGE", "5", _parse_int(1), "analyze mode: intraday (MIS) leverage; margin = value / leverage"),
+    Setting("NRML_LEVERAGE", "1", _parse_int(1), "analyze mode: NRML leverage (F&O margin approximation)"),
+    Setting("MIS_SQUAREOFF_TIME", "15:15", _parse_str, "exchange time at which analyze-mode MIS positions are closed"),
     Setting("TRUST_PROXY_HEADERS", "false", parse_bool, "trust X-Forwarded-For/Proto (only behind your own proxy)"),
     Setting("ZERODHA_API_KEY", "", _parse_str, "Kite Connect app's API key"),
     Setting("ZERODHA_API_SECRET", "", _parse_str, "Kite Connect app's API secret"),
@@ -202,6 +212,8 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
     cfg["DATABASE_URL"] = normalise_database_url(cfg["DATABASE_URL"])
     cfg["SQLALCHEMY_DATABASE_URI"] = cfg["DATABASE_URL"]
     cfg["EMBEDDED_DATABASE"] = embedded
+    if cfg["SAMPLE_CONTRACT"] is None:
+        cfg["SAMPLE_CONTRACT"] = embedded
     if cfg["AUTO_MIGRATE"] is None:
         cfg["AUTO_MIGRATE"] = cfg["DATABASE_URL"].startswith("sqlite")
 
@@ -223,6 +235,7 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
             if k not in cfg:
                 cfg[k] = v
     parse_hhmm("SESSION_EXPIRY_TIME", cfg["SESSION_EXPIRY_TIME"])
+    parse_hhmm("MIS_SQUAREOFF_TIME", cfg["MIS_SQUAREOFF_TIME"])
     try:
         from zoneinfo import ZoneInfo
 

@@ -175,8 +175,10 @@ class TwoLevelCache:
             self._seen[namespace] = max(self._seen.get(namespace, 0), gen)
 
     def clear(self) -> None:
+        """Drop every local entry and tell every subscriber (used when invalidations may have
+        been missed: a dropped Redis subscription, an unreachable database)."""
         with self._lock:
-            namespaces = list(self._local)
+            namespaces = {*self._local, *self._subscribers}
             self._local.clear()
         for ns in namespaces:
             self._notify(ns, None)

@@ -1,5 +1,604 @@
-"""The fast symbol/token lookups over database.symbol (filled by the symbol-master work)."""
+"""Fast symbol and token lookups, and symbol search, over the master contract (`sym_tokens`).
+
+This module owns an in-memory index of the contract, per application (app.extensions), built in one
+piece from one SELECT and swapped in as a single reference: a lookup or a search holds one index for
+its whole run, so it answers either from the previous contract or from the new one, never a mix, and
+never from a half-built index. `init_db()` warms it and subscribes to the "symbols" cache namespace;
+an invalidation (services.master_contract after an import, from any process) marks it stale, and the
+next lookup rebuilds it off to the side while concurrent lookups keep answering from the old one.
+
+Lookups are dictionary reads (`get_token`, `get_symbol`, `get_br_symbol`, `get_oa_symbol`,
+`get_brexchange`, `get_symbol_info` and their `*_bulk` variants). `search()` matches every word of
+the query against symbol, broker symbol, name (and its words), token and strike, ranked exact >
+prefix > substring, then by instrument (index, equity, future, option), exchange and nearest expiry.
+
+Code that writes `sym_tokens` other than through services.master_contract calls `invalidate()`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import gc
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from database import db
+
+log = logging.getLogger("algobridge.symbols")
+
+EXTENSION_KEY = "algobridge.token_db"
+NAMESPACE = "symbols"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+# Rank of instrument types and exchanges among results of equal match quality.
+_TYPE_RANK = {"INDEX": 0, "EQ": 1, "FUT": 2, "CE": 3, "PE": 3}
+_EXCHANGE_RANK = {"NSE_INDEX": 0, "NSE": 1, "BSE_INDEX": 2, "BSE": 3, "NFO": 4, "BFO": 5, "MCX": 6, "CDS": 7,
+                  "BCD": 8, "NCDEX": 9}
+# Match tiers: exact on symbol/broker symbol/token, exact on name/strike, then the same for prefix,
+# then substring anywhere.
+EXACT, EXACT_WEAK, PREFIX, PREFIX_WEAK, SUBSTRING = range(5)
+SCAN_BUDGET = 500
+_SEP = "\x1f"  # between the fields of one record's haystack; never in a query word
+_REC = "\x1e"  # between records in an exchange's haystack string
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolInfo:
+    symbol: str
+    brsymbol: str
+    name: str | None
+    exchange: str
+    brexchange: str
+    token: str
+    expiry: dt.date | None
+    strike: Decimal | None
+    lotsize: int
+    instrumenttype: str
+    tick_size: Decimal
+
+    def to_dict(self) -> dict[str, Any]:
+        """The API.md `search` / `symbol` shape (OpenAlgo's): expiry DD-MMM-YY, numbers as JSON numbers."""
+        e = self.expiry
+        return {
+            "symbol": self.symbol,
+            "brsymbol": self.brsymbol,
+            "name": self.name or "",
+            "exchange": self.exchange,
+            "brexchange": self.brexchange,
+            "token": self.token,
+            "expiry": f"{e.day:02d}-{_MONTHS[e.month - 1]}-{e.year % 100:02d}" if e else "",
+            "strike": float(self.strike) if self.strike is not None else 0.0,
+            "lotsize": self.lotsize,
+            "instrumenttype": self.instrumenttype,
+            "tick_size": float(self.tick_size),
+        }
+
+
+def _strike_text(strike: Decimal) -> str:
+    if strike == strike.to_integral_value():
+        return str(int(strike))
+    return format(strike.normalize(), "f")
+
+
+def _add(table: dict[str, Any], term: str, rid: int) -> None:
+    # Postings are an int for a term of one record (most symbols and tokens), else a list of rids
+    # in rank order: 150,000 one-element lists would cost tens of megabytes.
+    cur = table.get(term)
+    if cur is None:
+        table[term] = rid
+    elif isinstance(cur, int):
+        if cur != rid:
+            table[term] = [cur, rid]
+    elif cur[-1] != rid:
+        cur.append(rid)
+
+
+def _postings(table: dict[str, Any], term: str) -> Any:
+    cur = table.get(term)
+    if cur is None:
+        return ()
+    return (cur,) if isinstance(cur, int) else cur
+
+
+def _is_number(word: str) -> bool:
+    return word.replace(".", "", 1).isdigit()
+
+
+class _ExchangeSearch:
+    """The search structures of one exchange's records (rids in rank order).
+
+    exact / exact_weak: term -> postings, for symbol, broker symbol, token (strong) and name, name
+    words, strike (weak). by_len / by_len_weak: the same terms, sorted, bucketed by length, so that a
+    prefix is found by bisection and its shortest completions come first. text: the symbols and
+    names of the exchange's records joined in rank order, for the substring tier (str.find runs in C).
+    """
+
+    __slots__ = ("exact", "exact_weak", "by_len", "by_len_weak", "text", "starts", "rids")
+
+    def __init__(self, index: SymbolIndex, rids: list[int]) -> None:
+        exact: dict[str, Any] = {}
+        weak: dict[str, Any] = {}
+        hay = index.hay
+        scan: list[str] = []
+        recs = index.records
+        for rid in rids:
+            r = recs[rid]
+            name = (r.name or "").upper()
+            strike = _strike_text(r.strike) if r.strike is not None else ""
+            sym, brs = r.symbol.upper(), r.brsymbol.upper()
+            _add(exact, sym, rid)
+            _add(exact, brs, rid)
+            _add(exact, r.token, rid)
+            if name:
+                _add(weak, name, rid)
+                if " " in name:
+                    for word in name.split():
+                        _add(weak, word, rid)
+            if strike:
+                _add(weak, strike, rid)
+            # Fields and name words between separators, so that "is this word a whole field" is
+            # one substring test too (see SymbolIndex.search).
+            hay[rid] = f"{_SEP}{sym}{_SEP}{brs}{_SEP}{name.replace(' ', _SEP)}{_SEP}{r.token}{_SEP}{strike}{_SEP}"
+            # The substring tier scans symbols, and names that the symbol does not already spell
+            # (a derivative's name is its underlying, the start of its symbol).
+            scan.append(sym if not name or sym.startswith(name.replace(" ", "")) else f"{sym}{_SEP}{name}")
+        self.exact = exact
+        self.exact_weak = weak
+        self.by_len = _by_length(exact)
+        self.by_len_weak = _by_length(weak)
+        self.rids = rids
+        starts, pos = [], 0
+        for s in scan:
+            starts.append(pos)
+            pos += len(s) + 1
+        self.starts = starts
+        self.text = _REC.join(scan)
+
+    def estimate(self, word: str) -> int:
+        """How many records an exact or prefix match of `word` could yield (an upper bound, cheap)."""
+        n = len(_postings(self.exact, word)) + len(_postings(self.exact_weak, word))
+        hi = word + "\uffff"
+        for table in (self.by_len, self.by_len_weak):
+            for length, terms in table.items():
+                if length > len(word):
+                    n += bisect.bisect_left(terms, hi) - bisect.bisect_left(terms, word)
+        return n
+
+    def indexed(self, primary: str, accept: Any) -> None:
+        """Feed exact then prefix matches of `primary` to `accept(rid, tier, sub)` until it says stop."""
+        for tier, table in ((EXACT, self.exact), (EXACT_WEAK, self.exact_weak)):
+            for rid in _postings(table, primary):
+                if accept(rid, tier, 0):
+                    return
+        # Prefix: shortest completions first (INFY before INFY24APR...), alphabetical within a length.
+        hi = primary + "\uffff"
+        tiers = ((PREFIX, self.by_len, self.exact), (PREFIX_WEAK, self.by_len_weak, self.exact_weak))
+        for tier, by_len, table in tiers:
+            for length in sorted(by_len):
+                if length <= len(primary):
+                    continue
+                terms = by_len[length]
+                i = bisect.bisect_left(terms, primary)
+                j = bisect.bisect_left(terms, hi, i)
+                for term in terms[i:j]:
+                    for rid in _postings(table, term):
+                        if accept(rid, tier, length):
+                            return
+
+    def substring(self, primary: str, accept: Any) -> None:
+        text, starts, rids = self.text, self.starts, self.rids
+        pos = text.find(primary)
+        last = len(starts) - 1
+        while pos >= 0:
+            k = bisect.bisect_right(starts, pos) - 1
+            if accept(rids[k], SUBSTRING, 0) or k >= last:
+                return
+            pos = text.find(primary, starts[k + 1])
+
+
+def _by_length(terms: dict[str, Any]) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
+    for term in terms:
+        out.setdefault(len(term), []).append(term)
+    for lst in out.values():
+        lst.sort()
+    return out
+
+
+class SymbolIndex:
+    """An immutable snapshot of the contract: lookup maps and per-exchange search structures."""
+
+    def __init__(self, records: list[SymbolInfo], generation: int = 0) -> None:
+        records.sort(key=_rank_key)
+        self.records = records
+        self.generation = generation
+        self.built_at = time.time()
+        # exchange -> key -> record. Nested dicts rather than (exchange, key) tuples: a tuple per
+        # key per map would be most of the index's memory.
+        self.by_symbol: dict[str, dict[str, SymbolInfo]] = {}
+        self.by_brsymbol: dict[str, dict[str, SymbolInfo]] = {}
+        self.by_token: dict[str, dict[str, SymbolInfo]] = {}
+        per_exchange: dict[str, list[int]] = {}
+        for rid, r in enumerate(records):
+            ex = r.exchange
+            self.by_symbol.setdefault(ex, {})[r.symbol] = r
+            per_exchange.setdefault(ex, []).append(rid)
+        # Broker symbol and token are keyed by our exchange and by the broker's, so adapters can
+        # map back whichever they hold; where both name one map (NSE for NSE), it is one dict, and
+        # our exchange wins a collision.
+        for attr, maps in (("brsymbol", self.by_brsymbol), ("token", self.by_token)):
+            for r in records:
+                maps.setdefault(r.brexchange, {}).setdefault(getattr(r, attr), r)
+            for r in records:
+                maps.setdefault(r.exchange, {})[getattr(r, attr)] = r
+        self.hay: list[str] = [""] * len(records)
+        self.exchanges = {ex: _ExchangeSearch(self, rids) for ex, rids in per_exchange.items()}
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def search(self, query: str, exchange: str | None = None, limit: int = DEFAULT_LIMIT) -> list[SymbolInfo]:
+        words = list(dict.fromkeys(query.upper().split()))
+        if not words or limit <= 0:
+            return []
+        if exchange is not None:
+            scopes = [self.exchanges[exchange]] if exchange in self.exchanges else []
+        else:
+            scopes = list(self.exchanges.values())
+        hits: list[tuple[int, int, int]] = []
+        seen: set[int] = set()
+        hay = self.hay
+
+        plans = []
+        for scope in scopes:
+            # Drive the search with the most selective word the indexes know; the others filter
+            # its candidates (a substring test on each record). Only when no word is known does a
+            # scan drive. A number that is not a token or strike here rules the exchange out.
+            est = {w: scope.estimate(w) for w in words}
+            unknown = [w for w in words if not est[w]]
+            if any(_is_number(w) for w in unknown):
+                continue
+            known = [w for w in words if est[w]]
+            if known:
+                primary = min(known, key=lambda w: (est[w], -len(w)))
+            else:
+                primary = max(unknown, key=len)
+            plans.append((scope, primary, [w for w in words if w != primary]))
+
+        for scope, primary, others in plans:
+            found = 0
+
+            def accept(rid: int, tier: int, sub: int, others: list[str] = others) -> bool:
+                nonlocal found
+                if rid in seen:
+                    return False
+                seen.add(rid)
+                if others:
+                    h = hay[rid]
+                    for w in others:
+                        if w not in h:
+                            return False
+                    # Among equals, records where the other words are whole fields ("NIFTY" the
+                    # name) come before those where they are fragments ("NIFTY" in BANKNIFTY).
+                    sub += 1000 * sum(1 for w in others if f"{_SEP}{w}{_SEP}" not in h)
+                hits.append((tier, sub, rid))
+                found += 1
+                return found >= limit
+
+            scope.indexed(primary, accept)
+
+        # The substring tier can only add results ranked below every indexed one, so it runs only
+        # when those did not fill the page, and not when the word named a symbol or token exactly, or
+        # when several words already matched through the indexes (the user knows what they want;
+        # fragments of other symbols would be noise). Numbers match tokens and strikes exactly or by prefix;
+        # a digit run inside a symbol is a date or strike fragment, not worth a scan.
+        exact_hit = any(tier == EXACT for tier, _, _ in hits)
+        if len(words) == 1:
+            scan = len(hits) < limit and not exact_hit
+        else:
+            scan = not hits  # several words that the indexes matched: fragments elsewhere are noise
+        if scan:
+            wanted = limit - len(hits)
+            # The scan is driven by the longest word (the rarest, as a rule), the others filter.
+            scan_word = max((w for w in words if not _is_number(w)), key=len, default=None)
+            scan_others = [w for w in words if w != scan_word]
+            # A multi-word scan is bounded: it examines at most SCAN_BUDGET candidates of the scan
+            # word ("NIFTY 11350 CE" would otherwise test every NIFTY contract), so the lowest tier
+            # may be incomplete for such queries; the indexed tiers above never are.
+            budget = SCAN_BUDGET
+            for scope, _primary, _others in plans:
+                if scan_word is None or budget <= 0:
+                    break
+                others = scan_others
+                sub_found = 0
+
+                def accept_sub(rid: int, tier: int, sub: int, others: list[str] = others) -> bool:
+                    nonlocal sub_found, budget
+                    if rid in seen:
+                        return False
+                    seen.add(rid)
+                    if others:
+                        budget -= 1
+                        if budget <= 0:
+                            return True
+                        h = hay[rid]
+                        for w in others:
+                            if w not in h:
+                                return False
+                    hits.append((tier, sub, rid))
+                    sub_found += 1
+                    return sub_found >= wanted
+
+                scope.substring(scan_word, accept_sub)
+        hits.sort()
+        recs = self.records
+        return [recs[rid] for _, _, rid in hits[:limit]]
+
+
+def build_index(records: list[SymbolInfo], generation: int = 0) -> SymbolIndex:
+    """Build an index with the cyclic garbage collector paused: the build allocates about a million
+    acyclic objects, and letting the collector walk them repeatedly triples the build time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return SymbolIndex(records, generation)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _rank_key(r: SymbolInfo) -> tuple[Any, ...]:
+    return (
+        _TYPE_RANK.get(r.instrumenttype, 9),
+        _EXCHANGE_RANK.get(r.exchange, 99),
+        r.expiry or dt.date.min,
+        r.name or "",
+        r.strike if r.strike is not None else Decimal(0),
+        r.symbol,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _load_records() -> list[SymbolInfo]:
+    """All rows of sym_tokens in one SELECT (one snapshot), through the driver for speed."""
+    dates: dict[Any, dt.date | None] = {None: None}
+    decimals: dict[Any, Decimal | None] = {None: None}
+    out: list[SymbolInfo] = []
+    sql = ("SELECT symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, "
+           "instrumenttype, tick_size FROM sym_tokens")
+    with db.engine.connect() as conn:
+        rows = conn.exec_driver_sql(sql).fetchall()
+    for sym, brs, name, ex, brex, tok, exp, strike, lot, itype, tick in rows:
+        try:
+            d = dates[exp]
+        except KeyError:
+            d = dates[exp] = exp if isinstance(exp, dt.date) else dt.date.fromisoformat(str(exp)[:10])
+        try:
+            s = decimals[strike]
+        except KeyError:
+            s = decimals[strike] = _decimal(strike)
+        try:
+            t = decimals[tick]
+        except KeyError:
+            t = decimals[tick] = _decimal(tick)
+        out.append(SymbolInfo(sym, brs, name, ex, brex, str(tok), d, s, int(lot or 1), itype,
+                              t if t is not None else Decimal("0.05")))
+    return out
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    if isinstance(value, Decimal):
+        return value.normalize() if value == value.to_integral_value() else value
+    # SQLite hands NUMERIC back as int or float; repr() of a float is its shortest exact text.
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+class _State:
+    """The index of one application, and what it takes to rebuild it safely."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.index: SymbolIndex | None = None
+        self.generation = 0  # bumped by every invalidation
+        self.lock = threading.Lock()
+
+    def invalidate(self, _key: str | None = None) -> None:
+        # Lazy: the next lookup rebuilds while the others keep answering from the old snapshot.
+        # No background thread: it would outlive its app (tests, shutdown) holding a connection.
+        self.generation += 1
+
+    def current(self) -> SymbolIndex:
+        index = self.index
+        if index is not None and index.generation == self.generation:
+            return index
+        if index is None:
+            with self.lock:  # first build: everyone waits for it
+                if self.index is None:
+                    self.rebuild(locked=True)
+                return self.index  # type: ignore[return-value]
+        # Stale: one caller rebuilds, the rest keep using the old snapshot meanwhile.
+        if self.lock.acquire(blocking=False):
+            try:
+                if self.index is not None and self.index.generation != self.generation:
+                    self.rebuild(locked=True)
+            finally:
+                self.lock.release()
+        return self.index  # type: ignore[return-value]
+
+    def rebuild(self, locked: bool = False) -> SymbolIndex:
+        if not locked:
+            with self.lock:
+                return self.rebuild(locked=True)
+        generation = self.generation
+        if self.index is not None and self.index.generation == generation:
+            return self.index
+        t0 = time.perf_counter()
+        _touch_namespace()
+        index = build_index(_load_records(), generation)
+        self.index = index  # the swap: one reference assignment
+        log.info("symbol index: %d symbols in %.2f s", len(index), time.perf_counter() - t0)
+        return index
+
+
+def _touch_namespace() -> None:
+    # The cache notifies subscribers of namespaces it holds locally (e.g. on clear()); reading a key
+    # makes "symbols" one of them.
+    try:
+        from database import cache
+
+        cache.get(NAMESPACE, "index")
+    except Exception:  # noqa: S110 - no cache configured (bare scripts, benchmarks): nothing to touch
+        pass
+
+
+_states_lock = threading.Lock()
+
+
+def _state(app: Any = None) -> _State:
+    if app is None:
+        from flask import current_app
+
+        app = current_app._get_current_object()
+    state = app.extensions.get(EXTENSION_KEY)
+    if state is None:
+        with _states_lock:
+            state = app.extensions.get(EXTENSION_KEY)
+            if state is None:
+                state = app.extensions[EXTENSION_KEY] = _State(app)
+                try:
+                    from database import cache
+
+                    cache.current().subscribe(NAMESPACE, state.invalidate)
+                except Exception:  # noqa: BLE001 - no cache: invalidation reaches this process only
+                    log.debug("symbol index without cache subscription")
+    return state
 
 
 def init_db() -> None:
-    return None
+    """Warm the index of the current application and subscribe it to "symbols" invalidations."""
+    _state().rebuild()
+
+
+def index() -> SymbolIndex:
+    """The current index snapshot (hold it to answer several questions from one contract)."""
+    return _state().current()
+
+
+def invalidate() -> None:
+    """Mark this process's index stale (the cache's invalidation does it in every process)."""
+    _state().invalidate()
+
+
+def reload() -> SymbolIndex:
+    """Rebuild now, synchronously (tests, CLI)."""
+    state = _state()
+    index = state.index
+    if index is not None and index.generation == state.generation:
+        state.generation += 1  # not stale yet: force one; if stale, the pending rebuild is this one
+    return state.rebuild()
+
+
+# --------------------------------------------------------------------------------------------
+# Lookups. `exchange` is our exchange (NSE, NFO, NSE_INDEX, ...); for broker symbols and tokens the
+# broker's exchange is accepted as well.
+
+
+def _get(maps: dict[str, dict[str, SymbolInfo]], exchange: str, key: str) -> SymbolInfo | None:
+    inner = maps.get(str(exchange).upper())
+    if inner is None:
+        return None
+    info = inner.get(key)
+    if info is None and not key.isupper():
+        info = inner.get(key.upper())
+    return info
+
+
+def get_symbol_info(symbol: str, exchange: str) -> SymbolInfo | None:
+    return _get(index().by_symbol, exchange, symbol)
+
+
+def get_token(symbol: str, exchange: str) -> str | None:
+    info = get_symbol_info(symbol, exchange)
+    return info.token if info else None
+
+
+def get_br_symbol(symbol: str, exchange: str) -> str | None:
+    info = get_symbol_info(symbol, exchange)
+    return info.brsymbol if info else None
+
+
+def get_brexchange(symbol: str, exchange: str) -> str | None:
+    info = get_symbol_info(symbol, exchange)
+    return info.brexchange if info else None
+
+
+def get_symbol(token: str, exchange: str) -> str | None:
+    """Our symbol for a broker token."""
+    info = _get(index().by_token, exchange, str(token))
+    return info.symbol if info else None
+
+
+def get_oa_symbol(brsymbol: str, exchange: str) -> str | None:
+    """Our symbol for a broker symbol."""
+    info = _get(index().by_brsymbol, exchange, brsymbol)
+    return info.symbol if info else None
+
+
+def get_symbol_info_by_token(token: str, exchange: str) -> SymbolInfo | None:
+    return _get(index().by_token, exchange, str(token))
+
+
+def get_symbol_info_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SymbolInfo | None]:
+    """{(symbol, exchange): info or None}, all from one index snapshot."""
+    by_symbol = index().by_symbol
+    return {(s, e): _get(by_symbol, e, s) for s, e in pairs}
+
+
+def get_tokens_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    return {k: (v.token if v else None) for k, v in get_symbol_info_bulk(pairs).items()}
+
+
+def get_br_symbols_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    return {k: (v.brsymbol if v else None) for k, v in get_symbol_info_bulk(pairs).items()}
+
+
+def get_symbols_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """{(token, exchange): our symbol or None}."""
+    by_token = index().by_token
+    out = {}
+    for token, exchange in pairs:
+        info = _get(by_token, exchange, str(token))
+        out[(token, exchange)] = info.symbol if info else None
+    return out
+
+
+def get_oa_symbols_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+    """{(brsymbol, exchange): our symbol or None}."""
+    by_br = index().by_brsymbol
+    out = {}
+    for brsymbol, exchange in pairs:
+        info = _get(by_br, exchange, brsymbol)
+        out[(brsymbol, exchange)] = info.symbol if info else None
+    return out
+
+
+def search(query: str, exchange: str | None = None, limit: int = DEFAULT_LIMIT) -> list[SymbolInfo]:
+    """Symbols matching every word of `query`, best first, at most `limit` (capped at MAX_LIMIT)."""
+    return index().search(query, str(exchange).upper() if exchange else None, min(max(limit, 0), MAX_LIMIT))
+
+
+def count() -> int:
+    return len(index())

@@ -6,5 +6,9 @@ from flask import Flask
 
 
 def on_start(app: Flask) -> None:
-    """Nothing yet beyond the data layer's own init_db(); later features hook in here."""
-    return None
+    """On a fresh install, load the offline sample contract so that symbol search and
+    analyze-mode orders work before any broker is connected (SAMPLE_CONTRACT)."""
+    if app.config["SAMPLE_CONTRACT"]:
+        from services.master_contract import ensure_sample_contract
+
+        ensure_sample_contract()

@@ -1,0 +1,616 @@
+"""Master contract import: broker rows -> OpenAlgo symbols -> `sym_tokens`, replaced atomically.
+
+This module owns
+- the mapping of a broker's instrument rows to OpenAlgo symbols (API.md, Symbols); Zerodha's
+  instruments CSV columns are the input format (`map_zerodha_row`), shared by the broker adapter's
+  `instruments()` iterator and by a file import, so both paths run the same code;
+- the atomic replace: the old contract is deleted and the new one loaded in ONE transaction
+  (PostgreSQL: DELETE + COPY, SQLite: DELETE + executemany under BEGIN IMMEDIATE). Readers keep
+  seeing the previous contract until the commit (MVCC on PostgreSQL, WAL snapshots on SQLite), and a
+  failure anywhere rolls the whole unit back, leaving the previous contract in place;
+- the import status row (`master_contract_status`) that the dashboard polls, and the in-process
+  progress of a running import;
+- the embedded default: `ensure_sample_contract()` loads the generated sample contract when the
+  table is empty, so search and analyze-mode orders work offline on a fresh install.
+
+After a successful import it invalidates the "symbols" cache namespace, which makes every process's
+token_db index rebuild from the new contract.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from database import db
+from database.enums import Exchange, ImportState, InstrumentType
+from database.symbol import MasterContractStatus, SymToken
+from database.types import utcnow
+
+log = logging.getLogger("algobridge.symbols")
+
+# The columns written by a load, in COPY / INSERT order. `id` is left to the database.
+COLUMNS = (
+    "symbol",
+    "brsymbol",
+    "name",
+    "exchange",
+    "brexchange",
+    "token",
+    "expiry",
+    "strike",
+    "lotsize",
+    "instrumenttype",
+    "tick_size",
+)
+
+ZERODHA_COLUMNS = (
+    "instrument_token",
+    "exchange_token",
+    "tradingsymbol",
+    "name",
+    "last_price",
+    "expiry",
+    "strike",
+    "tick_size",
+    "lot_size",
+    "instrument_type",
+    "segment",
+    "exchange",
+)
+
+# Zerodha's index tradingsymbols whose OpenAlgo names are not the tradingsymbol without spaces.
+INDEX_NAMES = {
+    "NIFTY 50": "NIFTY",
+    "NIFTY BANK": "BANKNIFTY",
+    "NIFTY FIN SERVICE": "FINNIFTY",
+    "NIFTY MID SELECT": "MIDCPNIFTY",
+    "NIFTY NEXT 50": "NIFTYNXT50",
+    "INDIA VIX": "INDIAVIX",
+    "SENSEX": "SENSEX",
+    "BANKEX": "BANKEX",
+    "SNSX50": "SENSEX50",
+    "SENSEX50": "SENSEX50",
+}
+
+# Zerodha exchange -> OpenAlgo exchange for tradable instruments. NCO is Zerodha's NCDEX code.
+EXCHANGES = {
+    "NSE": Exchange.NSE,
+    "BSE": Exchange.BSE,
+    "NFO": Exchange.NFO,
+    "BFO": Exchange.BFO,
+    "CDS": Exchange.CDS,
+    "BCD": Exchange.BCD,
+    "MCX": Exchange.MCX,
+    "NCO": Exchange.NCDEX,
+    "NCDEX": Exchange.NCDEX,
+}
+INDEX_EXCHANGES = {"NSE": Exchange.NSE_INDEX, "BSE": Exchange.BSE_INDEX}
+
+# Equity series suffixes that Zerodha appends to the tradingsymbol; OpenAlgo's equity symbol is the
+# base symbol. Other suffixes (bonds, gold bonds, SME) name different instruments and are kept.
+EQUITY_SUFFIXES = ("-EQ", "-BE")
+
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+DEFAULT_TICK = Decimal("0.05")
+
+# Progress is published every this many rows (status row on PostgreSQL, memory everywhere).
+PROGRESS_EVERY = 10_000
+
+
+class ContractImportError(RuntimeError):
+    """An import that could not run or failed; the previous contract is still in place."""
+
+
+class ImportBusyError(ContractImportError):
+    """Another import for the same broker is running."""
+
+
+# A mapped row: the values of COLUMNS, in order, with Python types (date, Decimal, str enums).
+MappedRow = tuple[str, str, str | None, str, str, str, dt.date | None, Decimal | None, int, str, Decimal]
+
+
+class Skip(Exception):  # noqa: N818 - control flow, not an error the caller sees
+    """A row that cannot be mapped; the message is the reason, counted in the import report."""
+
+
+@dataclass
+class ImportResult:
+    broker: str
+    source: str
+    rows_total: int = 0
+    rows_mapped: int = 0
+    rows_skipped: int = 0
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped_by_reason.items()))
+        return (
+            f"{self.rows_mapped} symbols imported, {self.rows_skipped} rows skipped"
+            + (f" ({reasons})" if reasons else "")
+            + f" in {self.seconds:.2f} s"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Mapping
+
+
+def format_strike(strike: Decimal) -> str:
+    """Strike as OpenAlgo writes it in a symbol: 20800 (not 20800.0), 292.5, 83.25."""
+    if strike == strike.to_integral_value():
+        return str(int(strike))
+    return format(strike.normalize(), "f")
+
+
+def format_expiry(expiry: dt.date) -> str:
+    """DDMMMYY, e.g. 28MAR24."""
+    return f"{expiry.day:02d}{MONTHS[expiry.month - 1]}{expiry.year % 100:02d}"
+
+
+def index_symbol(tradingsymbol: str) -> str:
+    return INDEX_NAMES.get(tradingsymbol.strip().upper()) or tradingsymbol.replace(" ", "").upper()
+
+
+class _Mapper:
+    """Maps Zerodha rows. Memoizes the parse of values that repeat across rows (expiry dates,
+    strikes, tick and lot sizes): a contract has ~100 distinct expiries and a few thousand strikes
+    over 150,000 rows, and parsing them once is what keeps the import near the raw load speed."""
+
+    def __init__(self) -> None:
+        self._dates: dict[str, dt.date | None] = {"": None}
+        self._decimals: dict[str, Decimal] = {}
+        self._ints: dict[str, int] = {}
+
+    def date(self, value: str) -> dt.date | None:
+        try:
+            return self._dates[value]
+        except KeyError:
+            pass
+        try:
+            parsed = dt.date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            raise Skip("bad expiry") from None
+        self._dates[value] = parsed
+        return parsed
+
+    def decimal(self, value: str, what: str) -> Decimal:
+        try:
+            return self._decimals[value]
+        except KeyError:
+            pass
+        try:
+            parsed = Decimal(value.strip() or "0")
+        except InvalidOperation:
+            raise Skip(f"bad {what}") from None
+        if not parsed.is_finite():
+            raise Skip(f"bad {what}")
+        self._decimals[value] = parsed
+        return parsed
+
+    def integer(self, value: str) -> int:
+        try:
+            return self._ints[value]
+        except KeyError:
+            pass
+        try:
+            parsed = int(Decimal(value.strip() or "1"))
+        except (InvalidOperation, ValueError):
+            raise Skip("bad lot_size") from None
+        self._ints[value] = parsed
+        return parsed
+
+    def map(self, row: Mapping[str, Any]) -> MappedRow:
+        get = row.get
+        tradingsymbol = _s(get("tradingsymbol"))
+        token = _s(get("instrument_token"))
+        brexchange = _s(get("exchange")).upper()
+        if not tradingsymbol or not token:
+            raise Skip("missing tradingsymbol or token")
+        segment = _s(get("segment")).upper()
+        itype = _s(get("instrument_type")).upper()
+        name = _s(get("name")) or None
+        tick = self.decimal(_s(get("tick_size")), "tick_size") or DEFAULT_TICK
+        lot = self.integer(_s(get("lot_size")))
+        lot = lot if lot > 0 else 1
+
+        if segment == "INDICES":
+            exchange = INDEX_EXCHANGES.get(brexchange)
+            if exchange is None:
+                raise Skip("index on unknown exchange")
+            symbol = index_symbol(tradingsymbol)
+            return (symbol, tradingsymbol, name, exchange.value, brexchange, token, None, None, lot,
+                    InstrumentType.INDEX.value, tick)
+
+        exchange = EXCHANGES.get(brexchange)
+        if exchange is None:
+            raise Skip(f"unknown exchange {brexchange or '(empty)'}")
+
+        if itype == "EQ":
+            symbol = tradingsymbol
+            for suffix in EQUITY_SUFFIXES:
+                if symbol.endswith(suffix):
+                    symbol = symbol[: -len(suffix)]
+                    break
+            return (symbol, tradingsymbol, name, exchange.value, brexchange, token, None, None, lot,
+                    InstrumentType.EQ.value, tick)
+
+        if itype not in ("FUT", "CE", "PE"):
+            raise Skip(f"unknown instrument_type {itype or '(empty)'}")
+        # Derivatives are named by their underlying (Zerodha's `name`), never by the tradingsymbol,
+        # whose weekly/monthly formats differ.
+        if not name:
+            raise Skip("derivative without underlying name")
+        expiry = self.date(_s(get("expiry")))
+        if expiry is None:
+            raise Skip("derivative without expiry")
+        base = name.replace(" ", "").upper()
+        if itype == "FUT":
+            symbol = f"{base}{format_expiry(expiry)}FUT"
+            return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, None, lot,
+                    InstrumentType.FUT.value, tick)
+        strike = self.decimal(_s(get("strike")), "strike")
+        if strike <= 0:
+            raise Skip("option without strike")
+        symbol = f"{base}{format_expiry(expiry)}{format_strike(strike)}{itype}"
+        return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, strike, lot, itype, tick)
+
+
+def _s(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def map_zerodha_row(row: Mapping[str, Any]) -> MappedRow:
+    """Map one Zerodha instruments row to a `sym_tokens` row (values in COLUMNS order).
+
+    Raises `Skip` with the reason when the row cannot be mapped.
+    """
+    return _Mapper().map(row)
+
+
+def map_rows(rows: Iterable[Mapping[str, Any]], on_row: Callable[[int], None] | None = None,
+             ) -> tuple[list[MappedRow], Counter[str], int]:
+    """Map every row; returns (mapped rows, skipped reasons, rows read).
+
+    A later row whose (exchange, symbol) was already mapped is skipped as a duplicate: the table
+    has a unique key on it, and the first row the broker lists wins.
+    """
+    mapper = _Mapper()
+    mapped: list[MappedRow] = []
+    skipped: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    n = 0
+    for n, row in enumerate(rows, 1):  # noqa: B007 - n is the count afterwards
+        try:
+            out = mapper.map(row)
+        except Skip as exc:
+            skipped[str(exc)] += 1
+        else:
+            key = (out[3], out[0])
+            if key in seen:
+                skipped["duplicate symbol"] += 1
+            else:
+                seen.add(key)
+                mapped.append(out)
+        if on_row is not None and n % PROGRESS_EVERY == 0:
+            on_row(n)
+    return mapped, skipped, n
+
+
+def read_zerodha_csv(fileobj: Iterable[str]) -> Iterator[dict[str, str]]:
+    """Rows of a Zerodha instruments CSV (as the adapter's instruments() yields them)."""
+    reader = csv.DictReader(fileobj)
+    missing = [c for c in ("instrument_token", "tradingsymbol", "exchange") if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ContractImportError(f"not a Zerodha instruments CSV: missing columns {', '.join(missing)}")
+    return iter(reader)
+
+
+def write_zerodha_csv(rows: Iterable[Mapping[str, Any]], fileobj: io.TextIOBase | Any) -> int:
+    writer = csv.DictWriter(fileobj, fieldnames=ZERODHA_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    n = 0
+    for n, row in enumerate(rows, 1):  # noqa: B007
+        writer.writerow(row)
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# Progress and status
+
+_progress: dict[str, dict[str, Any]] = {}
+_progress_lock = threading.Lock()
+
+
+def _set_progress(broker: str, **values: Any) -> None:
+    with _progress_lock:
+        _progress.setdefault(broker, {}).update(values)
+
+
+def get_status(broker: str = "zerodha") -> dict[str, Any]:
+    """The import status for the dashboard: state, rows_done, rows_total, rows_skipped, source,
+    error, started_at, finished_at, updated_at (datetimes as aware UTC).
+
+    The status row is the shared truth; while an import runs in this process its live progress
+    overrides the row (on SQLite the row cannot be updated mid-import: the import holds the only
+    write lock).
+    """
+    row = db.session.execute(select(MasterContractStatus).where(MasterContractStatus.broker == broker)).scalar()
+    status: dict[str, Any] = {
+        "broker": broker,
+        "state": ImportState.IDLE.value,
+        "rows_done": 0,
+        "rows_total": 0,
+        "rows_skipped": 0,
+        "source": None,
+        "error": None,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": None,
+    }
+    if row is not None:
+        status.update(
+            state=row.state.value,
+            rows_done=row.rows_done,
+            rows_total=row.rows_total,
+            rows_skipped=row.rows_skipped,
+            source=row.source,
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            updated_at=row.updated_at,
+        )
+    with _progress_lock:
+        live = dict(_progress.get(broker, {}))
+    if live.get("state") == ImportState.RUNNING.value:
+        status.update(live)
+    return status
+
+
+def symbol_count() -> int:
+    return db.session.execute(select(func.count()).select_from(SymToken)).scalar_one()
+
+
+def _write_status(broker: str, **values: Any) -> None:
+    """Write the status row in its own short transaction, on its own connection, so that it is
+    visible to pollers at once and is never part of (or rolled back with) the import's unit."""
+    values["updated_at"] = utcnow()
+    table = MasterContractStatus.__table__
+    with db.engine.begin() as conn:
+        updated = conn.execute(table.update().where(table.c.broker == broker).values(**values)).rowcount
+        if not updated:
+            conn.execute(table.insert().values(broker=broker, **values))
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+
+
+def import_rows(
+    rows: Iterable[Mapping[str, Any]],
+    broker: str = "zerodha",
+    source: str = "broker",
+    *,
+    rows_total: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+    rebuild_index: bool = True,
+    _fail_after: int | None = None,
+) -> ImportResult:
+    """Import a master contract from broker rows (Zerodha columns) and replace `sym_tokens` atomically.
+
+    `rows` is any iterable of row dicts: the adapter's `instruments()` or `read_zerodha_csv(f)`.
+    `progress(done, total)` is called as rows are mapped and loaded (CLI progress bar).
+    `rebuild_index=False` leaves this process's index to rebuild on its next lookup, like the
+    other processes' (the benchmark times the two apart).
+    Raises ImportBusyError when an import for `broker` is already running (unless `force`), and
+    ContractImportError when the import fails; in both cases the previous contract stays in place.
+
+    The unit of work is this function: it commits (or rolls back) itself, so call it with no other
+    pending changes in `db.session`. `_fail_after` is a test hook that fails the load after that
+    many rows have been written, inside the transaction.
+    """
+    if not force:
+        current = get_status(broker)
+        started = current.get("started_at")
+        # A "running" row older than an hour is a crashed import, not a live one.
+        if (
+            current["state"] == ImportState.RUNNING.value
+            and started is not None
+            and utcnow() - started < dt.timedelta(hours=1)
+        ):
+            raise ImportBusyError(f"an import for {broker} is already running (started {started:%H:%M:%S} UTC)")
+    db.session.rollback()  # start the unit clean; the caller has no pending work here (see above)
+
+    t0 = time.perf_counter()
+    started_at = utcnow()
+    result = ImportResult(broker=broker, source=source)
+    total_hint = rows_total or 0
+    _set_progress(broker, state=ImportState.RUNNING.value, rows_done=0, rows_total=total_hint, rows_skipped=0,
+                  source=source, error=None, started_at=started_at, finished_at=None, updated_at=started_at)
+    _write_status(broker, state=ImportState.RUNNING, rows_done=0, rows_total=total_hint, rows_skipped=0,
+                  source=source[:255], error=None, started_at=started_at, finished_at=None)
+
+    def report(done: int, total: int) -> None:
+        _set_progress(broker, rows_done=done, rows_total=total, updated_at=utcnow())
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        # Mapping runs before the transaction opens: a malformed file fails here without ever
+        # taking the write lock, and the load below is as short as it can be.
+        mapped, skipped, read = map_rows(rows, on_row=lambda n: report(n, max(total_hint, n)))
+        result.rows_total = read
+        result.rows_mapped = len(mapped)
+        result.rows_skipped = sum(skipped.values())
+        result.skipped_by_reason = dict(skipped)
+        if not mapped:
+            raise ContractImportError(f"no row of {read} could be mapped; the previous contract is kept")
+        report(read, read)
+        _load(mapped, broker, report, _fail_after)
+        finished_at = utcnow()
+        # The final status rides in the same transaction as the data: both appear together.
+        status = MasterContractStatus.__table__
+        conn = db.session.connection()
+        values = dict(state=ImportState.DONE, rows_done=len(mapped), rows_total=read, rows_skipped=result.rows_skipped,
+                      source=source[:255], error=None, started_at=started_at, finished_at=finished_at,
+                      updated_at=finished_at)
+        if not conn.execute(status.update().where(status.c.broker == broker).values(**values)).rowcount:
+            conn.execute(status.insert().values(broker=broker, **values))
+        db.session.commit()
+    except BaseException as exc:
+        db.session.rollback()
+        message = str(exc) or type(exc).__name__
+        log.error("master contract import for %s from %s failed: %s", broker, source, message)
+        _set_progress(broker, state=ImportState.FAILED.value, error=message, finished_at=utcnow())
+        try:
+            _write_status(broker, state=ImportState.FAILED, error=message[:2000], finished_at=utcnow(),
+                          rows_skipped=result.rows_skipped)
+        except Exception:  # the original failure is the one worth raising
+            log.exception("could not record the failed import status for %s", broker)
+        if isinstance(exc, ContractImportError):
+            raise
+        if isinstance(exc, Exception):
+            raise ContractImportError(f"import failed, the previous contract is kept: {message}") from exc
+        raise
+    result.seconds = time.perf_counter() - t0
+    _set_progress(broker, state=ImportState.DONE.value, rows_done=len(mapped), finished_at=utcnow())
+    log.info("master contract for %s from %s: %s", broker, source, result.summary())
+    invalidate_symbols(rebuild=rebuild_index)
+    return result
+
+
+def import_file(path: str, broker: str = "zerodha", **kwargs: Any) -> ImportResult:
+    """Import a broker instruments CSV file (Zerodha format)."""
+    if broker != "zerodha":
+        raise ContractImportError(f"file import supports the zerodha CSV format, not {broker!r}")
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        lines = f.read().splitlines()
+    # Reading the file whole gives the progress bar its total; 150,000 rows are ~15 MB.
+    total = max(len(lines) - 1, 0)
+    return import_rows(read_zerodha_csv(lines), broker=broker, source=path, rows_total=total, **kwargs)
+
+
+def import_from_broker(adapter: Any, broker: str | None = None, **kwargs: Any) -> ImportResult:
+    """Import the master contract from a broker adapter's `instruments()` iterator."""
+    name = broker or getattr(adapter, "name", None) or "zerodha"
+    return import_rows(adapter.instruments(), broker=name, source=f"{name} instruments()", **kwargs)
+
+
+def _load(mapped: list[MappedRow], broker: str, report: Callable[[int, int], None], fail_after: int | None) -> None:
+    session = db.session()  # the Session itself (write_unit needs in_transaction())
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        _load_postgresql(session, mapped, report, fail_after)
+    elif dialect == "sqlite":
+        _load_sqlite(session, mapped, report, fail_after)
+    else:  # pragma: no cover - the supported databases are the two above
+        raise ContractImportError(f"unsupported database {dialect}")
+
+
+def _load_postgresql(session: Any, mapped: list[MappedRow], report: Callable[[int, int], None],
+                     fail_after: int | None) -> None:
+    conn = session.connection()
+    # One import at a time across processes; the lock is released at commit or rollback.
+    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('algobridge.sym_tokens'))"))
+    # DELETE, not TRUNCATE: TRUNCATE takes an ACCESS EXCLUSIVE lock that would block every reader
+    # until commit, whereas under MVCC readers keep seeing the old rows.
+    conn.execute(text("DELETE FROM sym_tokens"))
+    raw = conn.connection.driver_connection
+    total = len(mapped)
+    with raw.cursor() as cur, cur.copy(f"COPY sym_tokens ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        write = copy.write_row
+        for i, row in enumerate(mapped, 1):
+            write(row)
+            if i % PROGRESS_EVERY == 0:
+                report(i, total)
+                if fail_after is not None and i >= fail_after:
+                    raise ContractImportError(f"injected failure after {i} rows")
+    report(total, total)
+
+
+def _load_sqlite(session: Any, mapped: list[MappedRow], report: Callable[[int, int], None],
+                 fail_after: int | None) -> None:
+    from database import write_unit
+
+    write_unit(session)
+    conn = session.connection()
+    conn.execute(text("DELETE FROM sym_tokens"))
+    raw = conn.connection.driver_connection
+    sql = f"INSERT INTO sym_tokens ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
+    total = len(mapped)
+    cur = raw.cursor()
+    try:
+        for start in range(0, total, PROGRESS_EVERY):
+            chunk = mapped[start : start + PROGRESS_EVERY]
+            cur.executemany(sql, [_sqlite_values(r) for r in chunk])
+            done = start + len(chunk)
+            report(done, total)
+            if fail_after is not None and done >= fail_after:
+                raise ContractImportError(f"injected failure after {done} rows")
+    finally:
+        cur.close()
+
+
+def _sqlite_values(r: MappedRow) -> tuple[Any, ...]:
+    # sqlite3 has no adapters for date/Decimal; store them as SQLAlchemy's Date and Numeric do
+    # (ISO text, and a number in the NUMERIC-affinity column).
+    e = r[6]
+    s = r[7]
+    return (r[0], r[1], r[2], r[3], r[4], r[5], e.isoformat() if e is not None else None,
+            float(s) if s is not None else None, r[8], r[9], float(r[10]))
+
+
+def invalidate_symbols(rebuild: bool = True) -> None:
+    """Tell every process that the contract changed: their token_db indexes go stale and rebuild on
+    their next lookup. This process rebuilds now, so the importer's next lookup is fast."""
+    from database import cache, token_db
+
+    token_db.invalidate()
+    try:
+        cache.invalidate("symbols")
+    except Exception:  # the contract is committed; other processes catch up on the next invalidation
+        log.exception("could not broadcast the symbols invalidation")
+    if not rebuild:
+        return
+    try:
+        token_db.reload()
+    except Exception:  # the import itself succeeded; the next lookup retries the rebuild
+        log.exception("rebuilding the symbol index after the import failed")
+
+
+# --------------------------------------------------------------------------------------------
+# The embedded default
+
+SAMPLE_ROWS = 20_000
+
+
+def ensure_sample_contract(rows: int = SAMPLE_ROWS) -> ImportResult | None:
+    """Load the generated sample contract when `sym_tokens` is empty; otherwise do nothing.
+
+    Idempotent: a second call (or a second worker racing the first) finds rows and returns None.
+    """
+    from services import sample_contract
+
+    if symbol_count():
+        db.session.rollback()
+        return None
+    db.session.rollback()
+    try:
+        return import_rows(sample_contract.generate(rows), broker="sample", source="embedded sample contract")
+    except ImportBusyError:
+        return None

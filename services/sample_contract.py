@@ -1,0 +1,412 @@
+"""A realistic, generated master contract in Zerodha's instruments format (no network needed).
+
+This module owns the sample contract used by the embedded default (a fresh install can search
+symbols and place analyze-mode orders offline), by tests and by benchmarks: NSE/BSE equities with
+real company names, NSE/BSE indices, index and stock futures, weekly and monthly option chains
+around a spot price, MCX commodity and CDS currency futures. Rows are dicts with Zerodha's CSV
+columns, as strings, exactly what the broker adapter's `instruments()` and the CSV reader yield.
+
+Generation is deterministic for a given (rows, today). `today` defaults to the current date so that
+the embedded contract has live expiries. `base_price()` gives the spot the chains are built around;
+the quote simulator starts its random walks there.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+
+# (symbol, company name, approximate price, F&O lot size; 0 = no derivatives)
+STOCKS: tuple[tuple[str, str, float, int], ...] = (
+    ("RELIANCE", "RELIANCE INDUSTRIES", 2900, 250),
+    ("TCS", "TATA CONSULTANCY SERV", 3900, 175),
+    ("HDFCBANK", "HDFC BANK", 1550, 550),
+    ("INFY", "INFOSYS", 1500, 400),
+    ("ICICIBANK", "ICICI BANK", 1100, 700),
+    ("HINDUNILVR", "HINDUSTAN UNILEVER", 2300, 300),
+    ("ITC", "ITC", 430, 1600),
+    ("SBIN", "STATE BANK OF INDIA", 760, 1500),
+    ("BHARTIARTL", "BHARTI AIRTEL", 1200, 950),
+    ("KOTAKBANK", "KOTAK MAHINDRA BANK", 1750, 400),
+    ("LT", "LARSEN & TOUBRO", 3600, 150),
+    ("AXISBANK", "AXIS BANK", 1050, 625),
+    ("ASIANPAINT", "ASIAN PAINTS", 2850, 200),
+    ("MARUTI", "MARUTI SUZUKI INDIA", 12500, 50),
+    ("SUNPHARMA", "SUN PHARMACEUTICAL IND", 1600, 350),
+    ("TITAN", "TITAN COMPANY", 3700, 175),
+    ("BAJFINANCE", "BAJAJ FINANCE", 6900, 125),
+    ("ULTRACEMCO", "ULTRATECH CEMENT", 9800, 100),
+    ("NESTLEIND", "NESTLE INDIA", 2500, 400),
+    ("WIPRO", "WIPRO", 480, 1500),
+    ("HCLTECH", "HCL TECHNOLOGIES", 1450, 700),
+    ("TECHM", "TECH MAHINDRA", 1250, 600),
+    ("POWERGRID", "POWER GRID CORP", 290, 3600),
+    ("NTPC", "NTPC", 350, 3000),
+    ("ONGC", "OIL AND NATURAL GAS CORP", 270, 3850),
+    ("TATAMOTORS", "TATA MOTORS", 990, 1425),
+    ("TATASTEEL", "TATA STEEL", 155, 5500),
+    ("JSWSTEEL", "JSW STEEL", 830, 675),
+    ("HINDALCO", "HINDALCO INDUSTRIES", 600, 1400),
+    ("COALINDIA", "COAL INDIA", 450, 2100),
+    ("ADANIENT", "ADANI ENTERPRISES", 3100, 300),
+    ("ADANIPORTS", "ADANI PORTS AND SEZ", 1300, 800),
+    ("BAJAJFINSV", "BAJAJ FINSERV", 1600, 500),
+    ("BAJAJ-AUTO", "BAJAJ AUTO", 8800, 75),
+    ("M&M", "MAHINDRA & MAHINDRA", 1950, 350),
+    ("EICHERMOT", "EICHER MOTORS", 3900, 175),
+    ("HEROMOTOCO", "HERO MOTOCORP", 4500, 150),
+    ("DRREDDY", "DR. REDDY'S LABORATORIES", 6200, 125),
+    ("CIPLA", "CIPLA", 1450, 650),
+    ("DIVISLAB", "DIVI'S LABORATORIES", 3700, 200),
+    ("APOLLOHOSP", "APOLLO HOSPITALS ENTER", 6200, 125),
+    ("BRITANNIA", "BRITANNIA INDUSTRIES", 4900, 200),
+    ("TATACONSUM", "TATA CONSUMER PRODUCTS", 1100, 900),
+    ("GRASIM", "GRASIM INDUSTRIES", 2250, 475),
+    ("INDUSINDBK", "INDUSIND BANK", 1500, 500),
+    ("SBILIFE", "SBI LIFE INSURANCE CO", 1450, 750),
+    ("HDFCLIFE", "HDFC LIFE INS CO", 580, 1100),
+    ("BPCL", "BHARAT PETROLEUM CORP", 600, 1800),
+    ("SHRIRAMFIN", "SHRIRAM FINANCE", 2400, 300),
+    ("LTIM", "LTIMINDTREE", 4900, 150),
+    ("BANKBARODA", "BANK OF BARODA", 265, 2925),
+    ("PNB", "PUNJAB NATIONAL BANK", 125, 8000),
+    ("CANBK", "CANARA BANK", 580, 2700),
+    ("FEDERALBNK", "FEDERAL BANK", 155, 5000),
+    ("IDFCFIRSTB", "IDFC FIRST BANK", 80, 15000),
+    ("AUBANK", "AU SMALL FINANCE BANK", 600, 1000),
+    ("BANDHANBNK", "BANDHAN BANK", 185, 2500),
+    ("VEDL", "VEDANTA", 292.5, 2000),
+    ("SAIL", "STEEL AUTHORITY OF INDIA", 140, 8000),
+    ("NMDC", "NMDC", 205, 4500),
+    ("GAIL", "GAIL (INDIA)", 180, 4575),
+    ("IOC", "INDIAN OIL CORP", 170, 4875),
+    ("TATAPOWER", "TATA POWER CO", 400, 1350),
+    ("DLF", "DLF", 880, 825),
+    ("GODREJPROP", "GODREJ PROPERTIES", 2500, 325),
+    ("PIDILITIND", "PIDILITE INDUSTRIES", 3000, 250),
+    ("DABUR", "DABUR INDIA", 520, 1250),
+    ("MARICO", "MARICO", 520, 1200),
+    ("COLPAL", "COLGATE PALMOLIVE", 2700, 350),
+    ("HAVELLS", "HAVELLS INDIA", 1500, 500),
+    ("VOLTAS", "VOLTAS", 1200, 600),
+    ("SIEMENS", "SIEMENS", 5300, 150),
+    ("ABB", "ABB INDIA", 6500, 125),
+    ("BEL", "BHARAT ELECTRONICS", 210, 5700),
+    ("HAL", "HINDUSTAN AERONAUTICS", 3500, 300),
+    ("IRCTC", "INDIAN RAIL TOUR CORP", 950, 875),
+    ("ZOMATO", "ZOMATO", 180, 4500),
+    ("PAYTM", "ONE 97 COMMUNICATIONS", 400, 0),
+    ("NYKAA", "FSN E COMMERCE VENTURES", 165, 0),
+    ("DMART", "AVENUE SUPERMARTS", 4600, 0),
+    ("LICI", "LIFE INSURA CORP OF INDIA", 950, 0),
+    ("ADANIGREEN", "ADANI GREEN ENERGY", 1800, 0),
+    ("ADANIPOWER", "ADANI POWER", 550, 0),
+    ("JIOFIN", "JIO FINANCIAL SERVICES", 350, 0),
+    ("IRFC", "INDIAN RAILWAY FIN CORP", 145, 0),
+    ("YESBANK", "YES BANK", 24, 0),
+    ("SUZLON", "SUZLON ENERGY", 42, 0),
+    ("IDEA", "VODAFONE IDEA", 13, 80000),
+    ("MUTHOOTFIN", "MUTHOOT FINANCE", 1600, 375),
+    ("CHOLAFIN", "CHOLAMANDALAM IN & FIN CO", 1200, 625),
+    ("PFC", "POWER FIN CORP", 430, 3875),
+    ("RECLTD", "REC", 480, 2000),
+    ("LUPIN", "LUPIN", 1650, 425),
+    ("AUROPHARMA", "AUROBINDO PHARMA", 1150, 550),
+    ("BIOCON", "BIOCON", 270, 2500),
+    ("MPHASIS", "MPHASIS", 2500, 275),
+    ("COFORGE", "COFORGE", 5300, 150),
+    ("PERSISTENT", "PERSISTENT SYSTEMS", 3900, 200),
+    ("TRENT", "TRENT", 4000, 100),
+    ("INDIGO", "INTERGLOBE AVIATION", 3900, 300),
+)
+
+# (Zerodha tradingsymbol, exchange, exchange_token, spot). Tokens of the main indices are Zerodha's.
+INDICES: tuple[tuple[str, str, int, float], ...] = (
+    ("NIFTY 50", "NSE", 1001, 22000),
+    ("NIFTY BANK", "NSE", 1016, 48000),
+    ("NIFTY FIN SERVICE", "NSE", 1007, 21500),
+    ("NIFTY MID SELECT", "NSE", 1125, 11000),
+    ("NIFTY NEXT 50", "NSE", 1058, 62000),
+    ("INDIA VIX", "NSE", 1035, 14),
+    ("NIFTY IT", "NSE", 1011, 35000),
+    ("NIFTY AUTO", "NSE", 1019, 21000),
+    ("NIFTY PHARMA", "NSE", 1023, 19000),
+    ("NIFTY FMCG", "NSE", 1021, 54000),
+    ("NIFTY METAL", "NSE", 1027, 8500),
+    ("NIFTY REALTY", "NSE", 1028, 950),
+    ("NIFTY ENERGY", "NSE", 1030, 39000),
+    ("NIFTY 100", "NSE", 1012, 22800),
+    ("NIFTY 500", "NSE", 1015, 20500),
+    ("NIFTY MIDCAP 100", "NSE", 1062, 49000),
+    ("SENSEX", "BSE", 1, 73000),
+    ("BANKEX", "BSE", 1072, 54000),
+)
+
+# Index derivatives: (underlying name, index tradingsymbol, exchange, strike step, lot, weekly?)
+INDEX_DERIVATIVES: tuple[tuple[str, str, str, int, int, bool], ...] = (
+    ("NIFTY", "NIFTY 50", "NFO", 50, 25, True),
+    ("BANKNIFTY", "NIFTY BANK", "NFO", 100, 15, False),
+    ("FINNIFTY", "NIFTY FIN SERVICE", "NFO", 50, 40, False),
+    ("MIDCPNIFTY", "NIFTY MID SELECT", "NFO", 25, 75, False),
+    ("SENSEX", "SENSEX", "BFO", 100, 10, True),
+    ("BANKEX", "BANKEX", "BFO", 100, 15, False),
+)
+
+# MCX futures: (name, price, lot, tick, expiry day of month)
+COMMODITIES: tuple[tuple[str, float, int, str, int], ...] = (
+    ("CRUDEOIL", 6800, 100, "1", 19),
+    ("CRUDEOILM", 6800, 10, "1", 19),
+    ("NATURALGAS", 180, 1250, "0.1", 25),
+    ("GOLD", 71000, 100, "1", 5),
+    ("GOLDM", 71000, 10, "1", 3),
+    ("SILVER", 82000, 30, "1", 5),
+    ("SILVERM", 82000, 5, "1", 28),
+    ("COPPER", 800, 2500, "0.05", 28),
+    ("ZINC", 250, 5000, "0.05", 28),
+    ("ALUMINIUM", 230, 5000, "0.05", 28),
+)
+
+CURRENCIES: tuple[tuple[str, float], ...] = (("USDINR", 83.4), ("EURINR", 90.2), ("GBPINR", 105.6), ("JPYINR", 55.1))
+
+# Zerodha's instrument_token is exchange_token << 8 | segment code.
+SEGMENT_CODES = {"NSE": 1, "NFO": 2, "CDS": 3, "BSE": 4, "MCX": 7, "BFO": 8, "INDICES": 9}
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+WEEKLY_MONTH_CODES = "123456789OND"
+
+
+@dataclass(frozen=True)
+class _Chain:
+    name: str
+    exchange: str
+    spot: float
+    step: float
+    lot: int
+    expiry: dt.date
+    monthly: bool
+    weight: int  # index chains are wider than stock chains, as on the exchange
+
+
+def _index_spot(tradingsymbol: str) -> float:
+    return next(spot for ts, _, _, spot in INDICES if ts == tradingsymbol)
+
+
+def _stock_step(price: float) -> float:
+    for limit, step in ((50, 1.0), (100, 2.5), (250, 5.0), (1000, 10.0), (2500, 20.0), (5000, 50.0)):
+        if price < limit:
+            return step
+    return 100.0
+
+
+def _last_weekday(year: int, month: int, weekday: int) -> dt.date:
+    last = dt.date(year, month, calendar.monthrange(year, month)[1])
+    return last - dt.timedelta(days=(last.weekday() - weekday) % 7)
+
+
+def _months(today: dt.date, count: int) -> list[tuple[int, int]]:
+    out, y, m = [], today.year, today.month
+    while len(out) < count:
+        out.append((y, m))
+        m += 1
+        if m > 12:
+            y, m = y + 1, 1
+    return out
+
+
+def monthly_expiries(today: dt.date, weekday: int, count: int = 3) -> list[dt.date]:
+    """The next `count` monthly expiries (last `weekday` of the month) on or after `today`."""
+    dates = [_last_weekday(y, m, weekday) for y, m in _months(today, count + 1)]
+    return [d for d in dates if d >= today][:count]
+
+
+def weekly_expiries(today: dt.date, weekday: int, count: int) -> list[dt.date]:
+    first = today + dt.timedelta(days=(weekday - today.weekday()) % 7)
+    return [first + dt.timedelta(weeks=i) for i in range(count)]
+
+
+def _strike_text(strike: float) -> str:
+    return str(int(strike)) if strike == int(strike) else f"{strike:g}"
+
+
+def _chains(today: dt.date, n_months: int = 3) -> list[_Chain]:
+    chains: list[_Chain] = []
+    for name, index_ts, exch, step, lot, weekly in INDEX_DERIVATIVES:
+        weekday = 3 if exch == "NFO" else 1  # NSE expiries on Thursday, BSE on Tuesday
+        months = monthly_expiries(today, weekday, n_months)
+        expiries = set(months)
+        if weekly:
+            expiries.update(weekly_expiries(today, weekday, 6))
+        for e in sorted(expiries):
+            chains.append(_Chain(name, exch, _index_spot(index_ts), step, lot, e, e in months, 4))
+    months = monthly_expiries(today, 3, n_months)
+    for sym, _, price, lot, in STOCKS:
+        if lot:
+            for e in months:
+                chains.append(_Chain(sym, "NFO", price, _stock_step(price), lot, e, True, 1))
+    return chains
+
+
+def _strikes(chain: _Chain, width: int) -> list[float]:
+    atm = round(chain.spot / chain.step) * chain.step
+    # Strikes within 40% .. 160% of spot, as listed chains are: a wider contract gets more expiries.
+    reach = max(int(chain.spot * 0.6 / chain.step), 1)
+    w = min(width, reach)
+    return [atm + i * chain.step for i in range(-w, w + 1) if atm + i * chain.step > 0]
+
+
+def _option_count(chains: list[_Chain], k: int) -> int:
+    return sum(2 * len(_strikes(c, k * c.weight)) for c in chains)
+
+
+class _Tokens:
+    def __init__(self) -> None:
+        self._next = {seg: 10_000 for seg in SEGMENT_CODES}
+
+    def make(self, segment_key: str, exchange_token: int | None = None) -> tuple[str, str]:
+        if exchange_token is None:
+            exchange_token = self._next[segment_key]
+            self._next[segment_key] += 1
+        return str(exchange_token * 256 + SEGMENT_CODES[segment_key]), str(exchange_token)
+
+
+def _row(tokens: tuple[str, str], tradingsymbol: str, name: str, expiry: dt.date | None, strike: float, tick: str,
+         lot: int, itype: str, segment: str, exchange: str) -> dict[str, str]:
+    return {
+        "instrument_token": tokens[0],
+        "exchange_token": tokens[1],
+        "tradingsymbol": tradingsymbol,
+        "name": name,
+        "last_price": "0",
+        "expiry": expiry.isoformat() if expiry else "",
+        "strike": _strike_text(strike) if strike else "0",
+        "tick_size": tick,
+        "lot_size": str(lot),
+        "instrument_type": itype,
+        "segment": segment,
+        "exchange": exchange,
+    }
+
+
+def generate(rows: int | None = 20_000, today: dt.date | None = None) -> Iterator[dict[str, str]]:
+    """Yield `rows` Zerodha instrument rows (all of the fixed part and as many options as fit).
+
+    The option chains are widened around each spot until the contract reaches `rows`; indices,
+    equities, futures and commodities always come first. `rows=None` yields the base contract with
+    20 strikes a side on index chains.
+    """
+    today = today or dt.date.today()
+    tokens = _Tokens()
+    fixed: list[dict[str, str]] = []
+    for ts, exch, et, _ in INDICES:
+        fixed.append(_row(tokens.make("INDICES", et), ts, ts, None, 0, "0", 0, "EQ", "INDICES", exch))
+    for sym, name, _, _ in STOCKS:
+        fixed.append(_row(tokens.make("NSE"), sym, name, None, 0, "0.05", 1, "EQ", "NSE", "NSE"))
+    for sym, name, _, _ in STOCKS:
+        fixed.append(_row(tokens.make("BSE"), sym, name, None, 0, "0.05", 1, "EQ", "BSE", "BSE"))
+    nse_months = monthly_expiries(today, 3, 3)
+    bse_months = monthly_expiries(today, 1, 3)
+    for name, _, exch, _, lot, _ in INDEX_DERIVATIVES:
+        for e in nse_months if exch == "NFO" else bse_months:
+            ts = f"{name}{e.year % 100:02d}{MONTHS[e.month - 1]}FUT"
+            fixed.append(_row(tokens.make(exch), ts, name, e, 0, "0.05", lot, "FUT", f"{exch}-FUT", exch))
+    for sym, _, _, lot in STOCKS:
+        if lot:
+            for e in nse_months:
+                ts = f"{sym}{e.year % 100:02d}{MONTHS[e.month - 1]}FUT"
+                fixed.append(_row(tokens.make("NFO"), ts, sym, e, 0, "0.05", lot, "FUT", "NFO-FUT", "NFO"))
+    for name, _, lot, tick, day in COMMODITIES:
+        for y, m in _months(today, 4):
+            e = dt.date(y, m, min(day, calendar.monthrange(y, m)[1]))
+            while e.weekday() >= 5:
+                e -= dt.timedelta(days=1)
+            if e < today:
+                continue
+            ts = f"{name}{y % 100:02d}{MONTHS[m - 1]}FUT"
+            fixed.append(_row(tokens.make("MCX"), ts, name, e, 0, tick, lot, "FUT", "MCX-FUT", "MCX"))
+    for pair, _ in CURRENCIES:
+        for y, m in _months(today, 3):
+            e = _last_weekday(y, m, 4) - dt.timedelta(days=2)  # two days before the month's last Friday
+            if e < today:
+                continue
+            ts = f"{pair}{y % 100:02d}{MONTHS[m - 1]}FUT"
+            fixed.append(_row(tokens.make("CDS"), ts, pair, e, 0, "0.0025", 1, "FUT", "CDS-FUT", "CDS"))
+
+    budget = None if rows is None else max(rows - len(fixed), 0)
+    # The fewest expiry months, then the narrowest chain width, whose option count reaches the
+    # budget (binary search: the count grows with the width, and counting does not build rows).
+    n_months, width = 3, 5
+    if budget is not None:
+        while True:
+            chains = _chains(today, n_months)
+            if _option_count(chains, 4000) >= budget or n_months >= 24:
+                break
+            n_months += 1
+        lo, hi = 0, 4000
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _option_count(chains, mid) >= budget:
+                hi = mid
+            else:
+                lo = mid + 1
+        width = lo
+    chains = _chains(today, n_months)
+
+    emitted = 0
+    for row in fixed:
+        if rows is not None and emitted >= rows:
+            return
+        emitted += 1
+        yield row
+    for c in chains:
+        e = c.expiry
+        if c.monthly:
+            prefix = f"{c.name}{e.year % 100:02d}{MONTHS[e.month - 1]}"
+        else:
+            prefix = f"{c.name}{e.year % 100:02d}{WEEKLY_MONTH_CODES[e.month - 1]}{e.day:02d}"
+        seg = f"{c.exchange}-OPT"
+        for strike in _strikes(c, width * c.weight):
+            for kind in ("CE", "PE"):
+                if rows is not None and emitted >= rows:
+                    return
+                emitted += 1
+                yield _row(tokens.make(c.exchange), f"{prefix}{_strike_text(strike)}{kind}", c.name, e, strike,
+                           "0.05", c.lot, kind, seg, c.exchange)
+
+
+# --------------------------------------------------------------------------------------------
+# Prices the simulator starts from
+
+_UNDERLYING: dict[str, float] = {}
+
+
+def _underlyings() -> dict[str, float]:
+    if not _UNDERLYING:
+        for sym, _, price, _ in STOCKS:
+            _UNDERLYING[sym] = price
+        for name, index_ts, *_ in INDEX_DERIVATIVES:
+            _UNDERLYING[name] = _index_spot(index_ts)
+        for ts, _, _, spot in INDICES:
+            _UNDERLYING.setdefault(ts.replace(" ", ""), spot)
+        for name, price, *_ in COMMODITIES:
+            _UNDERLYING[name] = price
+        for pair, price in CURRENCIES:
+            _UNDERLYING[pair] = price
+        _UNDERLYING.update(NIFTYNXT50=62000, INDIAVIX=14)
+    return _UNDERLYING
+
+
+def base_price(underlying: str) -> Decimal | None:
+    """The spot the sample contract centres an underlying on (None when it is not in the sample)."""
+    price = _underlyings().get(underlying.replace(" ", "").upper())
+    return None if price is None else Decimal(str(price))
+
+
+def fallback_price(key: str) -> Decimal:
+    """A stable, plausible price for an instrument outside the sample (10 to ~5,000)."""
+    import zlib
+
+    h = zlib.crc32(key.encode())
+    return Decimal(str(round(10 * math.exp((h % 10_000) / 10_000 * math.log(500)), 2)))
