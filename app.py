@@ -10,6 +10,7 @@ import fcntl
 import importlib
 import logging
 import os
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +52,7 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
         run_setup = os.environ.get("FLASK_RUN_FROM_CLI") != "true"
     if run_setup:
         setup_environment(app)
+    _register_fork_hook(app)
     return app
 
 
@@ -80,6 +82,9 @@ def register_extensions(app: Flask) -> None:
     app.extensions["algobridge.vault"] = crypto.configure(app.config["TOKEN_ENCRYPTION_KEYS"])
     cache.init_app(app)
     writer.init_app(app)
+    from database.systemlog_db import install_handler
+
+    install_handler()
     if app.config["TRUST_PROXY_HEADERS"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -99,6 +104,9 @@ BLUEPRINTS = (
     ("blueprints.users", "users_bp"),
     ("blueprints.apikey", "apikey_bp"),
     ("blueprints.broker", "broker_bp"),
+    ("blueprints.api_v1", "api_v1_bp"),
+    ("blueprints.strategy", "strategy_bp"),
+    ("blueprints.webhook", "webhook_bp"),
 )
 
 
@@ -113,17 +121,33 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(getattr(module, attr))
 
 
+def wants_json() -> bool:
+    from flask import request
+
+    return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
+
+
 def register_error_handlers(app: Flask) -> None:
-    from werkzeug.exceptions import HTTPException
+    """JSON errors for the API and machine clients; pages in the site's style for people.
+    Never a traceback."""
+    from flask import render_template
+    from werkzeug.exceptions import HTTPException, InternalServerError
+
+    def render(exc: HTTPException):
+        headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+        if wants_json():
+            return jsonify(status="error", message=exc.description or exc.name), exc.code, headers
+        return render_template("errors/error.html", code=exc.code, title=exc.name,
+                               message=exc.description), exc.code, headers
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        return jsonify(status="error", message=exc.description or exc.name), exc.code
+        return render(exc)
 
     @app.errorhandler(Exception)
     def internal_error(exc: Exception):
         log.exception("unhandled error")
-        return jsonify(status="error", message="internal error"), 500
+        return render(InternalServerError("Something went wrong on our side; it has been logged."))
 
 
 def register_cli(app: Flask) -> None:
@@ -180,6 +204,27 @@ def upgrade_to_head(app: Flask) -> None:
         lock.close()
 
 
+def after_fork(app: Flask) -> None:
+    """In a process forked from one that already built the app (gunicorn's master, --preload):
+    drop the inherited pooled connections, and give the cache listener and the log writer fresh
+    locks and threads of this process's own."""
+    with app.app_context():
+        db.engine.dispose(close=False)
+    app.extensions["algobridge.cache"].after_fork()
+    app.extensions["algobridge.writer"].after_fork()
+
+
+def _register_fork_hook(app: Flask) -> None:
+    ref = weakref.ref(app)
+
+    def in_child() -> None:
+        application = ref()
+        if application is not None:
+            after_fork(application)
+
+    os.register_at_fork(after_in_child=in_child)
+
+
 def main() -> None:
     """Serve the embedded default with gunicorn (threads), on HOST:PORT."""
     from gunicorn.app.base import BaseApplication
@@ -194,6 +239,8 @@ def main() -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", None)
             self.cfg.set("graceful_timeout", 30)
+            # Flush the log writer before a worker exits (SIGTERM, max-requests, reload).
+            self.cfg.set("worker_exit", lambda _server, _worker: application.extensions["algobridge.writer"].shutdown())
 
         def load(self):
             return application

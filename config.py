@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -118,7 +120,12 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 SECRET_NAMES = ("SECRET_KEY", "API_KEY_PEPPER", "TOKEN_ENCRYPTION_KEYS")
-_PLACEHOLDER_MARKERS = ("change", "placeholder", "example", "your-", "your_", "xxxx", "secret-key", "dev-key")
+# Whole values that are placeholders, not substrings: a random secret may contain "change".
+_PLACEHOLDER = re.compile(
+    r"^(change[-_ ]?me.*|.*change[-_ ]?this.*|your[-_ ].*|placeholder.*|example.*|x{4,}|secret|"
+    r"dev|development|test|password|none|null)$",
+    re.IGNORECASE,
+)
 MIN_SECRET_LENGTH = 32
 
 
@@ -143,8 +150,7 @@ def normalise_database_url(url: str) -> str:
 
 def check_secret(name: str, value: str) -> None:
     """Refuse placeholders and weak values; the message names the variable, never the value."""
-    lowered = value.lower()
-    if any(m in lowered for m in _PLACEHOLDER_MARKERS):
+    if _PLACEHOLDER.match(value.strip()):
         raise ConfigError(f"{name} is a placeholder: set a real random value")
     if name == "TOKEN_ENCRYPTION_KEYS":
         from database.crypto import VaultError, parse_keys
@@ -162,27 +168,38 @@ def check_secret(name: str, value: str) -> None:
 
 
 def _generated_secrets(instance_path: str) -> dict[str, str]:
-    """Secrets of the embedded default: created once, owner-only, then reused by every process."""
+    """Secrets of the embedded default: created once, owner-only, then reused by every process.
+
+    Written to a temporary file and linked into place, so a process starting at the same moment
+    sees either no file or the whole file, never a half-written one.
+    """
     path = os.path.join(instance_path, "secrets.json")
     os.makedirs(instance_path, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        with open(path, encoding="utf-8") as fh:
+    if not os.path.exists(path):
+        values = {
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "API_KEY_PEPPER": secrets.token_urlsafe(48),
+            "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode("ascii"),
+        }
+        fd, tmp = tempfile.mkstemp(dir=instance_path, prefix=".secrets-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(values, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
             try:
-                return json.load(fh)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(
-                    f"{path} is not valid JSON; fix or remove it (tokens encrypted with it are lost)"
-                ) from exc
-    values = {
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "API_KEY_PEPPER": secrets.token_urlsafe(48),
-        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode("ascii"),
-    }
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(values, fh, indent=2)
-    return values
+                os.link(tmp, path)  # fails if another process won the race: use theirs
+            except FileExistsError:
+                pass
+        finally:
+            os.unlink(tmp)
+    with open(path, encoding="utf-8") as fh:
+        try:
+            return json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{path} is not valid JSON; fix or remove it (tokens encrypted with it are lost)"
+            ) from exc
 
 
 def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
@@ -228,7 +245,8 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
         for n in missing:
             cfg[n] = generated[n]
     for n in SECRET_NAMES:
-        check_secret(n, cfg[n])
+        if n not in missing or n == "TOKEN_ENCRYPTION_KEYS":  # our own random values need no judging
+            check_secret(n, cfg[n])
 
     if overrides:
         for k, v in overrides.items():

@@ -43,11 +43,3 @@ def health():
                         "capacity": stats["capacity"], "written": stats["written"]}
     ok = ok and checks["writer"]["ok"]
     return jsonify(status="ok" if ok else "error", checks=checks), 200 if ok else 503
-
-
-@health_bp.get("/")
-def index():
-    return (
-        "<!doctype html><title>Algobridge</title><h1>Algobridge</h1>"
-        "<p>The trading bridge is running. <a href='/health'>Health</a></p>"
-    )

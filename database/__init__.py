@@ -8,6 +8,7 @@ SQLite, and downgrades, depend on it).  Engine options come from the configurati
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from decimal import Decimal
 from typing import Any
@@ -70,8 +71,12 @@ def _json_default(value: Any) -> Any:
 
 def json_dumps(value: Any) -> str:
     """JSON for JSON columns: orjson (several times faster than json on the log path), with
-    Decimals as strings so money keeps its digits."""
-    return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    Decimals as strings so money keeps its digits. What orjson refuses (an integer beyond 64
+    bits, as a hostile request body may carry) goes through the standard encoder instead."""
+    try:
+        return orjson.dumps(value, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, default=str)
 
 
 def is_sqlite_url(url: str) -> bool:
@@ -117,16 +122,6 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-@event.listens_for(Engine, "begin")
-def _sqlite_on_begin(conn: Any) -> None:
-    if conn.dialect.name != "sqlite":
-        return
-    # Only a unit that asked for it (write_unit) takes the write lock at BEGIN; the others start
-    # their transaction lazily, at their first write (_sqlite_before_execute).
-    if conn.get_execution_options().get("sqlite_begin") == "IMMEDIATE":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-
 _SQLITE_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "SAVEPOINT", "CREATE", "DROP", "ALTER")
 
 
@@ -150,12 +145,17 @@ def _sqlite_before_execute(conn: Any, _cursor: Any, statement: str, *_args: Any)
 
 
 def write_unit(session: Any = None) -> None:
-    """Declare that the current unit of work will write.
+    """Declare that the current unit of work will write, before it reads what it will change.
 
-    Call it before the first query of a use case that reads and then writes (an order placement,
-    an import). On SQLite it opens the transaction with BEGIN IMMEDIATE; on PostgreSQL it does
-    nothing (MVCC and row locks cover it).
+    On SQLite it takes the write lock now (BEGIN IMMEDIATE), so what the unit reads next cannot
+    change under it and its first write cannot fail on a stale snapshot. Earlier reads of the unit
+    (e.g. loading the signed-in user) ran in autocommit, so this works at any point before the
+    unit's first write. On PostgreSQL it does nothing: use row or advisory locks there.
     """
     session = session or db.session()
-    if session.get_bind().dialect.name == "sqlite" and not session.in_transaction():
-        session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.driver_connection
+    if not raw.in_transaction:
+        raw.execute("BEGIN IMMEDIATE")

@@ -60,6 +60,7 @@ class TwoLevelCache:
         self._lock = threading.RLock()
         self._subscribers: dict[str, list[Callable[[str | None], None]]] = defaultdict(list)
         self._seen: dict[str, int] = {}
+        self._versions: dict[str, int] = defaultdict(int)  # bumped by every local drop
         self._origin = uuid.uuid4().hex
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,6 +91,16 @@ class TwoLevelCache:
         self._thread = threading.Thread(target=target, args=(ready,), name=name, daemon=True)
         self._thread.start()
         ready.wait(5)
+
+    def after_fork(self) -> None:
+        """In a forked child: the parent's locks may have been held at the fork, and its listener
+        thread did not come along. Start afresh (entries stay; invalidations resume now)."""
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._started_pid = None
+        self.clear()  # invalidations sent between the fork and now were missed
+        self.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -138,8 +149,11 @@ class TwoLevelCache:
     def get_or_load(self, namespace: str, key: str, loader: Callable[[], Any], ttl: int | None = None) -> Any:
         value = self.get(namespace, key, _MISSING)
         if value is _MISSING:
+            version = self._versions.get(namespace, 0)
             value = loader()
-            if value is not None:
+            # An invalidation that arrived while the loader ran means its answer may predate the
+            # change: return it to this caller, but do not cache it.
+            if value is not None and self._versions.get(namespace, 0) == version:
                 self.set(namespace, key, value, ttl)
         return value
 
@@ -153,7 +167,7 @@ class TwoLevelCache:
         if session is not None and hasattr(session, "registry"):
             session = session()  # a scoped_session: the session of this thread
         if session is not None and session.in_transaction():
-            event.listen(session, "after_commit", lambda _s: self.invalidate(namespace, key), once=True)
+            event.listen(session, "after_commit", lambda _s: self._invalidate_after_commit(namespace, key), once=True)
             return
         self._drop_local(namespace, key)
         self.stats["invalidations_sent"] += 1
@@ -172,13 +186,26 @@ class TwoLevelCache:
             return
         gen = self._bump_generation(namespace)
         with self._lock:
-            self._seen[namespace] = max(self._seen.get(namespace, 0), gen)
+            # Mark our own bump as seen only if nobody else bumped in between; otherwise theirs
+            # would be swallowed with it, and the poller must still clear the namespace here.
+            if gen == self._seen.get(namespace, 0) + 1:
+                self._seen[namespace] = gen
+
+    def _invalidate_after_commit(self, namespace: str, key: str | None) -> None:
+        """The change is committed: an error here must not turn the commit into a failure."""
+        try:
+            self.invalidate(namespace, key)
+        except Exception:
+            self._drop_local(namespace, None)
+            log.exception("cache invalidation of %s did not reach the other processes", namespace)
 
     def clear(self) -> None:
         """Drop every local entry and tell every subscriber (used when invalidations may have
         been missed: a dropped Redis subscription, an unreachable database)."""
         with self._lock:
             namespaces = {*self._local, *self._subscribers}
+            for ns in namespaces:
+                self._versions[ns] += 1
             self._local.clear()
         for ns in namespaces:
             self._notify(ns, None)
@@ -190,6 +217,7 @@ class TwoLevelCache:
 
     def _drop_local(self, namespace: str, key: str | None) -> None:
         with self._lock:
+            self._versions[namespace] += 1
             ns = self._local.get(namespace)
             if ns is not None:
                 if key is None:

@@ -137,6 +137,9 @@ class Repository(Generic[M]):
         key = self.pk if order_by is None else table.columns.get(order_by)
         if key is None:
             raise ValidationError(f"{self.model.__name__} has no field {order_by!r}")
+        if key.nullable:
+            # Keyset comparisons with NULL match nothing: paging would silently stop early.
+            raise ValidationError(f"cannot page {self.model.__name__} by {order_by!r}: it may be empty")
         keys = [key] if key is self.pk else [key, self.pk]
         q = self._where(select(self.model), filters)
         if after is not None:

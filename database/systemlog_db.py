@@ -30,6 +30,13 @@ class SystemLog(Base):
     pid: Mapped[Optional[int]] = mapped_column(Integer)
 
 
+def install_handler() -> None:
+    """Send the application's warnings and errors to `system_logs` (once per process)."""
+    logger = logging.getLogger("algobridge")
+    if not any(isinstance(h, DatabaseLogHandler) for h in logger.handlers):
+        logger.addHandler(DatabaseLogHandler())
+
+
 class DatabaseLogHandler(logging.Handler):
     """Sends WARNING and above to `system_logs` through the background writer.
 
@@ -37,18 +44,23 @@ class DatabaseLogHandler(logging.Handler):
     database cannot feed itself log rows.
     """
 
-    def __init__(self, writer, level: int = logging.WARNING):
+    def __init__(self, level: int = logging.WARNING):
         super().__init__(level)
-        self._writer = writer
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.name.startswith("algobridge.writer") or self._writer.is_writer_thread():
+        from database import writer
+
+        try:
+            log_writer = writer.current()
+        except RuntimeError:
+            return  # no application yet: the stream handler has it
+        if record.name.startswith("algobridge.writer") or log_writer.is_writer_thread():
             return
         try:
             tb = None
             if record.exc_info:
                 tb = logging.Formatter().formatException(record.exc_info)
-            self._writer.enqueue(
+            log_writer.enqueue(
                 SystemLog,
                 {
                     "created_at": dt.datetime.fromtimestamp(record.created, dt.UTC),

@@ -26,7 +26,14 @@ from typing import Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import (
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    SQLAlchemyError,
+)
 
 log = logging.getLogger("algobridge.writer")
 
@@ -36,16 +43,21 @@ _STOP = object()
 def _encode(value: Any) -> Any:
     if isinstance(value, dt.datetime):
         return {"__dt__": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"__date__": value.isoformat()}
     if isinstance(value, Decimal):
         return {"__dec__": str(value)}
-    raise TypeError(f"cannot spool {type(value).__name__}")
+    return str(value)  # spooling must never fail: keep the row, as text
 
 
 def _decode(obj: dict[str, Any]) -> Any:
-    if "__dt__" in obj and len(obj) == 1:
-        return dt.datetime.fromisoformat(obj["__dt__"])
-    if "__dec__" in obj and len(obj) == 1:
-        return Decimal(obj["__dec__"])
+    if len(obj) == 1:
+        if "__dt__" in obj:
+            return dt.datetime.fromisoformat(obj["__dt__"])
+        if "__date__" in obj:
+            return dt.date.fromisoformat(obj["__date__"])
+        if "__dec__" in obj:
+            return Decimal(obj["__dec__"])
     return obj
 
 
@@ -82,11 +94,6 @@ class LogWriter:
             pid = os.getpid()
             if self._pid == pid and self._thread is not None and self._thread.is_alive():
                 return
-            if self._pid is not None and self._pid != pid:
-                # A forked child: the parent's queue, lock states and connection are not ours.
-                self._queue = queue.Queue(maxsize=self.queue_size)
-                self._conn = None
-                self.enqueued = self.written = 0
             self._pid = pid
             self._stopping = False
             self._deadline = None
@@ -94,6 +101,18 @@ class LogWriter:
             self._thread.start()
             atexit.register(self.shutdown)
         self._replay_spool()
+
+    def after_fork(self) -> None:
+        """In a forked child: a queue, locks and a connection of its own (the parent's may have
+        been in use at the fork), and its own thread."""
+        self._lock = threading.Lock()
+        self._done = threading.Condition()
+        self._queue = queue.Queue(maxsize=self.queue_size)
+        self._conn = None
+        self._thread = None
+        self._pid = None
+        self.enqueued = self.written = self.spooled = self.dead_lettered = 0
+        self.start()
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Write everything queued; spool to disk what cannot be written in time. Idempotent."""
@@ -120,7 +139,9 @@ class LogWriter:
         name = table if isinstance(table, str) else getattr(table, "__tablename__", None) or table.name
         if name not in self.tables:
             raise ValueError(f"the writer does not write table {name!r}")
-        if self._pid != os.getpid() or self._thread is None or not self._thread.is_alive():
+        if self._pid != os.getpid():
+            self.after_fork()  # forked without the at-fork hook (a fork before create_app ran)
+        elif self._thread is None or not self._thread.is_alive():
             self.start()
         self._queue.put((name, row))
         with self._done:
@@ -142,22 +163,22 @@ class LogWriter:
     def _run(self) -> None:
         while True:
             try:
-                item = self._queue.get()
-                stop = item is _STOP
-                batch = [] if stop else [item]
+                try:
+                    # Once stopping, never block for good: rows may still trickle in after the
+                    # stop marker, and the loop ends when the queue is found empty.
+                    item = self._queue.get(timeout=0.1) if self._stopping else self._queue.get()
+                except queue.Empty:
+                    return
+                batch = [] if item is _STOP else [item]
                 while len(batch) < self.batch_size:
                     try:
                         nxt = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if nxt is _STOP:
-                        stop = True
-                        continue
-                    batch.append(nxt)
+                    if nxt is not _STOP:
+                        batch.append(nxt)
                 if batch:
                     self._write_with_retry(batch)
-                if stop and self._queue.empty():
-                    return
             except Exception:  # the thread must not die: log and go on
                 log.exception("log writer loop error")
 
@@ -200,11 +221,19 @@ class LogWriter:
                 self._spool([item], "deadletter")
 
     def _is_refusal(self, exc: Exception) -> bool:
-        """A constraint or data error: retrying the same row can never succeed."""
-        if isinstance(exc, IntegrityError | DataError):
-            return True
+        """True when retrying the same rows can never succeed (a constraint, a value that cannot
+        be converted); False for what can go away (the server is down or restarting, a lock, a
+        table not migrated yet)."""
         dbapi = self.engine.dialect.loaded_dbapi
-        return isinstance(exc, dbapi.IntegrityError | dbapi.DataError)
+        if isinstance(exc, IntegrityError | DataError | dbapi.IntegrityError | dbapi.DataError):
+            return True
+        if isinstance(exc, ProgrammingError | dbapi.ProgrammingError):
+            # Only a table that is not there yet (a migration still running) can go away.
+            text = str(getattr(exc, "orig", None) or exc).lower()
+            return not ("no such table" in text or "does not exist" in text)
+        transient = (OperationalError, InterfaceError, TimeoutError, OSError,
+                     dbapi.OperationalError, dbapi.InterfaceError)
+        return not isinstance(exc, transient)
 
     def _insert(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         groups: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
@@ -322,13 +351,18 @@ class LogWriter:
         log.warning("%d log rows spooled to %s", len(batch), path)
 
     def _replay_spool(self) -> None:
-        """Queue the rows an earlier process spooled at shutdown; remove each file once written."""
+        """Queue the rows an earlier process spooled at shutdown.
+
+        The file is claimed (renamed) so two processes do not replay it both, and removed as soon
+        as its rows are queued: from then on the queue owns them, and spools them again at
+        shutdown if the database is still away. Nothing waits here, so a start is never held up.
+        """
         if not self.spool_dir or not os.path.isdir(self.spool_dir):
             return
         for path in sorted(glob.glob(os.path.join(self.spool_dir, "writer-*.jsonl"))):
             claimed = path + f".replaying-{os.getpid()}"
             try:
-                os.rename(path, claimed)  # another process replaying the same folder skips it
+                os.rename(path, claimed)
             except OSError:
                 continue
             n = 0
@@ -338,11 +372,8 @@ class LogWriter:
                         item = json.loads(line, object_hook=_decode)
                         self.enqueue(item["table"], item["row"])
                         n += 1
-            if self.flush(timeout=self.shutdown_timeout):
-                os.remove(claimed)
-                log.info("replayed %d spooled log rows from %s", n, os.path.basename(path))
-            else:
-                os.rename(claimed, path)
+            os.remove(claimed)
+            log.info("replaying %d spooled log rows from %s", n, os.path.basename(path))
 
 
 # -- the writer of the current application -------------------------------------------------------
@@ -363,13 +394,25 @@ def init_app(app: Any) -> LogWriter:
         spool_dir=os.path.join(app.instance_path, "spool"),
     )
     app.extensions["algobridge.writer"] = writer
+    global _default
+    _default = writer
     return writer
 
 
-def current() -> LogWriter:
-    from flask import current_app
+_default: LogWriter | None = None
 
-    return current_app.extensions["algobridge.writer"]
+
+def current() -> LogWriter:
+    """The writer of the current application, or of the last one created (background threads)."""
+    from flask import current_app, has_app_context
+
+    if has_app_context():
+        found = current_app.extensions.get("algobridge.writer")
+        if found is not None:
+            return found
+    if _default is None:
+        raise RuntimeError("the log writer is not configured: create the app first")
+    return _default
 
 
 def enqueue(table: Any, row: dict[str, Any]) -> None:

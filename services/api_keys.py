@@ -140,13 +140,18 @@ def verify(key: object, scope: str | None = None) -> Principal:
 
 def _load(digest: str) -> dict | None:
     row = db.session.execute(
-        select(ApiKey.id, ApiKey.user_id, ApiKey.scopes, ApiKey.expires_at, ApiKey.revoked_at, User.is_active)
+        select(ApiKey.id, ApiKey.user_id, ApiKey.scopes, ApiKey.expires_at, ApiKey.revoked_at, User.is_active,
+               User.role)
         .join(User, User.id == ApiKey.user_id)
         .where(ApiKey.key_hash == digest)
     ).first()
     if row is None:
         return None
-    return {"key_id": row.id, "user_id": row.user_id, "scopes": row.scopes.split(","),
+    scopes = row.scopes.split(",")
+    if row.role == "viewer":
+        # A key keeps what its owner may do now: a trader demoted to viewer loses "orders".
+        scopes = [s for s in scopes if s in READ_ONLY_SCOPES]
+    return {"key_id": row.id, "user_id": row.user_id, "scopes": scopes,
             "expires_at": row.expires_at.isoformat() if row.expires_at else None,
             "revoked": row.revoked_at is not None, "user_active": bool(row.is_active)}
 

@@ -48,7 +48,6 @@ class ActiveSession:
 
 
 # -- brokers of this application -------------------------------------------------------------------
-_instances: dict[tuple[int, str], Broker] = {}
 _lock = threading.Lock()
 
 
@@ -63,23 +62,28 @@ def broker_choices() -> list[dict]:
     return out
 
 
+def _instances() -> dict[str, Broker]:
+    return current_app.extensions.setdefault("algobridge.brokers", {})
+
+
 def broker(name: str) -> Broker:
     """The adapter `name` of the current app (one instance per app: it pools its HTTP connections)."""
-    key = (id(current_app._get_current_object()), name)
+    instances = _instances()
     with _lock:
-        inst = _instances.get(key)
+        inst = instances.get(name)
         if inst is None:
             cls = get_broker_class(name)
-            inst = _instances[key] = get_broker(name, **cls.settings_from(current_app.config))
+            inst = instances[name] = get_broker(name, **cls.settings_from(current_app.config))
     return inst
 
 
 def reset_brokers() -> None:
-    """Forget adapter instances (after their settings changed)."""
+    """Forget the current app's adapter instances (after their settings changed)."""
+    instances = _instances()
     with _lock:
-        for inst in _instances.values():
+        for inst in instances.values():
             inst.close()
-        _instances.clear()
+        instances.clear()
 
 
 # -- time ------------------------------------------------------------------------------------------
@@ -116,9 +120,11 @@ def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: 
         result = adapter.complete_login(callback_args)
     except BrokerError as exc:
         log.warning("broker login to %s failed for user %s: %s", name, user.id, exc.kind)
-        raise BrokerLoginError(_login_advice(name, exc)) from exc
+        raise BrokerLoginError(login_advice(name, exc)) from exc
     now = utcnow()
+    # Two callbacks at once must not leave two active sessions: serialise on the user's row.
     write_unit()
+    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
     for old in _active_rows(user.id, name):
         old.status = BrokerSessionStatus.REVOKED
         old.revoked_at = now
@@ -135,7 +141,7 @@ def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: 
     return row
 
 
-def _login_advice(name: str, exc: BrokerError) -> str:
+def login_advice(name: str, exc: BrokerError) -> str:
     if exc.kind == "config":
         return f"{name} is not configured on this server: set its API key and secret, then restart."
     if exc.kind == "network":
@@ -190,22 +196,25 @@ def access_token(session: ActiveSession) -> str:
 def resume(user: User, *, verify: bool = True) -> BrokerSession | None:
     """On web login: the stored session if it is still valid, without a new broker login.
 
-    With `verify`, the broker is asked (profile) whether it still honours the token; a refused token
-    marks the session expired. Adds and flushes; the caller commits.
+    With `verify`, the broker is asked (profile) whether it still honours the token, before
+    anything is written (on SQLite a write would hold the lock through the network call); a
+    refused token marks the session expired. Adds and flushes; the caller commits.
     """
-    expire_due(user.id)
     rows = _active_rows(user.id)
-    if not rows:
-        return None
-    row = rows[0]
-    if verify and row.broker != "paper":
+    row = rows[0] if rows else None
+    if row is not None and row.expires_at > utcnow() and verify and row.broker != "paper":
         try:
             broker(row.broker).session(row.access_token).profile()
         except BrokerError as exc:
             if exc.is_session_error:
-                mark_expired(row, reason="refused by the broker")
-                return None
-            log.warning("could not check the %s session of user %s (%s); keeping it", row.broker, user.id, exc.kind)
+                mark_expired(row, reason="was refused by the broker")
+                row = None
+            else:
+                log.warning("could not check the %s session of user %s (%s); keeping it",
+                            row.broker, user.id, exc.kind)
+    expire_due(user.id)
+    if row is None or row.status != BrokerSessionStatus.ACTIVE:
+        return None
     row.last_used_at = utcnow()
     db.session.flush()
     return row

@@ -8,6 +8,7 @@ skipped: if it is unreachable the tests that need it fail.
 from __future__ import annotations
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import text
 
 from database import Base, db, import_models
@@ -30,6 +31,18 @@ def backend(request):
     return request.param
 
 
+class IsolatedClient(FlaskClient):
+    """Each request runs in an application context of its own, as it does in production.
+
+    Without this, requests made while a test holds the app context reuse that context: `g` (where
+    the CSRF token is cached) and the database session would leak from one request to the next.
+    """
+
+    def open(self, *args, **kwargs):
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+
 @pytest.fixture(scope="session")
 def _app_instance(backend, request, tmp_path_factory):
     from app import create_app
@@ -37,6 +50,7 @@ def _app_instance(backend, request, tmp_path_factory):
     instance = tmp_path_factory.mktemp(f"instance-{backend}")
     url = sqlite_url(str(instance)) if backend == "sqlite" else request.getfixturevalue("pg_url")
     application = create_app(app_overrides(url, str(instance)))
+    application.test_client_class = IsolatedClient
     yield application
     shutdown_app(application)
 
@@ -50,7 +64,9 @@ def shutdown_app(application) -> None:
 
 def empty_all_tables(application) -> None:
     with application.app_context():
-        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        # cache_generations stays: other processes' pollers compare against it, and a counter
+        # that went backwards would make them ignore later invalidations.
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name != "cache_generations"]
         with db.engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
@@ -65,7 +81,8 @@ def app(_app_instance):
     with _app_instance.app_context():
         yield _app_instance
         db.session.remove()
-    _app_instance.extensions["algobridge.writer"].flush(timeout=30)
+    log_writer = _app_instance.extensions["algobridge.writer"]
+    assert log_writer.flush(timeout=30), f"the log writer is stuck: {log_writer.stats()}"
     empty_all_tables(_app_instance)
     _app_instance.extensions["algobridge.cache"].clear()
 

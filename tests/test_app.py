@@ -66,7 +66,25 @@ def test_health_reports_each_part(client):
     assert set(checks) == {"database", "migrations", "redis", "writer"}
 
 
-def test_unknown_route_is_a_json_404_not_a_traceback(client):
-    resp = client.get("/no/such/page")
-    assert resp.status_code == 404
-    assert resp.get_json()["status"] == "error"
+def test_errors_are_pages_for_people_and_json_for_the_api(client):
+    page = client.get("/no/such/page")
+    assert page.status_code == 404 and page.mimetype == "text/html"
+    assert "404" in page.get_data(as_text=True) and "Traceback" not in page.get_data(as_text=True)
+    api = client.get("/api/v1/no-such-endpoint")
+    assert api.status_code in (404, 405) and api.get_json()["status"] == "error"
+    machine = client.get("/no/such/page", headers={"Accept": "application/json"})
+    assert machine.get_json() == {"status": "error", "message": machine.get_json()["message"]}
+
+
+def test_warnings_of_the_application_reach_system_logs(app):
+    import logging
+
+    from database import writer
+    from database.systemlog_db import SystemLog
+
+    logging.getLogger("algobridge.test").warning("disk almost full on %s", "/data")
+    assert writer.current().flush(timeout=10)
+    from database import db
+
+    row = db.session.scalars(db.select(SystemLog)).one()
+    assert (row.level, row.logger, row.message) == ("WARNING", "algobridge.test", "disk almost full on /data")

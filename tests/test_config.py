@@ -70,3 +70,19 @@ def test_env_example_lists_every_variable():
     assert text == config.env_example(), "regenerate with: python -c 'import config; print(config.env_example())'"
     for setting in config.SETTINGS:
         assert f"# {setting.name}=" in text
+
+
+def test_a_random_secret_that_happens_to_contain_a_word_is_accepted(tmp_path):
+    env = {"DATABASE_URL": "postgresql://u@db/a", **STRONG,
+           "SECRET_KEY": "q8ZchangeXxxxexample_Lm3Pk9Rt2Vw7Yb4Nc6Hd1Jf5",
+           "TOKEN_ENCRYPTION_KEYS": "Dn7oGM2wTqsv1Nwz4nhR5f6s9y4B0QmQm2Q8kF1yL0A="}
+    assert load_config(str(tmp_path), environ=env)["SECRET_KEY"].startswith("q8Z")
+
+
+def test_concurrent_first_starts_share_one_set_of_secrets(tmp_path):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _i: load_config(str(tmp_path), environ={})["SECRET_KEY"], range(16)))
+    assert len(set(results)) == 1
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".secrets-")] == []

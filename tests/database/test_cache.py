@@ -87,3 +87,33 @@ def test_invalidation_reaches_another_process_within_a_second(app, with_redis):
     assert result["gone_at"] is not None, "the other process never saw the invalidation"
     assert result["gone_at"] - sent_at < 1.0
     assert result["value"] is None
+
+
+def test_an_invalidation_from_another_process_is_not_swallowed_by_ours(app):
+    """Process B bumps the generation, then we bump ours before our poller ran: B's must still
+    clear our namespace (here, through the poller)."""
+    import time as _time
+
+    from database import db
+    from database.cache import TwoLevelCache
+
+    ours = cache.current()
+    other = TwoLevelCache(db.engine)  # another process's cache, same database
+    ours.set("race", "k1", "v1")
+    other.invalidate("race", "k1")
+    ours.invalidate("race", "k2")  # ours lands right after theirs
+    deadline = _time.time() + 2
+    while _time.time() < deadline and ours.get("race", "k1") is not None:
+        _time.sleep(0.02)
+    assert ours.get("race", "k1") is None
+
+
+def test_a_load_overtaken_by_an_invalidation_is_not_cached(app):
+    ours = cache.current()
+
+    def loader():
+        ours.invalidate("late", None)  # the change commits while we were loading
+        return "stale"
+
+    assert ours.get_or_load("late", "k", loader) == "stale"
+    assert ours.get("late", "k") is None

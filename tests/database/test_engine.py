@@ -100,6 +100,7 @@ def test_write_unit_holds_the_write_lock_from_the_first_read(app, backend):
     from database import write_unit
     from database.user_db import User
 
+    db.session.scalar(db.select(db.func.count()).select_from(User))  # an earlier read of the unit
     write_unit()
     db.session.scalar(db.select(db.func.count()).select_from(User))
     if backend == "sqlite":

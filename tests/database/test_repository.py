@@ -89,3 +89,8 @@ def test_strategy_cascade_delete(app):
     Repository(User).delete(owner)
     db.session.commit()
     assert Repository(StrategySymbolMapping).count() == 0
+
+
+def test_paging_by_a_nullable_column_is_refused(users):
+    with pytest.raises(ValidationError, match="may be empty"):
+        users.list(order_by="email")

@@ -3,6 +3,7 @@ shutdown; errors never reach the caller."""
 
 from __future__ import annotations
 
+import datetime as dt
 import glob
 import os
 import threading
@@ -117,3 +118,14 @@ def test_shutdown_with_the_database_away_spools_and_the_next_start_replays(app, 
     again.shutdown()
     assert _count() == 120
     assert glob.glob(str(spool / "*")) == []
+
+
+def test_a_row_that_cannot_be_converted_is_set_aside_not_retried_forever(app, tmp_path):
+    writer = LogWriter(db.engine, TABLES, spool_dir=str(tmp_path))
+    writer.enqueue(ApiLog, _row(1))
+    writer.enqueue(ApiLog, _row(2, request={"quantity": 10**40}))  # beyond 64 bits: still JSON
+    writer.enqueue(ApiLog, _row(3, created_at=dt.datetime(2026, 1, 1)))  # naive: refused by UTCDateTime  # noqa: DTZ001
+    writer.enqueue(ApiLog, _row(4))
+    assert writer.flush(timeout=10)
+    writer.shutdown()
+    assert _count() == 3 and writer.dead_lettered == 1 and writer.retries == 0

@@ -1,22 +1,5 @@
-"""Small factories for tests: users with a password hashed once per process."""
+"""Kept for the tests that import `make_user` from here: the one factory is tests.helpers.accounts."""
 
-from __future__ import annotations
+from tests.helpers.accounts import make_user, password_hash
 
-import functools
-
-from database import db
-from database.user_db import User
-
-
-@functools.lru_cache(maxsize=1)
-def password_hash() -> str:
-    from argon2 import PasswordHasher
-
-    return PasswordHasher().hash("correct horse battery staple")
-
-
-def make_user(username: str = "alice", role: str = "trader", **overrides) -> User:
-    user = User(username=username, password_hash=password_hash(), role=role, **overrides)
-    db.session.add(user)
-    db.session.flush()
-    return user
+__all__ = ["make_user", "password_hash"]

@@ -1,0 +1,266 @@
+"""`/` (dashboard placeholder), `/setup` (first run), `/auth/login`, `/auth/logout`.
+
+Also the web session's rules for the whole application, installed when this blueprint is
+registered: Flask-Login's user loader (a disabled or re-passworded user loads as nobody), the daily
+session end at SESSION_EXPIRY_TIME (exchange time), and a session cookie marked Secure whenever the
+request came over HTTPS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from urllib.parse import urlsplit
+
+from flask import (
+    Blueprint,
+    Flask,
+    current_app,
+    flash,
+    has_request_context,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+from wtforms import PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length
+
+from database import db
+from database.types import utcnow
+from extensions import client_address, limiter, login_manager
+from services import accounts
+from services.accounts import AccountError, SetupClosedError, role_required
+
+__all__ = ["PASSWORD_LENGTH", "auth_bp", "render_error", "role_required", "start_session"]
+
+log = logging.getLogger("algobridge.auth")
+
+auth_bp = Blueprint("auth", __name__)
+
+LOGIN_AT = "login_at"  # session key: when this web session signed in (ISO, UTC)
+
+
+# -- application-wide session rules ------------------------------------------------------------------
+class HttpsAwareSessionInterface(SecureCookieSessionInterface):
+    """Mark the session cookie Secure when the request came over HTTPS (directly, or through a
+    trusted proxy with TRUST_PROXY_HEADERS), or always when SESSION_COOKIE_SECURE is set; and
+    SameSite=Lax unless configured otherwise.
+
+    A global SESSION_COOKIE_SECURE=True would break the embedded default served on
+    http://127.0.0.1 (the browser would drop the cookie), and False leaks it over plain HTTP when
+    the same deployment is also reachable over HTTPS; deciding per request gets both right.
+    """
+
+    def get_cookie_samesite(self, app: Flask) -> str:
+        # Flask's own default is None (no attribute), so a config.setdefault() cannot set it.
+        return app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        if app.config.get("SESSION_COOKIE_SECURE"):
+            return True
+        return has_request_context() and request.is_secure
+
+
+@auth_bp.record_once
+def _configure(state) -> None:
+    app = state.app
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.user_loader(accounts.load_principal)
+    app.session_interface = HttpsAwareSessionInterface()
+
+
+@auth_bp.before_app_request
+def _end_expired_session():
+    """End a web session that is no longer valid: its user was disabled or given a new password, or
+    it began before the last daily expiry (SESSION_EXPIRY_TIME, exchange time)."""
+    if "_user_id" not in session or request.endpoint == "static":
+        return None
+    if not current_user.is_authenticated:
+        logout_user()
+        session.pop(LOGIN_AT, None)
+        return None
+    expiry_time, zone = accounts.expiry_settings()
+    if accounts.session_expired(_login_at(), utcnow(), expiry_time, zone):
+        log.info("session of %s ended at the daily expiry", current_user.username)
+        logout_user()
+        session.pop(LOGIN_AT, None)
+        flash(f"Your session ended at {expiry_time:%H:%M} ({zone}) as it does every day. Please sign in again.",
+              "info")
+    return None
+
+
+def _login_at() -> dt.datetime | None:
+    raw = session.get(LOGIN_AT)
+    try:
+        value = dt.datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    if value is None or value.tzinfo is None:
+        return None
+    return value
+
+
+def start_session(user, *, keep_login_time: bool = False) -> None:
+    """Sign `user` in to a fresh session (nothing from before sign-in is carried over).
+    `keep_login_time` re-issues the current session (after a change of the user's own password)
+    without moving its start, so it still ends at the same daily expiry."""
+    login_at = session.get(LOGIN_AT) if keep_login_time else None
+    session.clear()
+    login_user(accounts.principal_for(user))
+    session[LOGIN_AT] = login_at or utcnow().isoformat()
+
+
+# -- error pages of this blueprint ------------------------------------------------------------------------
+def render_error(code: int, title: str, message: str, **context):
+    return render_template("auth/error.html", code=code, title=title, message=message, **context), code
+
+
+@auth_bp.app_errorhandler(CSRFError)
+def csrf_error(exc: CSRFError):
+    """A form posted without a valid CSRF token: refused, on every blueprint's forms."""
+    log.warning("CSRF check failed on %s %s: %s", request.method, request.path, exc.description)
+    return render_error(400, "The form has expired",
+                        "This form was missing its security token or it had expired. "
+                        "Go back, reload the page and try again.")
+
+
+@auth_bp.errorhandler(429)
+def too_many_attempts(exc: HTTPException):
+    current = limiter.current_limit
+    reset_at = current.reset_at if current is not None else int(time.time()) + 60
+    retry_in = max(1, reset_at - int(time.time()))
+    retry_at = dt.datetime.fromtimestamp(reset_at, tz=dt.UTC)
+    _, zone = accounts.expiry_settings()
+    body, code = render_error(
+        429, "Too many sign-in attempts",
+        "There were too many sign-in attempts from your address.",
+        retry_in=retry_in, retry_at=retry_at.astimezone(zone),
+    )
+    return body, code, {"Retry-After": str(retry_in)}
+
+
+# -- forms --------------------------------------------------------------------------------------------------
+PASSWORD_LENGTH = Length(
+    min=accounts.MIN_PASSWORD_LENGTH, max=accounts.MAX_PASSWORD_LENGTH,
+    message=f"The password must have at least {accounts.MIN_PASSWORD_LENGTH} characters "
+            f"(and at most {accounts.MAX_PASSWORD_LENGTH}).",
+)
+
+
+class SetupForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[
+        DataRequired(), PASSWORD_LENGTH])
+    confirm = PasswordField("Repeat the password", validators=[
+        DataRequired(), EqualTo("password", message="The passwords do not match.")])
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=64)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=accounts.MAX_PASSWORD_LENGTH)])
+
+
+# -- views -----------------------------------------------------------------------------------------------------
+@auth_bp.get("/")
+def home():
+    if not accounts.any_user_exists():
+        return redirect(url_for("auth.setup"))
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login"))
+    return render_template("auth/home.html")
+
+
+@auth_bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    if accounts.any_user_exists():
+        flash("Setup is complete. Sign in with your account.", "info")
+        return redirect(url_for("auth.login"))
+    form = SetupForm()
+    if form.validate_on_submit():
+        try:
+            user = accounts.create_first_admin(form.username.data, form.password.data, ip=client_address())
+        except SetupClosedError as exc:
+            flash(str(exc), "info")
+            return redirect(url_for("auth.login"))
+        except AccountError as exc:
+            flash(str(exc), "error")
+        else:
+            start_session(user)
+            flash(f"Welcome, {user.username}. You are the administrator of this Algobridge.", "success")
+            return redirect(url_for("auth.home"))
+    return render_template("auth/setup.html", form=form)
+
+
+def _record_rate_limited(_limit) -> None:
+    """Limiter on_breach: the refused attempt is recorded like any other."""
+    try:
+        username = (request.form.get("username") or "").strip().lower()
+        user = accounts.find_user(username) if username else None
+        accounts.record_login_attempt(username, user_id=user.id if user else None, ip=client_address(),
+                                      user_agent=request.user_agent.string, success=False,
+                                      reason=accounts.REASON_RATE_LIMITED)
+        db.session.commit()
+    except Exception:  # a failure to record must not turn a 429 into a 500
+        db.session.rollback()
+        log.exception("could not record a rate-limited sign-in attempt")
+    log.warning("sign-in rate limit reached from %s", client_address())
+
+
+def _safe_next(target: str | None) -> str | None:
+    """Only a path on this site (no scheme, no host, no '//' or backslash tricks)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return None
+    return target
+
+
+@auth_bp.route("/auth/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], key_func=client_address,
+               on_breach=_record_rate_limited)
+def login():
+    next_url = _safe_next(request.args.get("next"))
+    if current_user.is_authenticated:
+        return redirect(next_url or url_for("auth.home"))
+    if request.method == "GET" and not accounts.any_user_exists():
+        return redirect(url_for("auth.setup"))
+    form = LoginForm()
+    if request.method == "POST":
+        ip, agent = client_address(), request.user_agent.string
+        if not form.validate():
+            accounts.record_login_attempt((form.username.data or "").strip().lower(), user_id=None, ip=ip,
+                                          user_agent=agent, success=False, reason=accounts.REASON_INVALID_FORM)
+            db.session.commit()
+            flash("Enter your username and password.", "error")
+        else:
+            result = accounts.authenticate(form.username.data, form.password.data, ip=ip, user_agent=agent)
+            if result.ok:
+                start_session(result.user)
+                return redirect(next_url or url_for("auth.home"))
+            if result.reason == accounts.REASON_DISABLED:
+                flash("This account is disabled. Ask an administrator.", "error")
+            else:
+                flash("Invalid username or password.", "error")
+        form.password.data = ""
+    return render_template("auth/login.html", form=form)
+
+
+@auth_bp.post("/auth/logout")
+def logout():
+    if current_user.is_authenticated:
+        log.info("sign-out of %s", current_user.username)
+    logout_user()
+    session.clear()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,525 @@
+"""Accounts: the first-run setup, sign-in, user management, roles and the daily session boundary.
+
+Every use case here is one unit of work that commits once. Changes to accounts write an
+`audit_events` row (never a password or a hash); every sign-in attempt writes a `login_attempts` row.
+
+Race safety: every write to accounts takes one lock first (SQLite: BEGIN IMMEDIATE through
+`database.write_unit()`; PostgreSQL: a transaction-level advisory lock), so two concurrent first-run
+setups cannot both create an admin, and two admins cannot concurrently disable each other and leave
+no active admin.
+
+The session-boundary functions (`last_expiry_boundary`, `next_expiry`, `session_expired`) are pure:
+they take aware datetimes and return aware UTC datetimes, and broker sessions use them too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from flask import abort, current_app, request
+from flask_login import current_user
+from flask_login.config import EXEMPT_METHODS
+from sqlalchemy import func, select, text
+
+from database import db, write_unit
+from database.audit_db import AuditEvent
+from database.enums import Role
+from database.repository import Page, Repository
+from database.types import UTC, utcnow
+from database.user_db import LoginAttempt, User
+
+log = logging.getLogger("algobridge.auth")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Roles that may place orders and change settings (viewers may only look).
+TRADE_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.TRADER)
+
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{2,63}$")
+MIN_PASSWORD_LENGTH = 8
+# argon2 hashes whatever it is given; an unbounded password is a cheap way to burn CPU.
+MAX_PASSWORD_LENGTH = 1024
+
+# pg_advisory_xact_lock key of account writes (app.py's migration lock is 72150001).
+ACCOUNTS_LOCK_KEY = 72150002
+
+# Reasons recorded in login_attempts.reason.
+REASON_SUCCESS = "success"
+REASON_BAD_PASSWORD = "bad_password"  # noqa: S105 - a reason code, not a password
+REASON_UNKNOWN_USER = "unknown_user"
+REASON_DISABLED = "disabled"
+REASON_RATE_LIMITED = "rate_limited"
+REASON_INVALID_FORM = "invalid_form"
+
+
+# -- errors ----------------------------------------------------------------------------------------
+class AccountError(Exception):
+    """A use case was refused; the message is safe to show to the person who asked."""
+
+
+class SetupClosedError(AccountError):
+    pass
+
+
+class UserNotFoundError(AccountError):
+    pass
+
+
+class UsernameTakenError(AccountError):
+    pass
+
+
+class LastAdminError(AccountError):
+    pass
+
+
+# -- who is acting -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, for the audit trail: a signed-in user, the CLI or the first-run setup."""
+
+    name: str
+    user_id: int | None = None
+    ip: str | None = None
+
+    @classmethod
+    def cli(cls) -> Actor:
+        return cls("cli")
+
+    @classmethod
+    def setup(cls, ip: str | None = None) -> Actor:
+        return cls("setup", None, ip)
+
+
+# -- passwords -----------------------------------------------------------------------------------------
+# argon2id with argon2-cffi's defaults (RFC 9106 low-memory profile). Tests swap in a cheaper
+# hasher (tests/helpers/accounts.py); verification always uses the parameters stored in the hash.
+_hasher = PasswordHasher()
+_dummy_hashes: dict[int, str] = {}
+
+
+def hash_password(password: str) -> str:
+    check_password_policy(password)
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _burn_verify(password: str) -> None:
+    """Spend the time of a real verification, so an unknown username answers as slowly as a wrong
+    password (no user enumeration by timing)."""
+    key = id(_hasher)
+    if key not in _dummy_hashes:
+        _dummy_hashes[key] = _hasher.hash("not-a-real-password-0123456789")
+    verify_password(_dummy_hashes[key], password)
+
+
+def check_password_policy(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password must have at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(f"The password must have at most {MAX_PASSWORD_LENGTH} characters.")
+
+
+def normalise_username(raw: str) -> str:
+    """Usernames are case-insensitive: stored and looked up in lower case."""
+    username = (raw or "").strip().lower()
+    if not USERNAME_RE.match(username):
+        raise AccountError(
+            "A username has 3 to 64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit."
+        )
+    return username
+
+
+def _as_role(role: Role | str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise AccountError(f"Unknown role {role!r}: use one of {', '.join(Role.values())}.") from None
+
+
+# -- reads -----------------------------------------------------------------------------------------------
+def users() -> Repository[User]:
+    return Repository(User)
+
+
+def any_user_exists() -> bool:
+    return users().exists()
+
+
+def find_user(username: str) -> User | None:
+    return users().find(username=(username or "").strip().lower())
+
+
+def get_user(ref: int | str) -> User:
+    """A user by id (int) or username (str); UserNotFoundError otherwise."""
+    user = db.session.get(User, ref) if isinstance(ref, int) else find_user(ref)
+    if user is None:
+        raise UserNotFoundError(f"No user {ref!r}.")
+    return user
+
+
+def list_users(*, after: str | None = None, limit: int = 100) -> Page[User]:
+    return users().list(order_by="username", descending=False, limit=limit, after=after)
+
+
+def _active_admin_count() -> int:
+    return int(db.session.scalar(
+        select(func.count()).select_from(User).where(User.role == Role.ADMIN, User.is_active.is_(True))
+    ) or 0)
+
+
+# -- the unit of work ----------------------------------------------------------------------------------
+def _begin_account_write() -> None:
+    """Take the accounts lock before the first read of a use case that writes accounts."""
+    session = db.session()
+    if session.get_bind().dialect.name == "postgresql":
+        # Held until the unit commits or rolls back; READ COMMITTED reads after it see the
+        # other unit's committed rows.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACCOUNTS_LOCK_KEY})
+    else:
+        write_unit(session)  # SQLite: BEGIN IMMEDIATE, the database-wide write lock
+
+
+def _snapshot(user: User) -> dict[str, Any]:
+    """What the audit trail keeps of a user: never the password hash or the TOTP secret."""
+    return {"username": user.username, "role": str(user.role), "is_active": bool(user.is_active)}
+
+
+def _audit(actor: Actor, action: str, user: User, before: dict | None, after: dict | None) -> None:
+    Repository(AuditEvent).add(AuditEvent(
+        user_id=actor.user_id, actor=actor.name[:64], action=action, target_type="user",
+        target_id=str(user.id), ip=actor.ip, before=before, after=after,
+    ))
+
+
+def _commit() -> None:
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+# -- use cases -----------------------------------------------------------------------------------------------
+def create_first_admin(username: str, password: str, *, ip: str | None = None) -> User:
+    """The first-run setup: create the first user, as admin. Refused once any user exists."""
+    username = normalise_username(username)
+    password_hash = hash_password(password)  # before the lock: hashing is slow by design
+    _begin_account_write()
+    try:
+        if any_user_exists():
+            raise SetupClosedError("Setup is already complete: sign in instead.")
+        user = users().create(username=username, password_hash=password_hash, role=Role.ADMIN, is_active=True)
+        _audit(Actor.setup(ip), "user.create", user, None, {**_snapshot(user), "via": "setup"})
+    except Exception:
+        db.session.rollback()
+        raise
+    _commit()
+    log.info("first-run setup created admin %s", username)
+    return user
+
+
+def create_user(username: str, password: str, role: Role | str, *, actor: Actor) -> User:
+    username = normalise_username(username)
+    role = _as_role(role)
+    password_hash = hash_password(password)
+    _begin_account_write()
+    try:
+        if find_user(username) is not None:
+            raise UsernameTakenError(f"The username {username!r} is taken.")
+        user = users().create(username=username, password_hash=password_hash, role=role, is_active=True)
+        _audit(actor, "user.create", user, None, _snapshot(user))
+    except Exception:
+        db.session.rollback()
+        raise
+    _commit()
+    log.info("%s created user %s (%s)", actor.name, username, role)
+    return user
+
+
+def _would_remove_last_admin(user: User, *, role: Role, active: bool) -> bool:
+    was_admin = user.role == Role.ADMIN and user.is_active
+    stays_admin = role == Role.ADMIN and active
+    return was_admin and not stays_admin and _active_admin_count() <= 1
+
+
+def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
+    """Enable or disable an account. A disabled user cannot sign in, and their open sessions end
+    at their next request. The last active admin cannot be disabled, nor can you disable yourself."""
+    _begin_account_write()
+    try:
+        user = get_user(ref)
+        if not active and actor.user_id == user.id:
+            raise AccountError("You cannot disable your own account.")
+        if _would_remove_last_admin(user, role=user.role, active=active):
+            raise LastAdminError("This is the last active admin; make another user admin first.")
+        before = _snapshot(user)
+        changed = bool(user.is_active) != active
+        if changed:
+            user.is_active = active
+            db.session.flush()
+            _audit(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
+    except Exception:
+        db.session.rollback()
+        raise
+    _commit()
+    if changed:
+        log.info("%s %s user %s", actor.name, "enabled" if active else "disabled", user.username)
+    return user
+
+
+def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
+    role = _as_role(role)
+    _begin_account_write()
+    try:
+        user = get_user(ref)
+        if actor.user_id == user.id and role != user.role:
+            raise AccountError("You cannot change your own role; ask another admin.")
+        if _would_remove_last_admin(user, role=role, active=bool(user.is_active)):
+            raise LastAdminError("This is the last active admin; make another user admin first.")
+        before = _snapshot(user)
+        changed = user.role != role
+        if changed:
+            user.role = role
+            db.session.flush()
+            _audit(actor, "user.role_change", user, before, _snapshot(user))
+    except Exception:
+        db.session.rollback()
+        raise
+    _commit()
+    if changed:
+        log.info("%s changed the role of %s to %s", actor.name, user.username, role)
+    return user
+
+
+def reset_password(ref: int | str, password: str, *, actor: Actor) -> User:
+    """Set a new password. The user's open sessions end (their session stamp changes)."""
+    password_hash = hash_password(password)
+    _begin_account_write()
+    try:
+        user = get_user(ref)
+        user.password_hash = password_hash
+        db.session.flush()
+        _audit(actor, "user.password_reset", user, None, {"password_reset": True})
+    except Exception:
+        db.session.rollback()
+        raise
+    _commit()
+    log.info("%s reset the password of %s", actor.name, user.username)
+    return user
+
+
+# -- sign-in ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoginResult:
+    user: User | None
+    reason: str
+
+    @property
+    def ok(self) -> bool:
+        return self.reason == REASON_SUCCESS
+
+
+def record_login_attempt(username: str, *, user_id: int | None, ip: str | None, user_agent: str | None,
+                         success: bool, reason: str) -> None:
+    """Add one login_attempts row (flushed; the caller commits)."""
+    Repository(LoginAttempt).add(LoginAttempt(
+        username=(username or "")[:64], user_id=user_id, ip=(ip or None) and ip[:45],
+        user_agent=(user_agent or None) and user_agent[:255], is_success=success, reason=reason,
+    ))
+
+
+def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None) -> LoginResult:
+    """Check a sign-in and record the attempt. One unit of work; commits."""
+    name = (username or "").strip().lower()[:64]
+    user = find_user(name) if name else None
+    if user is None:
+        _burn_verify(password)
+        result = LoginResult(None, REASON_UNKNOWN_USER)
+    elif not verify_password(user.password_hash, password):
+        result = LoginResult(user, REASON_BAD_PASSWORD)
+    elif not user.is_active:
+        # Checked after the password, so only someone who knows it learns the account is disabled.
+        result = LoginResult(user, REASON_DISABLED)
+    else:
+        if _hasher.check_needs_rehash(user.password_hash):
+            user.password_hash = _hasher.hash(password)
+        user.last_login_at = utcnow()
+        result = LoginResult(user, REASON_SUCCESS)
+    record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
+                         success=result.ok, reason=result.reason)
+    _commit()
+    if result.ok:
+        log.info("sign-in of %s from %s", name, ip)
+    else:
+        log.warning("failed sign-in for %r from %s: %s", name, ip, result.reason)
+    return result
+
+
+# -- the signed-in principal (Flask-Login) ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class AccountPrincipal:
+    """The user of a web session: a snapshot taken from the database at each request.
+
+    `get_id()` carries a stamp derived from the password hash, so resetting a password ends every
+    session of that user; a disabled user loads as nobody.
+    """
+
+    id: int
+    username: str
+    role: Role
+    stamp: str
+
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.stamp}"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+    @property
+    def can_trade(self) -> bool:
+        return self.role in TRADE_ROLES
+
+
+def session_stamp(user: User) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"{user.id}:{user.password_hash}".encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def principal_for(user: User) -> AccountPrincipal:
+    return AccountPrincipal(id=user.id, username=user.username, role=Role(user.role), stamp=session_stamp(user))
+
+
+def load_principal(session_id: str) -> AccountPrincipal | None:
+    """Flask-Login's user loader: None for an unknown, disabled or re-passworded user."""
+    ident, _, stamp = (session_id or "").partition(":")
+    try:
+        user_id = int(ident)
+    except ValueError:
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
+    principal = principal_for(user)
+    if not hmac.compare_digest(principal.stamp, stamp):
+        return None
+    return principal
+
+
+def role_required(*roles: Role | str) -> Callable[[F], F]:
+    """Allow a view to signed-in users with one of `roles`: anonymous users go to the sign-in page,
+    others get 403. Trading and settings views use `role_required("admin", "trader")`."""
+    if not roles:
+        raise TypeError("role_required needs at least one role")
+    allowed = frozenset(Role(r) for r in roles)
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> Any:
+            denied = check_role(allowed)
+            if denied is not None:
+                return denied
+            return view(*args, **kwargs)
+
+        return wrapped  # type: ignore[return-value]
+
+    return decorator
+
+
+def check_role(allowed: frozenset[Role] | set[Role] | tuple[Role, ...]) -> Any:
+    """None when the current user may go on; otherwise the response to return (redirect to sign-in),
+    or a 403 raised. Usable in a blueprint's before_request."""
+    if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
+        return None
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
+    if current_user.role not in allowed:
+        abort(403)
+    return None
+
+
+# -- the daily session boundary (pure) ----------------------------------------------------------------
+def parse_expiry_time(value: dt.time | str) -> dt.time:
+    if isinstance(value, dt.time):
+        return value
+    hh, sep, mm = str(value).strip().partition(":")
+    if not sep:
+        raise ValueError(f"{value!r} is not a time of day (HH:MM)")
+    return dt.time(int(hh), int(mm))
+
+
+def _zone(tz: dt.tzinfo | str) -> dt.tzinfo:
+    return ZoneInfo(tz) if isinstance(tz, str) else tz
+
+
+def _aware(name: str, value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be a timezone-aware datetime")
+    return value
+
+
+def _boundary_on(day: dt.date, at: dt.time, zone: dt.tzinfo) -> dt.datetime:
+    # In a zone with daylight saving, a time that does not exist that day resolves with fold=0,
+    # i.e. the offset in force before the change; the exchange zones in use have no DST.
+    return dt.datetime.combine(day, at, tzinfo=zone).astimezone(UTC)
+
+
+def last_expiry_boundary(now: dt.datetime, expiry_time: dt.time | str, tz: dt.tzinfo | str) -> dt.datetime:
+    """The most recent expiry at or before `now`: today at `expiry_time` (exchange time), or
+    yesterday's when `now` is earlier in the day. Aware, in UTC."""
+    now = _aware("now", now).astimezone(UTC)
+    zone, at = _zone(tz), parse_expiry_time(expiry_time)
+    local_day = now.astimezone(zone).date()
+    boundary = _boundary_on(local_day, at, zone)
+    if boundary > now:
+        boundary = _boundary_on(local_day - dt.timedelta(days=1), at, zone)
+    return boundary
+
+
+def next_expiry(now: dt.datetime, expiry_time: dt.time | str, tz: dt.tzinfo | str) -> dt.datetime:
+    """The first expiry strictly after `now`. Aware, in UTC."""
+    now = _aware("now", now).astimezone(UTC)
+    zone, at = _zone(tz), parse_expiry_time(expiry_time)
+    local_day = now.astimezone(zone).date()
+    boundary = _boundary_on(local_day, at, zone)
+    if boundary <= now:
+        boundary = _boundary_on(local_day + dt.timedelta(days=1), at, zone)
+    return boundary
+
+
+def session_expired(login_at: dt.datetime | None, now: dt.datetime, expiry_time: dt.time | str,
+                    tz: dt.tzinfo | str) -> bool:
+    """True when a session that began at `login_at` has crossed an expiry boundary by `now`.
+    A session with no known start has expired."""
+    if login_at is None:
+        return True
+    login_at = _aware("login_at", login_at).astimezone(UTC)
+    return login_at < last_expiry_boundary(now, expiry_time, tz)
+
+
+def expiry_settings(config: Any = None) -> tuple[dt.time, dt.tzinfo]:
+    """(SESSION_EXPIRY_TIME, EXCHANGE_TIMEZONE) of the application, parsed."""
+    config = config if config is not None else current_app.config
+    return parse_expiry_time(config["SESSION_EXPIRY_TIME"]), ZoneInfo(config["EXCHANGE_TIMEZONE"])
