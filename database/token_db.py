@@ -18,12 +18,14 @@ Code that writes `sym_tokens` other than through services.master_contract calls 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import datetime as dt
 import gc
 import logging
+import operator
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -116,12 +118,14 @@ class _ExchangeSearch:
     """The search structures of one exchange's records (rids in rank order).
 
     exact / exact_weak: term -> postings, for symbol, broker symbol, token (strong) and name, name
-    words, strike (weak). by_len / by_len_weak: the same terms, sorted, bucketed by length, so that a
-    prefix is found by bisection and its shortest completions come first. text: the symbols and
+    words, strike (weak). by_len / by_len_weak: the same terms, sorted, bucketed by length (shortest
+    first), so that a prefix is found by bisection and its shortest completions come first; terms /
+    terms_weak: all of them sorted, to count a prefix's completions with two bisections. text: the symbols and
     names of the exchange's records joined in rank order, for the substring tier (str.find runs in C).
     """
 
-    __slots__ = ("exact", "exact_weak", "by_len", "by_len_weak", "text", "starts", "rids")
+    __slots__ = ("exact", "exact_weak", "by_len", "by_len_weak", "terms", "terms_weak", "text", "starts", "rids",
+                 "block_starts", "grams")
 
     def __init__(self, index: SymbolIndex, rids: list[int]) -> None:
         exact: dict[str, Any] = {}
@@ -129,31 +133,53 @@ class _ExchangeSearch:
         hay = index.hay
         scan: list[str] = []
         recs = index.records
+        # A contract repeats names (an underlying names all its derivatives) and strikes: their
+        # upper-case forms, words and texts are worked out once per distinct value.
+        names: dict[str | None, tuple[str, tuple[list[int], ...], str, str]] = {}
+        strikes: dict[Decimal | None, tuple[str, list[int] | None]] = {None: ("", None)}
+        # Weak terms are shared by many records: their postings are built as lists, held by the
+        # memos above so that a record appends without a lookup, and turned to ints where single.
+        weak_lists: dict[str, list[int]] = {}
+        # The fast path of _add: setdefault() answers in one call whether the term is new (or this
+        # record's already); only a term shared with another record goes through _add.
+        put = exact.setdefault
         for rid in rids:
             r = recs[rid]
-            name = (r.name or "").upper()
-            strike = _strike_text(r.strike) if r.strike is not None else ""
-            sym, brs = r.symbol.upper(), r.brsymbol.upper()
-            _add(exact, sym, rid)
-            _add(exact, brs, rid)
-            _add(exact, r.token, rid)
-            if name:
-                _add(weak, name, rid)
-                if " " in name:
-                    for word in name.split():
-                        _add(weak, word, rid)
-            if strike:
-                _add(weak, strike, rid)
+            nm = names.get(r.name)
+            if nm is None:
+                name = (r.name or "").upper()
+                words = (name, *dict.fromkeys(name.split())) if " " in name else (name,) if name else ()
+                nm = names[r.name] = (name, tuple(weak_lists.setdefault(w, []) for w in words),
+                                      name.replace(" ", _SEP), name.replace(" ", ""))
+            name, name_lists, name_hay, name_joined = nm
+            st = strikes.get(r.strike)
+            if st is None:
+                text = _strike_text(r.strike)
+                st = strikes[r.strike] = (text, weak_lists.setdefault(text, []))
+            strike, strike_list = st
+            sym, brs, token = r.symbol.upper(), r.brsymbol.upper(), r.token
+            if put(sym, rid) != rid:
+                _add(exact, sym, rid)
+            if put(brs, rid) != rid:
+                _add(exact, brs, rid)
+            if put(token, rid) != rid:
+                _add(exact, token, rid)
+            for lst in name_lists:  # the name, then its words
+                lst.append(rid)
+            if strike_list is not None and (not strike_list or strike_list[-1] != rid):  # "50" a word too
+                strike_list.append(rid)
             # Fields and name words between separators, so that "is this word a whole field" is
             # one substring test too (see SymbolIndex.search).
-            hay[rid] = f"{_SEP}{sym}{_SEP}{brs}{_SEP}{name.replace(' ', _SEP)}{_SEP}{r.token}{_SEP}{strike}{_SEP}"
+            hay[rid] = f"{_SEP}{sym}{_SEP}{brs}{_SEP}{name_hay}{_SEP}{token}{_SEP}{strike}{_SEP}"
             # The substring tier scans symbols, and names that the symbol does not already spell
             # (a derivative's name is its underlying, the start of its symbol).
-            scan.append(sym if not name or sym.startswith(name.replace(" ", "")) else f"{sym}{_SEP}{name}")
+            scan.append(sym if not name or sym.startswith(name_joined) else f"{sym}{_SEP}{name}")
+        for term, lst in weak_lists.items():
+            weak[term] = lst[0] if len(lst) == 1 else lst
         self.exact = exact
         self.exact_weak = weak
-        self.by_len = _by_length(exact)
-        self.by_len_weak = _by_length(weak)
+        self.terms, self.by_len = _by_length(exact)
+        self.terms_weak, self.by_len_weak = _by_length(weak)
         self.rids = rids
         starts, pos = [], 0
         for s in scan:
@@ -161,15 +187,15 @@ class _ExchangeSearch:
             pos += len(s) + 1
         self.starts = starts
         self.text = _REC.join(scan)
+        self.block_starts, self.grams = _gram_blocks(scan)
 
     def estimate(self, word: str) -> int:
         """How many records an exact or prefix match of `word` could yield (an upper bound, cheap)."""
         n = len(_postings(self.exact, word)) + len(_postings(self.exact_weak, word))
         hi = word + "\uffff"
-        for table in (self.by_len, self.by_len_weak):
-            for length, terms in table.items():
-                if length > len(word):
-                    n += bisect.bisect_left(terms, hi) - bisect.bisect_left(terms, word)
+        for terms, table in ((self.terms, self.exact), (self.terms_weak, self.exact_weak)):
+            # The terms in [word, hi) are the word itself and its longer completions.
+            n += bisect.bisect_left(terms, hi) - bisect.bisect_left(terms, word) - (word in table)
         return n
 
     def indexed(self, primary: str, accept: Any) -> None:
@@ -182,10 +208,9 @@ class _ExchangeSearch:
         hi = primary + "\uffff"
         tiers = ((PREFIX, self.by_len, self.exact), (PREFIX_WEAK, self.by_len_weak, self.exact_weak))
         for tier, by_len, table in tiers:
-            for length in sorted(by_len):
+            for length, terms in by_len.items():  # ascending lengths
                 if length <= len(primary):
                     continue
-                terms = by_len[length]
                 i = bisect.bisect_left(terms, primary)
                 j = bisect.bisect_left(terms, hi, i)
                 for term in terms[i:j]:
@@ -194,23 +219,121 @@ class _ExchangeSearch:
                             return
 
     def substring(self, primary: str, accept: Any) -> None:
+        """Feed the records whose scan text contains `primary` to `accept`, in rank order, until it says
+        stop. Only the blocks whose n-grams include all of the word's are searched: the same records,
+        in the same order, as a find() over the whole text, without reading megabytes for a rare word."""
         text, starts, rids = self.text, self.starts, self.rids
-        pos = text.find(primary)
         last = len(starts) - 1
-        while pos >= 0:
-            k = bisect.bisect_right(starts, pos) - 1
-            if accept(rids[k], SUBSTRING, 0) or k >= last:
-                return
-            pos = text.find(primary, starts[k + 1])
+        for k0, k1 in self._candidate_blocks(primary):
+            end = starts[k1 + 1] - 1 if k1 < last else len(text)
+            pos = text.find(primary, starts[k0], end)
+            while pos >= 0:
+                k = bisect.bisect_right(starts, pos, k0, k1 + 1) - 1
+                if accept(rids[k], SUBSTRING, 0) or k >= last:
+                    return
+                pos = text.find(primary, starts[k + 1], end) if k < k1 else -1
+
+    def _candidate_blocks(self, word: str) -> Iterable[tuple[int, int]]:
+        """(first, last) record positions of the blocks that may contain `word`, in order."""
+        block_starts, n = self.block_starts, len(self.starts)
+        if len(word) < 2:  # no n-gram to go by (and a single character is everywhere anyway)
+            yield 0, n - 1
+            return
+        size = min(len(word), _GRAM)
+        lists = []
+        for i in range(len(word) - size + 1):
+            blocks = self.grams.get(word[i : i + size])
+            if blocks is None:
+                return  # an n-gram that no record has: no record contains the word
+            lists.append(blocks)
+        lists.sort(key=len)
+        driver, others = lists[0], lists[1:]
+        for b in driver:
+            for lst in others:
+                i = bisect.bisect_left(lst, b)
+                if i == len(lst) or lst[i] != b:
+                    break
+            else:
+                yield block_starts[b], (block_starts[b + 1] if b + 1 < len(block_starts) else n) - 1
 
 
-def _by_length(terms: dict[str, Any]) -> dict[int, list[str]]:
+# The substring tier's prefilter: an exchange's records (in rank order) are cut into blocks of
+# consecutive records, and every 2- and 3-gram of the block's scan strings maps to the sorted list of
+# blocks that hold it. A word can only occur in the blocks that hold all its 3-grams (its 2-gram if it
+# is two characters long). Blocks rather than records keep the index small and quick to build: a
+# block is a run of records sharing a long prefix (an option chain: NIFTY28MAR24 + strike + CE/PE),
+# so its n-grams are the prefix's plus those of short tails ("24" + "22000CE") that recur across
+# chains and are computed once.
+_GRAM = 3
+_MIN_PREFIX = 4  # a shorter common prefix makes a block of one record
+_BLOCK_WINDOWS = (63, 15, 3)  # how far ahead to look for records sharing the block's prefix
+
+
+def _ngrams(s: str) -> frozenset[str]:
+    return frozenset([s[i : i + 3] for i in range(len(s) - 2)] + [s[i : i + 2] for i in range(len(s) - 1)])
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return a[:i]
+
+
+def _gram_blocks(scan: list[str]) -> tuple[list[int], dict[str, list[int]]]:
+    block_starts: list[int] = []
+    grams: dict[str, list[int]] = {}
+    tails: dict[str, frozenset[str]] = {}
+    n = len(scan)
+    i = 0
+    while i < n:
+        s = scan[i]
+        prefix = ""
+        for window in _BLOCK_WINDOWS:
+            if i + window < n:
+                prefix = _common_prefix(s, scan[i + window])
+                if len(prefix) >= _MIN_PREFIX:
+                    break
+        b = len(block_starts)
+        block_starts.append(i)
+        if len(prefix) < _MIN_PREFIX:
+            found = _ngrams(s)
+            i += 1
+        else:
+            # s = prefix + tail: the n-grams of s are the prefix's and those of the prefix's last two
+            # characters + tail (every n-gram that reaches into the tail starts there at the earliest).
+            j = i + 1
+            while j < n and scan[j].startswith(prefix):
+                j += 1
+            # The same split once more: edge + tail = head + its last two characters, whose n-grams are
+            # head's and those of its last four characters; heads ("24" + strike) and ends ("00CE")
+            # repeat within a chain and across chains, and each distinct one is computed once.
+            cut = len(prefix) - 2
+            keys = {t[cut:-2] for t in scan[i:j]} | {t[-4:] for t in scan[i:j]}
+            for key in keys - tails.keys():
+                tails[key] = _ngrams(key)
+            found = set(_ngrams(prefix))
+            found.update(*map(tails.__getitem__, keys))
+            i = j
+        for gram in found:
+            lst = grams.get(gram)
+            if lst is None:
+                grams[gram] = [b]
+            else:
+                lst.append(b)
+    return block_starts, grams
+
+
+def _by_length(terms: dict[str, Any]) -> tuple[list[str], dict[int, list[str]]]:
+    ordered = sorted(terms)
     out: dict[int, list[str]] = {}
-    for term in terms:
-        out.setdefault(len(term), []).append(term)
-    for lst in out.values():
-        lst.sort()
-    return out
+    for term in ordered:  # alphabetical within each length, as they come
+        lst = out.get(len(term))
+        if lst is None:
+            lst = out[len(term)] = []
+        lst.append(term)
+    return ordered, dict(sorted(out.items()))
 
 
 class SymbolIndex:
@@ -229,16 +352,26 @@ class SymbolIndex:
         per_exchange: dict[str, list[int]] = {}
         for rid, r in enumerate(records):
             ex = r.exchange
-            self.by_symbol.setdefault(ex, {})[r.symbol] = r
-            per_exchange.setdefault(ex, []).append(rid)
+            rids = per_exchange.get(ex)
+            if rids is None:
+                rids = per_exchange[ex] = []
+            rids.append(rid)
+        for ex, rids in per_exchange.items():
+            self.by_symbol[ex] = {records[rid].symbol: records[rid] for rid in rids}
         # Broker symbol and token are keyed by our exchange and by the broker's, so adapters can
         # map back whichever they hold; where both name one map (NSE for NSE), it is one dict, and
         # our exchange wins a collision.
-        for attr, maps in (("brsymbol", self.by_brsymbol), ("token", self.by_token)):
+        for maps, key in ((self.by_brsymbol, _brsymbol_of), (self.by_token, _token_of)):
             for r in records:
-                maps.setdefault(r.brexchange, {}).setdefault(getattr(r, attr), r)
-            for r in records:
-                maps.setdefault(r.exchange, {})[getattr(r, attr)] = r
+                inner = maps.get(r.brexchange)
+                if inner is None:
+                    inner = maps[r.brexchange] = {}
+                inner.setdefault(key(r), r)
+            for ex, rids in per_exchange.items():
+                inner = maps.get(ex)
+                if inner is None:
+                    inner = maps[ex] = {}
+                inner.update({key(records[rid]): records[rid] for rid in rids})
         self.hay: list[str] = [""] * len(records)
         self.exchanges = {ex: _ExchangeSearch(self, rids) for ex, rids in per_exchange.items()}
 
@@ -344,15 +477,25 @@ class SymbolIndex:
 
 
 def build_index(records: list[SymbolInfo], generation: int = 0) -> SymbolIndex:
-    """Build an index with the cyclic garbage collector paused: the build allocates about a million
-    acyclic objects, and letting the collector walk them repeatedly triples the build time."""
+    with _gc_paused():
+        return SymbolIndex(records, generation)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while loading and building: they allocate about a million
+    acyclic objects, and letting the collector walk them repeatedly triples the time."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return SymbolIndex(records, generation)
+        yield
     finally:
         if enabled:
             gc.enable()
+
+
+_brsymbol_of = operator.attrgetter("brsymbol")
+_token_of = operator.attrgetter("token")
 
 
 def _rank_key(r: SymbolInfo) -> tuple[Any, ...]:
@@ -447,7 +590,8 @@ class _State:
             return self.index
         t0 = time.perf_counter()
         _touch_namespace()
-        index = build_index(_load_records(), generation)
+        with _gc_paused():
+            index = build_index(_load_records(), generation)
         self.index = index  # the swap: one reference assignment
         log.info("symbol index: %d symbols in %.2f s", len(index), time.perf_counter() - t0)
         return index

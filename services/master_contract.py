@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -173,6 +173,8 @@ class _Mapper:
         self._dates: dict[str, dt.date | None] = {"": None}
         self._decimals: dict[str, Decimal] = {}
         self._ints: dict[str, int] = {}
+        self._expiry_texts: dict[dt.date, str] = {}
+        self._strike_texts: dict[Decimal, str] = {}
 
     def date(self, value: str) -> dt.date | None:
         try:
@@ -257,18 +259,26 @@ class _Mapper:
         if expiry is None:
             raise Skip("derivative without expiry")
         base = name.replace(" ", "").upper()
+        exp_text = self._expiry_texts.get(expiry)
+        if exp_text is None:
+            exp_text = self._expiry_texts[expiry] = format_expiry(expiry)
         if itype == "FUT":
-            symbol = f"{base}{format_expiry(expiry)}FUT"
+            symbol = f"{base}{exp_text}FUT"
             return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, None, lot,
                     InstrumentType.FUT.value, tick)
         strike = self.decimal(_s(get("strike")), "strike")
         if strike <= 0:
             raise Skip("option without strike")
-        symbol = f"{base}{format_expiry(expiry)}{format_strike(strike)}{itype}"
+        strike_text = self._strike_texts.get(strike)
+        if strike_text is None:
+            strike_text = self._strike_texts[strike] = format_strike(strike)
+        symbol = f"{base}{exp_text}{strike_text}{itype}"
         return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, strike, lot, itype, tick)
 
 
 def _s(value: Any) -> str:
+    if value.__class__ is str:  # the common case first: CSV and adapter rows are strings
+        return value
     if value is None:
         return ""
     return value if isinstance(value, str) else str(value)
@@ -289,9 +299,17 @@ def map_rows(rows: Iterable[Mapping[str, Any]], on_row: Callable[[int], None] | 
     A later row whose (exchange, symbol) was already mapped is skipped as a duplicate: the table
     has a unique key on it, and the first row the broker lists wins.
     """
-    mapper = _Mapper()
-    mapped: list[MappedRow] = []
     skipped: Counter[str] = Counter()
+    read = [0]
+    mapped = list(_iter_mapped(rows, skipped, read, on_row))
+    return mapped, skipped, read[0]
+
+
+def _iter_mapped(rows: Iterable[Mapping[str, Any]], skipped: Counter[str], read: list[int],
+                 on_row: Callable[[int], None] | None = None) -> Iterator[MappedRow]:
+    """The mapped rows, as they are mapped (map_rows, and the PostgreSQL load streams them into
+    COPY); skipped reasons are counted into `skipped` and the rows read into `read[0]`."""
+    mapper = _Mapper()
     seen: set[tuple[str, str]] = set()
     n = 0
     for n, row in enumerate(rows, 1):  # noqa: B007 - n is the count afterwards
@@ -305,10 +323,12 @@ def map_rows(rows: Iterable[Mapping[str, Any]], on_row: Callable[[int], None] | 
                 skipped["duplicate symbol"] += 1
             else:
                 seen.add(key)
-                mapped.append(out)
-        if on_row is not None and n % PROGRESS_EVERY == 0:
-            on_row(n)
-    return mapped, skipped, n
+                yield out
+        if n % PROGRESS_EVERY == 0:
+            read[0] = n
+            if on_row is not None:
+                on_row(n)
+    read[0] = n
 
 
 def read_zerodha_csv(fileobj: Iterable[str]) -> Iterator[dict[str, str]]:
@@ -451,24 +471,38 @@ def import_rows(
             progress(done, total)
 
     try:
-        # Mapping runs before the transaction opens: a malformed file fails here without ever
-        # taking the write lock, and the load below is as short as it can be.
-        mapped, skipped, read = map_rows(rows, on_row=lambda n: report(n, max(total_hint, n)))
-        result.rows_total = read
-        result.rows_mapped = len(mapped)
-        result.rows_skipped = sum(skipped.values())
-        result.skipped_by_reason = dict(skipped)
-        if not mapped:
-            raise ContractImportError(f"no row of {read} could be mapped; the previous contract is kept")
-        report(read, read)
-        _load(mapped, broker, report, _fail_after)
+        dialect = db.engine.dialect.name
+        if dialect == "postgresql":
+            # Mapping streams into COPY, so that the server parses and indexes rows while Python maps
+            # the next ones. Readers are not held up (MVCC), and a malformed row or a failure rolls
+            # the whole unit back, as before.
+            # The progress total is the rows to read: the hint, or the length of a list of rows.
+            total = total_hint or (len(rows) if isinstance(rows, Sized) else 0)
+            skipped: Counter[str] = Counter()
+            read = [0]
+            try:
+                rows_mapped = _load_postgresql(
+                    db.session(), _iter_mapped(rows, skipped, read), lambda n, _t: report(n, max(total, n)),
+                    _fail_after, read)
+            finally:
+                result.rows_skipped = sum(skipped.values())  # what the failed status reports, as before
+            _mapping_result(result, rows_mapped, skipped, read[0])
+            report(read[0], read[0])
+        else:
+            # Mapping runs before the transaction opens: a malformed file fails here without ever
+            # taking SQLite's write lock, and the load below is as short as it can be.
+            mapped, skipped, read = map_rows(rows, on_row=lambda n: report(n, max(total_hint, n)))
+            _mapping_result(result, len(mapped), skipped, read)
+            report(read, read)
+            _load(mapped, broker, report, _fail_after)
+        mapped_count = result.rows_mapped
         finished_at = utcnow()
         # The final status rides in the same transaction as the data: both appear together.
         status = MasterContractStatus.__table__
         conn = db.session.connection()
-        values = dict(state=ImportState.DONE, rows_done=len(mapped), rows_total=read, rows_skipped=result.rows_skipped,
-                      source=source[:255], error=None, started_at=started_at, finished_at=finished_at,
-                      updated_at=finished_at)
+        values = dict(state=ImportState.DONE, rows_done=mapped_count, rows_total=result.rows_total,
+                      rows_skipped=result.rows_skipped, source=source[:255], error=None, started_at=started_at,
+                      finished_at=finished_at, updated_at=finished_at)
         if not conn.execute(status.update().where(status.c.broker == broker).values(**values)).rowcount:
             conn.execute(status.insert().values(broker=broker, **values))
         db.session.commit()
@@ -488,10 +522,19 @@ def import_rows(
             raise ContractImportError(f"import failed, the previous contract is kept: {message}") from exc
         raise
     result.seconds = time.perf_counter() - t0
-    _set_progress(broker, state=ImportState.DONE.value, rows_done=len(mapped), finished_at=utcnow())
+    _set_progress(broker, state=ImportState.DONE.value, rows_done=mapped_count, finished_at=utcnow())
     log.info("master contract for %s from %s: %s", broker, source, result.summary())
     invalidate_symbols(rebuild=rebuild_index)
     return result
+
+
+def _mapping_result(result: ImportResult, mapped: int, skipped: Counter[str], read: int) -> None:
+    result.rows_total = read
+    result.rows_mapped = mapped
+    result.rows_skipped = sum(skipped.values())
+    result.skipped_by_reason = dict(skipped)
+    if not mapped:
+        raise ContractImportError(f"no row of {read} could be mapped; the previous contract is kept")
 
 
 def import_file(path: str, broker: str = "zerodha", **kwargs: Any) -> ImportResult:
@@ -522,8 +565,9 @@ def _load(mapped: list[MappedRow], broker: str, report: Callable[[int, int], Non
         raise ContractImportError(f"unsupported database {dialect}")
 
 
-def _load_postgresql(session: Any, mapped: list[MappedRow], report: Callable[[int, int], None],
-                     fail_after: int | None) -> None:
+def _load_postgresql(session: Any, mapped: Iterable[MappedRow], report: Callable[[int, int], None],
+                     fail_after: int | None, read: list[int] | None = None) -> int:
+    """COPY the rows (a list, or the mapping as it runs); returns how many were written."""
     conn = session.connection()
     # One import at a time across processes; the lock is released at commit or rollback.
     conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('algobridge.sym_tokens'))"))
@@ -531,16 +575,18 @@ def _load_postgresql(session: Any, mapped: list[MappedRow], report: Callable[[in
     # until commit, whereas under MVCC readers keep seeing the old rows.
     conn.execute(text("DELETE FROM sym_tokens"))
     raw = conn.connection.driver_connection
-    total = len(mapped)
+    total = len(mapped) if isinstance(mapped, list) else 0
+    i = 0
     with raw.cursor() as cur, cur.copy(f"COPY sym_tokens ({', '.join(COLUMNS)}) FROM STDIN") as copy:
         write = copy.write_row
-        for i, row in enumerate(mapped, 1):
+        for i, row in enumerate(mapped, 1):  # noqa: B007 - i is the count afterwards
             write(row)
             if i % PROGRESS_EVERY == 0:
-                report(i, total)
+                report(read[0] if read else i, total)
                 if fail_after is not None and i >= fail_after:
                     raise ContractImportError(f"injected failure after {i} rows")
-    report(total, total)
+    report(read[0] if read else i, total or i)
+    return i
 
 
 def _load_sqlite(session: Any, mapped: list[MappedRow], report: Callable[[int, int], None],
@@ -553,11 +599,12 @@ def _load_sqlite(session: Any, mapped: list[MappedRow], report: Callable[[int, i
     raw = conn.connection.driver_connection
     sql = f"INSERT INTO sym_tokens ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"  # noqa: S608
     total = len(mapped)
+    memo: dict[Any, Any] = {None: None}
     cur = raw.cursor()
     try:
         for start in range(0, total, PROGRESS_EVERY):
             chunk = mapped[start : start + PROGRESS_EVERY]
-            cur.executemany(sql, [_sqlite_values(r) for r in chunk])
+            cur.executemany(sql, [_sqlite_values(r, memo) for r in chunk])
             done = start + len(chunk)
             report(done, total)
             if fail_after is not None and done >= fail_after:
@@ -566,13 +613,27 @@ def _load_sqlite(session: Any, mapped: list[MappedRow], report: Callable[[int, i
         cur.close()
 
 
-def _sqlite_values(r: MappedRow) -> tuple[Any, ...]:
+def _sqlite_values(r: MappedRow, memo: dict[Any, Any] | None = None) -> tuple[Any, ...]:
     # sqlite3 has no adapters for date/Decimal; store them as SQLAlchemy's Date and Numeric do
-    # (ISO text, and a number in the NUMERIC-affinity column).
-    e = r[6]
-    s = r[7]
-    return (r[0], r[1], r[2], r[3], r[4], r[5], e.isoformat() if e is not None else None,
-            float(s) if s is not None else None, r[8], r[9], float(r[10]))
+    # (ISO text, and a number in the NUMERIC-affinity column). `memo` ({None: None} to start) keeps
+    # the conversion of each distinct date and Decimal: a contract repeats a few thousand of them.
+    if memo is None:
+        e, s = r[6], r[7]
+        return (r[0], r[1], r[2], r[3], r[4], r[5], e.isoformat() if e is not None else None,
+                float(s) if s is not None else None, r[8], r[9], float(r[10]))
+    try:
+        e = memo[r[6]]
+    except KeyError:
+        e = memo[r[6]] = r[6].isoformat()
+    try:
+        s = memo[r[7]]
+    except KeyError:
+        s = memo[r[7]] = float(r[7])
+    try:
+        t = memo[r[10]]
+    except KeyError:
+        t = memo[r[10]] = float(r[10])
+    return (r[0], r[1], r[2], r[3], r[4], r[5], e, s, r[8], r[9], t)
 
 
 def invalidate_symbols(rebuild: bool = True) -> None:
