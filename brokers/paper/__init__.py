@@ -2,8 +2,12 @@
 
 It connects without credentials, so a user can trade on paper before (or instead of) connecting a
 live account. Its session is shaped like a live broker's (a random token that lapses at 06:00 IST)
-so services treat both alike. The order simulator (fills against quotes, funds, margins, square-off)
-comes in a later change; until then its order and book calls raise BrokerError(kind="unsupported").
+so services treat both alike.
+
+The order simulator is `brokers.paper.engine`: pure arithmetic (fill rules, margin by product,
+positions and P&L, funds) that services.paper drives, since the paper account lives in the database
+and brokers never touch it. This client's order and book calls therefore raise
+BrokerError(kind="unsupported"): analyze-mode orders go through services.orders, not through here.
 """
 
 from __future__ import annotations

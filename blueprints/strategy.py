@@ -1,0 +1,281 @@
+"""`/strategy`: the signed-in user's webhook strategies and their symbol mappings.
+
+Everyone signed in sees their own strategies; admins and traders change them (viewers only look).
+A strategy of another user answers 404, like one that does not exist. services.strategies does the
+work (and the audit trail); this module is HTTP only.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from werkzeug.exceptions import HTTPException
+from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TimeField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from blueprints.auth import render_error
+from database import token_db
+from database.enums import Platform, Product, StrategyMode
+from database.strategy_db import Strategy
+from extensions import client_address
+from services import strategies
+from services.accounts import TRADE_ROLES, Actor, role_required
+from services.strategies import StrategyError, StrategyInput, StrategyNotFoundError
+
+strategy_bp = Blueprint("strategy", __name__, url_prefix="/strategy")
+
+PLATFORM_LABELS = {"tradingview": "TradingView", "chartink": "Chartink", "amibroker": "Amibroker",
+                   "python": "Python"}
+MODE_LABELS = {"LONG": "LONG (buy to enter, sell to exit)", "SHORT": "SHORT (sell to enter, buy to exit)",
+               "BOTH": "BOTH (long and short)"}
+editors = role_required(*TRADE_ROLES)
+
+
+@strategy_bp.errorhandler(403)
+def _forbidden(_exc: HTTPException):
+    return render_error(403, "Not allowed", "Viewers can look at strategies but not change them.")
+
+
+@strategy_bp.errorhandler(404)
+def _not_found(_exc: HTTPException):
+    return render_error(404, "Not found", "There is no such strategy.")
+
+
+# -- forms --------------------------------------------------------------------------------------------------------
+class StrategyForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(min=3, max=100)])
+    platform = SelectField("Platform", choices=[SelectChoice(p.value, PLATFORM_LABELS[p.value]) for p in Platform],
+                           default=Platform.TRADINGVIEW.value)
+    mode = SelectField("Mode", choices=[SelectChoice(m.value, MODE_LABELS[m.value]) for m in StrategyMode],
+                       default=StrategyMode.LONG.value)
+    is_intraday = BooleanField("Intraday (trade only between the times below, exchange time)", default=True)
+    start_time = TimeField("Start", format="%H:%M", validators=[Optional()], default=strategies.DEFAULT_START)
+    end_time = TimeField("End (no new entries after)", format="%H:%M", validators=[Optional()],
+                         default=strategies.DEFAULT_END)
+    squareoff_time = TimeField("Square-off (no orders after)", format="%H:%M", validators=[Optional()],
+                               default=strategies.DEFAULT_SQUAREOFF)
+
+    def to_input(self) -> StrategyInput:
+        return StrategyInput(name=self.name.data or "", platform=self.platform.data, mode=self.mode.data,
+                             is_intraday=bool(self.is_intraday.data), start_time=self.start_time.data,
+                             end_time=self.end_time.data, squareoff_time=self.squareoff_time.data)
+
+
+class MappingForm(FlaskForm):
+    symbol = StringField("Symbol", validators=[DataRequired(), Length(max=64)])
+    exchange = SelectField("Exchange", choices=[SelectChoice(e, e) for e in strategies.TRADABLE_EXCHANGES],
+                           default="NSE")
+    quantity = IntegerField("Quantity", validators=[InputRequired(), NumberRange(1, strategies.MAX_QUANTITY)],
+                            default=1)
+    product = SelectField("Product", choices=[SelectChoice(p.value, p.value) for p in Product],
+                          default=Product.MIS.value)
+
+
+class ActionForm(FlaskForm):
+    """CSRF only: activate, deactivate, delete, remove a mapping, rotate the webhook."""
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------------
+def _actor() -> Actor:
+    return Actor(current_user.username, current_user.id, client_address())
+
+
+def _own(strategy_id: int) -> Strategy:
+    try:
+        return strategies.get_strategy(current_user.id, strategy_id)
+    except StrategyNotFoundError:
+        abort(404)
+
+
+def _form_error(form: FlaskForm, exc: StrategyError) -> None:
+    target = getattr(form, exc.field, None) if exc.field else None
+    if target is not None:
+        target.errors = [*target.errors, exc.message] if isinstance(target.errors, list) else [exc.message]
+    else:
+        flash(exc.message, "error")
+
+
+def _check_action_form() -> None:
+    if not ActionForm().validate_on_submit():
+        abort(400)
+
+
+def webhook_url(strategy: Strategy) -> str:
+    endpoint = "webhook.chartink_webhook" if strategy.platform == Platform.CHARTINK else "webhook.strategy_webhook"
+    return url_for(endpoint, webhook_id=strategy.webhook_id, _external=True)
+
+
+def alert_json(strategy: Strategy) -> str:
+    """The alert message to paste into TradingView (or send from Amibroker or a script)."""
+    body = {"symbol": "{{ticker}}", "action": "{{strategy.order.action}}"}
+    if strategy.mode == StrategyMode.BOTH:
+        body["position_size"] = "{{strategy.position_size}}"
+    return json.dumps(body, indent=2)
+
+
+def _chartink_example(strategy: Strategy) -> str:
+    return json.dumps({"stocks": "RELIANCE,SBIN", "trigger_prices": "2950.5,812.3", "triggered_at": "10:15 am",
+                       "scan_name": "Breakout scan", "scan_url": "breakout-scan", "alert_name": "Breakout BUY",
+                       "webhook_url": webhook_url(strategy)}, indent=2)
+
+
+# -- pages -------------------------------------------------------------------------------------------------------------
+@strategy_bp.get("/")
+@strategy_bp.get("")
+@login_required
+def index():
+    return render_template("strategy/index.html", strategies=strategies.list_strategies(current_user.id),
+                           can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS)
+
+
+@strategy_bp.route("/new", methods=["GET", "POST"])
+@editors
+def create():
+    form = StrategyForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            strategy = strategies.create_strategy(_actor(), form.to_input())
+        except StrategyError as exc:
+            _form_error(form, exc)
+            status = 400
+        else:
+            flash(f"Strategy “{strategy.name}” created. Map the symbols it trades below.", "success")
+            return redirect(url_for("strategy.view", strategy_id=strategy.id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("strategy/form.html", form=form, strategy=None), status
+
+
+@strategy_bp.get("/<int:strategy_id>")
+@login_required
+def view(strategy_id: int):
+    strategy = _own(strategy_id)
+    return render_template(
+        "strategy/view.html", strategy=strategy, mappings=strategies.mappings(strategy.id),
+        signals=strategies.recent_signals(strategy.id), mapping_form=MappingForm(formdata=None),
+        action_form=ActionForm(), webhook_url=webhook_url(strategy), alert_json=alert_json(strategy),
+        chartink_example=_chartink_example(strategy) if strategy.platform == Platform.CHARTINK else None,
+        can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS, symbols_loaded=token_db.count() > 0,
+        host_url=request.host_url.rstrip("/"),
+    ), 200, {"Cache-Control": "no-store"}  # the webhook id is a credential
+
+
+@strategy_bp.route("/<int:strategy_id>/edit", methods=["GET", "POST"])
+@editors
+def edit(strategy_id: int):
+    strategy = _own(strategy_id)
+    form = StrategyForm(obj=strategy if request.method == "GET" else None)
+    if request.method == "GET":
+        form.platform.data, form.mode.data = str(strategy.platform), str(strategy.mode)
+        if not strategy.is_intraday:
+            form.start_time.data = strategies.DEFAULT_START
+            form.end_time.data = strategies.DEFAULT_END
+            form.squareoff_time.data = strategies.DEFAULT_SQUAREOFF
+    status = 200
+    if form.validate_on_submit():
+        try:
+            strategies.update_strategy(_actor(), strategy_id, form.to_input())
+        except StrategyNotFoundError:
+            abort(404)
+        except StrategyError as exc:
+            _form_error(form, exc)
+            status = 400
+        else:
+            flash("Strategy saved.", "success")
+            return redirect(url_for("strategy.view", strategy_id=strategy_id))
+    elif request.method == "POST":
+        status = 400
+    return render_template("strategy/form.html", form=form, strategy=strategy), status
+
+
+@strategy_bp.post("/<int:strategy_id>/activate")
+@editors
+def activate(strategy_id: int):
+    return _set_active(strategy_id, True)
+
+
+@strategy_bp.post("/<int:strategy_id>/deactivate")
+@editors
+def deactivate(strategy_id: int):
+    return _set_active(strategy_id, False)
+
+
+def _set_active(strategy_id: int, active: bool):
+    _check_action_form()
+    try:
+        strategy = strategies.set_active(_actor(), strategy_id, active)
+    except StrategyNotFoundError:
+        abort(404)
+    flash(f"Strategy “{strategy.name}” {'activated' if active else 'deactivated'}.", "success")
+    return redirect(url_for("strategy.view", strategy_id=strategy_id))
+
+
+@strategy_bp.post("/<int:strategy_id>/rotate")
+@editors
+def rotate(strategy_id: int):
+    _check_action_form()
+    try:
+        strategies.rotate_webhook(_actor(), strategy_id)
+    except StrategyNotFoundError:
+        abort(404)
+    flash("New webhook URL generated: the old one no longer works. Update your alerts.", "warning")
+    return redirect(url_for("strategy.view", strategy_id=strategy_id))
+
+
+@strategy_bp.route("/<int:strategy_id>/delete", methods=["GET", "POST"])
+@editors
+def delete(strategy_id: int):
+    strategy = _own(strategy_id)
+    if request.method == "GET":
+        return render_template("strategy/delete.html", strategy=strategy, action_form=ActionForm(),
+                               mapping_count=len(strategies.mappings(strategy.id)))
+    _check_action_form()
+    try:
+        name = strategies.delete_strategy(_actor(), strategy_id)
+    except StrategyNotFoundError:
+        abort(404)
+    flash(f"Strategy “{name}” deleted. Its webhook URL no longer works.", "success")
+    return redirect(url_for("strategy.index"))
+
+
+@strategy_bp.post("/<int:strategy_id>/mappings")
+@editors
+def add_mapping(strategy_id: int):
+    _own(strategy_id)
+    form = MappingForm()
+    if form.validate_on_submit():
+        try:
+            mapping = strategies.add_mapping(_actor(), strategy_id, form.symbol.data, form.exchange.data,
+                                             form.quantity.data, form.product.data)
+        except StrategyNotFoundError:
+            abort(404)
+        except StrategyError as exc:
+            _form_error(form, exc)
+        else:
+            flash(f"{mapping.exchange}:{mapping.symbol} added.", "success")
+            return redirect(url_for("strategy.view", strategy_id=strategy_id))
+    strategy = _own(strategy_id)  # the failed unit of work rolled back: load it again
+    return render_template(
+        "strategy/view.html", strategy=strategy, mappings=strategies.mappings(strategy.id),
+        signals=strategies.recent_signals(strategy.id), mapping_form=form, action_form=ActionForm(),
+        webhook_url=webhook_url(strategy), alert_json=alert_json(strategy),
+        chartink_example=_chartink_example(strategy) if strategy.platform == Platform.CHARTINK else None,
+        can_edit=True, platform_labels=PLATFORM_LABELS, symbols_loaded=token_db.count() > 0,
+        host_url=request.host_url.rstrip("/"),
+    ), 400, {"Cache-Control": "no-store"}
+
+
+@strategy_bp.post("/<int:strategy_id>/mappings/<int:mapping_id>/delete")
+@editors
+def remove_mapping(strategy_id: int, mapping_id: int):
+    _check_action_form()
+    try:
+        removed = strategies.remove_mapping(_actor(), strategy_id, mapping_id)
+    except StrategyNotFoundError:
+        abort(404)
+    flash(f"{removed['exchange']}:{removed['symbol']} removed.", "success")
+    return redirect(url_for("strategy.view", strategy_id=strategy_id))

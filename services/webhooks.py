@@ -1,0 +1,482 @@
+"""Strategy and Chartink alerts into orders, placed as the strategy's owner.
+
+A strategy alert is `{"symbol", "action", "position_size"?}` (OpenAlgo's strategy webhook; an optional
+`"exchange"` picks between mappings of one symbol on two exchanges). A Chartink alert is Chartink's
+scan payload (`stocks`, `trigger_prices`, `triggered_at`, `scan_name`, `scan_url`, `alert_name`,
+`webhook_url`); its action is the first keyword of BUY, SELL, SHORT, COVER found in the alert name
+(else the scan name), case-insensitive, as OpenAlgo documents:
+
+    BUY -> buy (enter or add to a long)       SELL  -> close the long (nothing when flat)
+    SHORT -> sell (enter or add to a short)   COVER -> close the short (nothing when flat)
+
+Modes (OpenAlgo semantics): LONG takes BUY to open or add, SELL to close the long; SHORT mirrors it
+(SELL opens, BUY covers); BOTH takes both. With `position_size`, the alert names the net position
+the strategy wants (TradingView's `{{strategy.position_size}}`) and the order is a smart order for
+the difference; without it, a BUY or SELL entry trades the mapping's quantity and product. An alert
+never moves the position against its own action (a BUY never sells): when the position already is
+where the alert wants it, nothing is placed and the answer says so.
+
+Trading hours (intraday strategies, exchange time): entries from the start time until the end time,
+exits until the square-off time.
+
+Every call that reaches a known strategy records a `signals` row (one per stock for Chartink) with
+the payload, the outcome (accepted or rejected) and its message; orders placed for it carry its id.
+The signal is committed before the order is placed, so it survives a refused order; the order
+service commits its own unit of work.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app
+from sqlalchemy import select
+
+from database import db
+from database.enums import Action, OrderStatus, Platform, SignalSource, SignalStatus, StrategyMode
+from database.order_db import Signal
+from database.strategy_db import Strategy, StrategySymbolMapping
+from services import strategies
+
+log = logging.getLogger("algobridge.webhooks")
+
+MAX_STOCKS = 100
+MAX_POSITION = 10_000_000
+
+#: Chartink keywords in the order they are looked for: (keyword, action, is_exit, side).
+CHARTINK_KEYWORDS: tuple[tuple[str, str, bool, str], ...] = (
+    ("BUY", Action.BUY.value, False, "long"),
+    ("SELL", Action.SELL.value, True, "long"),
+    ("SHORT", Action.SELL.value, False, "short"),
+    ("COVER", Action.BUY.value, True, "short"),
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class Refused(Exception):  # noqa: N818 - a refusal with its HTTP answer, not a programming error
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def now() -> dt.datetime:
+    """The current time (tests replace it)."""
+    return dt.datetime.now(dt.UTC)
+
+
+def exchange_time(at: dt.datetime | None = None) -> dt.time:
+    zone = ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
+    return (at or now()).astimezone(zone).time()
+
+
+# -- what an alert asks for -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    action: str  # BUY or SELL
+    is_exit: bool
+    target: int | None = None  # a net position to reach (smart order); None: trade the mapping's quantity
+
+
+@dataclass
+class _Target:
+    """A mapping resolved for one symbol, as plain values (no ORM object crosses a commit)."""
+
+    symbol: str
+    exchange: str
+    quantity: int
+    product: str
+
+
+@dataclass
+class _Outcome:
+    symbol: str | None
+    status: int
+    message: str
+    accepted: bool
+    orderid: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"symbol": self.symbol, "status": "success" if self.accepted else "error",
+                               "message": self.message}
+        if self.orderid:
+            out["orderid"] = self.orderid
+        return out
+
+
+def _parse_position_size(value: Any) -> int | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise Refused("position_size must be a whole number.")
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise Refused("position_size must be a whole number.") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise Refused("position_size must be a whole number.")
+    if abs(number) > MAX_POSITION:
+        raise Refused(f"position_size must be between -{MAX_POSITION:,} and {MAX_POSITION:,}.")
+    return int(number)
+
+
+def strategy_plan(mode: str, action: str, position_size: int | None) -> Plan:
+    """The order an alert asks for, under the strategy's mode (OpenAlgo's LONG/SHORT/BOTH rules)."""
+    mode = StrategyMode(mode)
+    if position_size is None:
+        if mode == StrategyMode.LONG and action == Action.SELL:
+            return Plan(action, True, 0)  # SELL closes the long
+        if mode == StrategyMode.SHORT and action == Action.BUY:
+            return Plan(action, True, 0)  # BUY covers the short
+        return Plan(action, False)
+    if mode == StrategyMode.LONG and position_size < 0:
+        raise Refused("position_size cannot be negative for a LONG strategy (it never goes short).")
+    if mode == StrategyMode.SHORT and position_size > 0:
+        raise Refused("position_size cannot be positive for a SHORT strategy (it never goes long): "
+                      "send the short position as a negative number.")
+    reducing = position_size == 0 or (action == Action.BUY and position_size < 0) or (
+        action == Action.SELL and position_size > 0)
+    return Plan(action, reducing, position_size)
+
+
+def chartink_plan(mode: str, alert_name: str, scan_name: str) -> tuple[str, Plan]:
+    for text in (alert_name, scan_name):
+        upper = (text or "").upper()
+        for keyword, action, is_exit, side in CHARTINK_KEYWORDS:
+            if keyword in upper:
+                mode = StrategyMode(mode)
+                if (mode == StrategyMode.LONG and side == "short") or (mode == StrategyMode.SHORT and side == "long"):
+                    raise Refused(f"{keyword} alerts are not allowed for a {mode.value}-mode strategy.")
+                return keyword, Plan(action, is_exit, 0 if is_exit else None)
+    raise Refused("No action keyword (BUY, SELL, SHORT or COVER) in the alert name or the scan name.")
+
+
+# -- the unit of work -------------------------------------------------------------------------------------------
+def _end_transaction() -> None:
+    """Commit what this request wrote so far, so the order service starts its own unit of work."""
+    session = db.session()
+    if session.in_transaction():
+        session.commit()
+
+
+def _signal(strategy: Strategy, source: SignalSource, payload: Any, **values: Any) -> Signal:
+    row = Signal(user_id=strategy.user_id, strategy_id=strategy.id, source=source,
+                 payload=payload if isinstance(payload, dict) else {"body": payload},
+                 status=SignalStatus.RECEIVED, **values)
+    db.session.add(row)
+    return row
+
+
+def _finish(signal_id: int, outcome: _Outcome) -> None:
+    row = db.session.get(Signal, signal_id)
+    if row is not None:
+        row.status = SignalStatus.ACCEPTED if outcome.accepted else SignalStatus.REJECTED
+        row.message = outcome.message[:2000]
+
+
+def _reject_call(strategy: Strategy, source: SignalSource, payload: Any, message: str, status: int = 400,
+                 **values: Any) -> Reply:
+    """Record a refused call (one signal) and answer it."""
+    name, sid = strategy.name, strategy.id
+    row = _signal(strategy, source, payload, **values)
+    row.status, row.message = SignalStatus.REJECTED, message[:2000]
+    try:
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not record a refused %s signal of strategy %s", source.value, sid)
+    log.info("%s alert for strategy %r refused: %s", source.value, name, message)
+    return Reply(status, {"status": "error", "message": message})
+
+
+def _find_mapping(strategy_id: int, symbol: str, exchange: str | None, prefer: tuple[str, ...] = ()) -> _Target:
+    rows = [m for m in strategies.mappings(strategy_id) if m.symbol.upper() == symbol.upper()]
+    if exchange:
+        rows = [m for m in rows if str(m.exchange) == exchange.upper()]
+    if not rows:
+        where = f" on {exchange.upper()}" if exchange else ""
+        raise Refused(f"Symbol {symbol}{where} is not mapped in this strategy.")
+    if len(rows) > 1:
+        preferred = [m for e in prefer for m in rows if str(m.exchange) == e]
+        if not preferred:
+            raise Refused(f"Symbol {symbol} is mapped on several exchanges "
+                          f"({', '.join(sorted(str(m.exchange) for m in rows))}): add \"exchange\" to the alert.")
+        rows = preferred[:1]
+    m: StrategySymbolMapping = rows[0]
+    return _Target(m.symbol, str(m.exchange), int(m.quantity), str(m.product))
+
+
+def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan) -> _Outcome:
+    """Place the order a plan asks for; never raises for a refusal of the order service."""
+    from services import orders  # engineer A's module; imported late so this module loads without it
+
+    symbol = target.symbol
+    try:
+        if plan.target is None:
+            inp = orders.OrderInput(strategy=strategy_name, exchange=target.exchange, symbol=symbol,
+                                    action=plan.action, quantity=target.quantity, pricetype="MARKET",
+                                    product=target.product)
+            _end_transaction()
+            placed = orders.place_order(user_id, inp, signal_id=signal_id)
+        else:
+            current = int(orders.open_position(user_id, symbol, target.exchange, target.product))
+            _end_transaction()
+            wanted = plan.target
+            if (plan.action == Action.BUY and wanted <= current) or (plan.action == Action.SELL and wanted >= current):
+                if plan.is_exit and wanted == 0:
+                    side = "long" if plan.action == Action.SELL else "short"
+                    message = f"No open {side} position in {symbol}: nothing to close."
+                elif wanted == current:
+                    message = f"No order for {symbol}: the position ({current}) is already where the alert wants it."
+                else:
+                    message = (f"No order for {symbol}: a {plan.action} alert never "
+                               f"{'sells' if plan.action == Action.BUY else 'buys'} (position {current}, "
+                               f"wanted {wanted}).")
+                return _Outcome(symbol, 200, message, True)
+            # quantity 0 when going flat: OpenAlgo's smart order trades `quantity` when it finds the
+            # position already flat, and a close must never open the other way.
+            inp = orders.OrderInput(strategy=strategy_name, exchange=target.exchange, symbol=symbol,
+                                    action=plan.action, quantity=abs(wanted - current) if wanted else 0,
+                                    pricetype="MARKET", product=target.product)
+            placed = orders.place_smart_order(user_id, inp, wanted, signal_id=signal_id)
+            if placed is None:
+                return _Outcome(symbol, 200, f"No order for {symbol}: positions already matched.", True)
+    except orders.OrderError as exc:
+        db.session.rollback()
+        status = int(getattr(exc, "status", 400) or 400)
+        return _Outcome(symbol, status, str(getattr(exc, "message", None) or exc), False)
+    if str(placed.status) == OrderStatus.REJECTED.value:
+        return _Outcome(symbol, 400, f"Order for {symbol} was rejected.", False, placed.orderid)
+    return _Outcome(symbol, 200, f"Order queued successfully for {symbol}", True, placed.orderid,
+                    {"mode": placed.mode})
+
+
+# -- the two webhooks --------------------------------------------------------------------------------------------
+def _check_active(strategy: Strategy) -> None:
+    if not strategy.is_active:
+        raise Refused(f"Strategy {strategy.name!r} is inactive.")
+
+
+def _check_hours(strategy: Strategy, plan: Plan) -> None:
+    refusal = strategies.hours_refusal(strategy, exchange_time(), is_exit=plan.is_exit)
+    if refusal:
+        raise Refused(refusal)
+
+
+def _required(payload: dict[str, Any], name: str) -> str:
+    value = payload.get(name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise Refused(f"Missing field: {name}.")
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise Refused(f"{name} must be a string.")
+    return str(value).strip()
+
+
+def strategy_alert(webhook_id: str, payload: Any) -> Reply:
+    """`POST /strategy/webhook/<webhook_id>`."""
+    strategy = strategies.get_by_webhook(webhook_id)
+    if strategy is None:
+        return Reply(404, {"status": "error", "message": "Unknown webhook."})
+    source = SignalSource.STRATEGY
+    values: dict[str, Any] = {}
+    try:
+        _check_active(strategy)
+        if not isinstance(payload, dict):
+            raise Refused("The body must be a JSON object: {\"symbol\", \"action\", \"position_size\"?}.")
+        symbol = _required(payload, "symbol").upper()
+        exchange = None
+        if ":" in symbol:  # "NSE:RELIANCE" ({{exchange}}:{{ticker}})
+            exchange, _, symbol = symbol.partition(":")
+        values["symbol"] = symbol[:64]
+        action = _required(payload, "action").upper()
+        if action not in (Action.BUY.value, Action.SELL.value):
+            raise Refused(f"action must be BUY or SELL, not {action!r}.")
+        values["action"] = Action(action)
+        position_size = _parse_position_size(payload.get("position_size"))
+        values["position_size"] = position_size
+        if payload.get("exchange"):
+            exchange = str(payload["exchange"]).strip().upper()
+        plan = strategy_plan(str(strategy.mode), action, position_size)
+        _check_hours(strategy, plan)
+        target = _find_mapping(strategy.id, symbol, exchange)
+        values["exchange"] = target.exchange
+    except Refused as exc:
+        return _reject_call(strategy, source, payload, exc.message, exc.status, **values)
+
+    user_id, name = strategy.user_id, strategy.name
+    row = _signal(strategy, source, payload, **values)
+    db.session.flush()
+    signal_id = row.id
+    db.session.commit()
+    try:
+        outcome = _execute(user_id, name, signal_id, target, plan)
+    except Exception:
+        db.session.rollback()
+        log.exception("webhook order for strategy %r (%s) failed", name, target.symbol)
+        outcome = _Outcome(target.symbol, 500, "The order could not be placed: internal error.", False)
+    _finish(signal_id, outcome)
+    db.session.commit()
+    log.info("strategy %r alert %s %s: %s", name, plan.action, target.symbol, outcome.message)
+    if outcome.accepted:
+        body: dict[str, Any] = {"status": "success", "message": outcome.message}
+        if outcome.orderid:
+            body["orderid"] = outcome.orderid
+        return Reply(200, body)
+    return Reply(outcome.status, {"status": "error", "message": outcome.message})
+
+
+def _stocks(payload: dict[str, Any]) -> list[str]:
+    raw = payload.get("stocks")
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        raise Refused("Missing field: stocks.")
+    items = raw if isinstance(raw, list) else str(raw).split(",")
+    stocks: list[str] = []
+    for item in items:
+        s = str(item).strip().upper()
+        if s and s not in stocks:
+            stocks.append(s)
+    if not stocks:
+        raise Refused("Missing field: stocks.")
+    if len(stocks) > MAX_STOCKS:
+        raise Refused(f"Too many stocks in one alert ({len(stocks)}; at most {MAX_STOCKS}).")
+    return stocks
+
+
+def chartink_alert(webhook_id: str, payload: Any) -> Reply:
+    """`POST /chartink/webhook/<webhook_id>`: one order per mapped stock of the scan."""
+    strategy = strategies.get_by_webhook(webhook_id)
+    if strategy is None:
+        return Reply(404, {"status": "error", "message": "Unknown webhook."})
+    source = SignalSource.CHARTINK
+    try:
+        _check_active(strategy)
+        if not isinstance(payload, dict):
+            raise Refused("The body must be Chartink's JSON alert (stocks, scan_name, alert_name, ...).")
+        stocks = _stocks(payload)
+        keyword, plan = chartink_plan(str(strategy.mode), str(payload.get("alert_name") or ""),
+                                      str(payload.get("scan_name") or ""))
+        _check_hours(strategy, plan)
+    except Refused as exc:
+        return _reject_call(strategy, source, payload, exc.message, exc.status)
+
+    user_id, name, strategy_id = strategy.user_id, strategy.name, strategy.id
+    # Resolve every stock first; record one signal per stock.
+    work: list[tuple[Signal, _Target | None, str | None]] = []
+    for stock in stocks:
+        try:
+            target: _Target | None = _find_mapping(strategy_id, stock, None, prefer=("NSE", "BSE"))
+            refusal = None
+        except Refused as exc:
+            target, refusal = None, exc.message
+        row = _signal(strategy, source, payload, symbol=stock[:64], action=Action(plan.action),
+                      exchange=target.exchange if target else None)
+        if refusal:
+            row.status, row.message = SignalStatus.REJECTED, refusal
+        work.append((row, target, refusal))
+    db.session.flush()
+    jobs = [(row.id, target, refusal, stock) for (row, target, refusal), stock in zip(work, stocks, strict=True)]
+    db.session.commit()
+
+    outcomes: list[_Outcome] = []
+    for signal_id, target, refusal, stock in jobs:
+        if target is None:
+            outcomes.append(_Outcome(stock, 400, refusal or "not mapped", False))
+            continue
+        try:
+            outcome = _execute(user_id, name, signal_id, target, plan)
+        except Exception:
+            db.session.rollback()
+            log.exception("chartink order for strategy %r (%s) failed", name, stock)
+            outcome = _Outcome(stock, 500, "The order could not be placed: internal error.", False)
+        _finish(signal_id, outcome)
+        db.session.commit()
+        outcomes.append(outcome)
+
+    placed = sum(1 for o in outcomes if o.accepted and o.orderid)
+    accepted = sum(1 for o in outcomes if o.accepted)
+    message = f"{keyword} alert: {placed} of {len(stocks)} order(s) queued"
+    skipped = accepted - placed
+    if skipped:
+        message += f", {skipped} with nothing to do"
+    rejected = len(outcomes) - accepted
+    if rejected:
+        message += f", {rejected} refused"
+    log.info("chartink strategy %r: %s", name, message)
+    body = {"status": "success" if accepted else "error", "message": message,
+            "results": [o.as_dict() for o in outcomes]}
+    if accepted:
+        return Reply(200, body)
+    statuses = {o.status for o in outcomes}
+    return Reply(statuses.pop() if len(statuses) == 1 else 400, body)
+
+
+# -- intraday square-off -----------------------------------------------------------------------------------------------
+def _squareoffs_between(strategy: Strategy, since: dt.datetime, until: dt.datetime, zone: dt.tzinfo) -> bool:
+    at = strategy.squareoff_time
+    if not strategy.is_intraday or at is None:
+        return False
+    day = since.astimezone(zone).date()
+    while day <= until.astimezone(zone).date():
+        moment = dt.datetime.combine(day, at, tzinfo=zone)
+        if since < moment <= until:
+            return True
+        day += dt.timedelta(days=1)
+    return False
+
+
+def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """Close the mapped positions of every active intraday strategy whose square-off time (exchange
+    time) falls in (`since`, `until`]. For a scheduler that calls it every minute or so with the time
+    of its previous run. Each mapping gets a smart order to a flat position (nothing when already
+    flat) and a signal recording the outcome. Returns one result per mapping."""
+    until = until or now()
+    zone = ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
+    due = [s for s in db.session.scalars(
+        select(Strategy).where(Strategy.is_active.is_(True), Strategy.is_intraday.is_(True))
+    ) if _squareoffs_between(s, since, until, zone)]
+    results: list[dict[str, Any]] = []
+    for strategy in due:
+        source = SignalSource.CHARTINK if strategy.platform == Platform.CHARTINK else SignalSource.STRATEGY
+        user_id, name = strategy.user_id, strategy.name
+        jobs = []
+        for m in strategies.mappings(strategy.id):
+            row = _signal(strategy, source, {"squareoff": strategy.squareoff_time.strftime("%H:%M")},
+                          symbol=m.symbol, exchange=m.exchange)
+            jobs.append((row, _Target(m.symbol, str(m.exchange), int(m.quantity), str(m.product))))
+        db.session.flush()
+        jobs = [(row.id, target) for row, target in jobs]
+        db.session.commit()
+        for signal_id, target in jobs:
+            outcome = _squareoff_one(user_id, name, signal_id, target)
+            _finish(signal_id, outcome)
+            db.session.commit()
+            results.append({"strategy": name, **outcome.as_dict()})
+    if results:
+        log.info("intraday square-off: %d mapping(s) of %d strategies", len(results), len(due))
+    return results
+
+
+def _squareoff_one(user_id: int, strategy_name: str, signal_id: int, target: _Target) -> _Outcome:
+    from services import orders
+
+    try:
+        current = int(orders.open_position(user_id, target.symbol, target.exchange, target.product))
+        if current == 0:
+            return _Outcome(target.symbol, 200, f"Square-off: no open position in {target.symbol}.", True)
+        plan = Plan(Action.SELL.value if current > 0 else Action.BUY.value, True, 0)
+        return _execute(user_id, strategy_name, signal_id, target, plan)
+    except Exception:
+        db.session.rollback()
+        log.exception("square-off of %s for strategy %r failed", target.symbol, strategy_name)
+        return _Outcome(target.symbol, 500, "Square-off failed: internal error.", False)
