@@ -247,6 +247,7 @@ def login():
             result = accounts.authenticate(form.username.data, form.password.data, ip=ip, user_agent=agent)
             if result.ok:
                 start_session(result.user)
+                _resume_broker_session(result.user)
                 return redirect(next_url or url_for("auth.home"))
             if result.reason == accounts.REASON_DISABLED:
                 flash("This account is disabled. Ask an administrator.", "error")
@@ -254,6 +255,19 @@ def login():
                 flash("Invalid username or password.", "error")
         form.password.data = ""
     return render_template("auth/login.html", form=form)
+
+
+def _resume_broker_session(user) -> None:
+    """A broker session still valid from earlier today is picked up again, with no new broker
+    login; one the broker no longer honours is marked expired. Never blocks the sign-in."""
+    from services import broker_login
+
+    try:
+        broker_login.resume(user)
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not resume the broker session of %s", user.username)
 
 
 @auth_bp.post("/auth/logout")

@@ -38,6 +38,7 @@ from database.enums import Role
 from database.repository import Page, Repository
 from database.types import UTC, utcnow
 from database.user_db import LoginAttempt, User
+from services import api_keys
 
 log = logging.getLogger("algobridge.auth")
 
@@ -276,6 +277,7 @@ def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
             user.is_active = active
             db.session.flush()
             _audit(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
+            api_keys.forget_user_keys(db.session)  # cached keys follow the account, once committed
     except Exception:
         db.session.rollback()
         raise
@@ -300,6 +302,7 @@ def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
             user.role = role
             db.session.flush()
             _audit(actor, "user.role_change", user, before, _snapshot(user))
+            api_keys.forget_user_keys(db.session)  # a viewer's keys lose the orders scope
     except Exception:
         db.session.rollback()
         raise

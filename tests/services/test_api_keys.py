@@ -15,7 +15,7 @@ from sqlalchemy import event, text
 from database import db
 from database.repository import NotFoundError, ValidationError
 from database.types import utcnow
-from services import api_keys
+from services import accounts, api_keys
 from services.api_keys import ApiKeyError
 from tests.helpers.users import make_user
 
@@ -112,18 +112,30 @@ def test_revoked_key_and_disabled_owner_are_refused(app):
     with pytest.raises(ApiKeyError):
         api_keys.verify(key)
     api_keys.verify(key2)
-    alice.is_active = False
-    api_keys.forget_user_keys()
-    db.session.commit()
+    admin = make_user("root", role="admin")
+    actor = accounts.Actor(user_id=admin.id, name="root", ip=None)
+    accounts.set_active(alice.id, False, actor=actor)  # the real path, not a cache call of the test's
     with pytest.raises(ApiKeyError):
         api_keys.verify(key2)
+
+
+def test_a_trader_demoted_to_viewer_loses_the_orders_scope(app):
+    alice = make_user("alice")
+    _row, key = api_keys.create_key(alice, "a", ["orders", "read"])
+    db.session.commit()
+    assert api_keys.verify(key, "orders")
+    admin = make_user("root", role="admin")
+    accounts.change_role(alice.id, "viewer", actor=accounts.Actor(user_id=admin.id, name="root", ip=None))
+    with pytest.raises(ApiKeyError, match="orders scope"):
+        api_keys.verify(key, "orders")
+    assert api_keys.verify(key, "read").user_id == alice.id
 
 
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
 from app import create_app
-from services import api_keys
+from services import accounts, api_keys
 app = create_app(json.loads({overrides!r}))
 with app.app_context():
     api_keys.verify({key!r})
