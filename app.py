@@ -212,6 +212,10 @@ def after_fork(app: Flask) -> None:
         db.engine.dispose(close=False)
     app.extensions["algobridge.cache"].after_fork()
     app.extensions["algobridge.writer"].after_fork()
+    if "algobridge.scheduler" in app.extensions:  # its thread did not come along
+        from services import scheduler
+
+        scheduler.start(app)
 
 
 def _register_fork_hook(app: Flask) -> None:

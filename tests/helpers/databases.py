@@ -52,6 +52,7 @@ def sqlite_url(folder: str, name: str = "algobridge.db") -> str:
 
 def app_overrides(backend_url: str, instance_path: str, **extra) -> dict:
     values = {"DATABASE_URL": backend_url, "INSTANCE_PATH": instance_path, "AUTO_MIGRATE": True,
-              "SETUP_ENVIRONMENT": True, "SAMPLE_CONTRACT": False, **TEST_SECRETS}
+              "SETUP_ENVIRONMENT": True, "SAMPLE_CONTRACT": False,
+              "SCHEDULER_ENABLED": False, **TEST_SECRETS}
     values.update(extra)
     return values

@@ -1,0 +1,59 @@
+"""Housekeeping that must happen on time, not only at the next read: analyze-mode MIS square-off,
+intraday strategy square-off, and the end of broker sessions.
+
+One thread per process (SCHEDULER_INTERVAL seconds). Every job is idempotent and takes the same
+locks as the requests that would otherwise do it lazily, so several workers running it at once
+close a position once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Flask
+
+from database import db
+from database.types import utcnow
+
+log = logging.getLogger("algobridge.scheduler")
+
+
+def run_once(app: Flask, since: Any, until: Any = None) -> Any:
+    """Run every job once for the time (`since`, `until`]; returns `until`, the next `since`."""
+    from services import broker_login, paper, webhooks
+
+    until = until or utcnow()
+    jobs = (
+        ("MIS square-off", lambda: paper.square_off_due(now=until)),
+        ("strategy square-off", lambda: webhooks.squareoff_due(since, until)),
+        ("broker session expiry", lambda: broker_login.expire_due()),
+    )
+    for name, job in jobs:
+        with app.app_context():
+            try:
+                job()
+                db.session.commit()
+            except Exception:
+                db.session.rollback()
+                log.exception("scheduled %s failed; it runs again next time", name)
+    return until
+
+
+def start(app: Flask) -> threading.Thread | None:
+    if not app.config["SCHEDULER_ENABLED"]:
+        return None
+    interval = app.config["SCHEDULER_INTERVAL"]
+
+    def loop() -> None:
+        since = utcnow()
+        stop = app.extensions["algobridge.scheduler_stop"]
+        while not stop.wait(interval):
+            since = run_once(app, since)
+
+    app.extensions["algobridge.scheduler_stop"] = threading.Event()
+    thread = threading.Thread(target=loop, name="algobridge-scheduler", daemon=True)
+    thread.start()
+    app.extensions["algobridge.scheduler"] = thread
+    return thread

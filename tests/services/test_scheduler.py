@@ -1,0 +1,41 @@
+"""The scheduler closes what is due on time, without waiting for a read."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+from database import db
+from database.order_db import Order
+from services import orders, scheduler
+from tests.services.test_orders_fixtures import contract, order, set_quote, users  # noqa: F401 - fixtures
+
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def test_a_run_after_the_squareoff_time_closes_mis_positions(app, users):  # noqa: F811
+    alice, _bob = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=10))
+    now = dt.datetime.now(IST)
+    before = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(15, 0), tzinfo=IST)
+    after = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(15, 16), tzinfo=IST)
+    scheduler.run_once(app, since=now, until=before)
+    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 10  # not yet
+    nxt = scheduler.run_once(app, since=before, until=after)
+    assert nxt == after
+    db.session.rollback()
+    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 0
+    squared = db.select(db.func.count()).select_from(Order).where(Order.strategy == "Auto Square-off")
+    assert db.session.scalar(squared) == 1
+
+
+def test_a_failing_job_does_not_stop_the_others(app, users, monkeypatch, caplog):  # noqa: F811
+    from services import paper
+
+    def boom(**_kw):
+        raise RuntimeError("quote feed down")
+
+    monkeypatch.setattr(paper, "square_off_due", boom)
+    scheduler.run_once(app, since=dt.datetime.now(dt.UTC))
+    assert "scheduled MIS square-off failed" in caplog.text
