@@ -172,7 +172,9 @@ def active_session(user_id: int) -> ActiveSession | None:
     return ActiveSession(entry["session_id"], user_id, entry["broker"], entry["broker_user_id"], expires_at)
 
 
-def _load_active(user_id: int) -> dict | None:
+def _load_active(user_id: int) -> dict:
+    """The active session's fields, or {} for none: "no session" is cached too (connecting
+    invalidates it), or every API call of a user without a broker would query for it."""
     row = db.session.execute(
         select(BrokerSession.id, BrokerSession.broker, BrokerSession.broker_user_id, BrokerSession.expires_at)
         .where(BrokerSession.user_id == user_id, BrokerSession.status == BrokerSessionStatus.ACTIVE,
@@ -180,7 +182,7 @@ def _load_active(user_id: int) -> dict | None:
         .order_by(BrokerSession.id.desc()).limit(1)
     ).first()
     if row is None:
-        return None
+        return {}
     return {"session_id": row.id, "broker": row.broker, "broker_user_id": row.broker_user_id,
             "expires_at": row.expires_at.isoformat()}
 
