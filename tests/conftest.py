@@ -78,7 +78,10 @@ def empty_all_tables(application) -> None:
 @pytest.fixture
 def app(_app_instance):
     """The application of the current backend, inside an app context; emptied after the test."""
+    from extensions import limiter
+
     with _app_instance.app_context():
+        limiter.reset()  # rate-limit counters are per test, like the tables
         yield _app_instance
         db.session.remove()
     log_writer = _app_instance.extensions["algobridge.writer"]
