@@ -16,13 +16,32 @@ from typing import Any
 
 from dotenv import load_dotenv
 from flask import Flask, jsonify
-from flask_migrate import Migrate
 
 import config as config_module
 from database import DOMAIN_MODULES, db, engine_options, import_models, schema
 
 log = logging.getLogger("algobridge")
-migrate = Migrate()
+
+
+class _LazyMigrate:
+    """app.extensions["migrate"] until something reads it: flask_migrate imports alembic (~0.3 s,
+    ~10 MB), which a start on a current schema never needs (database.schema reads the head from the
+    scripts). The first attribute read (flask_migrate.upgrade, migrations/env.py) builds the real one."""
+
+    def __init__(self, app: Flask, **kwargs: Any) -> None:
+        self._app, self._kwargs, self._real = app, kwargs, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._real is None:
+            self._real = _init_migrate(self._app, **self._kwargs)
+        return getattr(self._real, name)
+
+
+def _init_migrate(app: Flask, **kwargs: Any) -> Any:
+    from flask_migrate import Migrate
+
+    Migrate().init_app(app, db, **kwargs)
+    return app.extensions["migrate"]
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
@@ -77,8 +96,11 @@ def register_extensions(app: Flask) -> None:
 
     import_models()
     db.init_app(app)
-    migrate.init_app(app, db, directory=os.path.join(ROOT, "migrations"), render_as_batch=True,
-                     compare_type=True)
+    migrate_args = {"directory": os.path.join(ROOT, "migrations"), "render_as_batch": True, "compare_type": True}
+    if os.environ.get("FLASK_RUN_FROM_CLI") == "true":
+        _init_migrate(app, **migrate_args)  # the `flask db` commands
+    else:
+        app.extensions["migrate"] = _LazyMigrate(app, **migrate_args)
     app.extensions["algobridge.vault"] = crypto.configure(app.config["TOKEN_ENCRYPTION_KEYS"])
     cache.init_app(app)
     writer.init_app(app)
@@ -182,8 +204,12 @@ def setup_environment(app: Flask) -> None:
 
 
 def upgrade_to_head(app: Flask) -> None:
-    from flask_migrate import upgrade
     from sqlalchemy import text
+
+    def upgrade() -> None:
+        from flask_migrate import upgrade as flask_migrate_upgrade  # alembic: only when a migration runs
+
+        flask_migrate_upgrade()
 
     lock = _migration_lock(app)
     try:

@@ -6,10 +6,11 @@ database that is behind (or ahead of) the code, with a message naming the comman
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import threading
 
-from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Engine
 
@@ -23,9 +24,59 @@ class SchemaError(RuntimeError):
     """The database is not at the revision this code expects."""
 
 
+VERSIONS_DIR = os.path.join(MIGRATIONS_DIR, "versions")
+# `revision = "abc"` / `down_revision: str | None = ("a", "b")` at the start of a line of a script.
+_ASSIGN = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]*)?=\s*(.+?)\s*(?:#.*)?$", re.MULTILINE)
+_heads_cache: tuple[tuple, list[str]] | None = None
+
+
+def _scan_heads() -> list[str]:
+    """The head revisions, read from the scripts' text: no alembic import (~0.3 s, ~10 MB) just to
+    learn that the database is current. Falls back to alembic for a script it cannot read."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for entry in os.scandir(VERSIONS_DIR):
+        if not entry.name.endswith(".py") or not entry.is_file():
+            continue
+        with open(entry.path, encoding="utf-8") as fh:
+            found = dict((m.group(1), m.group(2)) for m in _ASSIGN.finditer(fh.read()))
+        try:
+            revision = ast.literal_eval(found["revision"])
+            down = ast.literal_eval(found.get("down_revision", "None"))
+        except (KeyError, ValueError, SyntaxError):
+            return _alembic_heads()
+        if not isinstance(revision, str):
+            return _alembic_heads()
+        revisions.add(revision)
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, (tuple, list)):
+            parents.update(down)
+        elif down is not None:
+            return _alembic_heads()
+    return sorted(revisions - parents)
+
+
+def _alembic_heads() -> list[str]:
+    from alembic.script import ScriptDirectory
+
+    return list(ScriptDirectory(MIGRATIONS_DIR).get_heads())
+
+
+def _versions_stamp() -> tuple:
+    return tuple(sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(VERSIONS_DIR)
+                        if e.name.endswith(".py")))
+
+
 def head_revision() -> str:
-    script = ScriptDirectory(MIGRATIONS_DIR)
-    heads = script.get_heads()
+    global _heads_cache
+    stamp = _versions_stamp()
+    cached = _heads_cache
+    if cached is not None and cached[0] == stamp:
+        heads = cached[1]
+    else:
+        heads = _scan_heads()
+        _heads_cache = (stamp, heads)
     if len(heads) != 1:
         raise SchemaError(f"migrations have {len(heads)} heads ({', '.join(heads)}); merge them first")
     return heads[0]

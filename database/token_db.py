@@ -157,7 +157,13 @@ class _ExchangeSearch:
                 text = _strike_text(r.strike)
                 st = strikes[r.strike] = (text, weak_lists.setdefault(text, []))
             strike, strike_list = st
+            # str.upper() always makes a copy: keep the record's own string when it is upper case
+            # already (nearly always), so that the index shares it instead of holding a second one.
             sym, brs, token = r.symbol.upper(), r.brsymbol.upper(), r.token
+            if sym == r.symbol:
+                sym = r.symbol
+            if brs == r.brsymbol:
+                brs = r.brsymbol
             if put(sym, rid) != rid:
                 _add(exact, sym, rid)
             if put(brs, rid) != rid:
@@ -517,11 +523,24 @@ def _load_records() -> list[SymbolInfo]:
     """All rows of sym_tokens in one SELECT (one snapshot), through the driver for speed."""
     dates: dict[Any, dt.date | None] = {None: None}
     decimals: dict[Any, Decimal | None] = {None: None}
+    # One string object per distinct name, exchange and instrument type (the driver makes a new one
+    # per row: an underlying's name repeated over its 10,000 derivatives), and the symbol itself for
+    # a broker symbol that spells it.
+    strings: dict[str, str] = {}
+    share = strings.setdefault
     out: list[SymbolInfo] = []
     sql = ("SELECT symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, "
            "instrumenttype, tick_size FROM sym_tokens")
     with db.engine.connect() as conn:
-        rows = conn.exec_driver_sql(sql).fetchall()
+        # Rows in batches rather than fetchall(): one statement (one snapshot) without a list of
+        # every row held beside the records made from them.
+        for rows in conn.exec_driver_sql(sql).partitions(2000):
+            _make_records(rows, out, dates, decimals, share)
+    return out
+
+
+def _make_records(rows: Any, out: list[SymbolInfo], dates: dict[Any, dt.date | None],
+                  decimals: dict[Any, Decimal | None], share: Any) -> None:
     for sym, brs, name, ex, brex, tok, exp, strike, lot, itype, tick in rows:
         try:
             d = dates[exp]
@@ -535,9 +554,9 @@ def _load_records() -> list[SymbolInfo]:
             t = decimals[tick]
         except KeyError:
             t = decimals[tick] = _decimal(tick)
-        out.append(SymbolInfo(sym, brs, name, ex, brex, str(tok), d, s, int(lot or 1), itype,
+        out.append(SymbolInfo(sym, sym if brs == sym else brs, share(name, name) if name is not None else None,
+                              share(ex, ex), share(brex, brex), str(tok), d, s, int(lot or 1), share(itype, itype),
                               t if t is not None else Decimal("0.05")))
-    return out
 
 
 def _decimal(value: Any) -> Decimal | None:

@@ -19,12 +19,8 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin
-
-import requests
-from kiteconnect import KiteConnect
-from requests.adapters import HTTPAdapter
 
 from brokers.base import (
     Broker,
@@ -47,6 +43,13 @@ from brokers.base import (
 )
 from brokers.zerodha import mapping
 from brokers.zerodha.errors import error_from_kite, kite_errors
+
+if TYPE_CHECKING:
+    import requests
+    from kiteconnect import KiteConnect
+
+# `requests` and `kiteconnect` (whose package imports KiteTicker -> twisted/autobahn, ~27 MB) are
+# imported when an adapter is constructed or used, not when the registry discovers this class.
 
 log = logging.getLogger("algobridge.broker")
 
@@ -87,6 +90,9 @@ def _order_id(orderid: str) -> str:
 
 
 def _http_session(pool_size: int) -> requests.Session:
+    import requests
+    from requests.adapters import HTTPAdapter
+
     session = requests.Session()
     adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
     session.mount("https://", adapter)
@@ -139,6 +145,8 @@ class ZerodhaBroker(Broker):
 
     def kite(self, access_token: str | None = None) -> KiteConnect:
         """A Kite client on the adapter's shared HTTP session."""
+        from kiteconnect import KiteConnect
+
         kite = KiteConnect(self.api_key, access_token=access_token, root=self.root, timeout=self.timeout)
         kite.reqsession = self.http
         return kite
@@ -360,6 +368,8 @@ class KiteClient(BrokerClient):
 
     @staticmethod
     def _csv_rows(response: requests.Response) -> Iterator[dict[str, str]]:
+        import requests
+
         try:
             response.encoding = "utf-8"
             lines = (line for line in response.iter_lines(chunk_size=_CSV_CHUNK, decode_unicode=True) if line)

@@ -10,12 +10,10 @@ the URL, and logging out sends the access token as a query parameter, so those a
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import InvalidOperation
-
-import requests
-from kiteconnect import exceptions as kite_exceptions
 
 from brokers.base import BrokerError, ErrorKind
 
@@ -63,6 +61,20 @@ def error_from_kite(
     return BrokerError(_short(message) or f"Zerodha {operation} failed", status=status, kind=kind)
 
 
+def _kite_exception() -> type[BaseException] | tuple[()]:
+    # Kite's exception base, if the client library is loaded; if it is not, nothing in the block
+    # can have raised one (and `except ()` matches nothing). Keeps kiteconnect out of imports.
+    module = sys.modules.get("kiteconnect.exceptions")
+    return module.KiteException if module is not None else ()
+
+
+def _requests_exceptions() -> tuple[type[BaseException] | tuple[()], type[BaseException] | tuple[()]]:
+    module = sys.modules.get("requests.exceptions")
+    if module is None:
+        return (), ()
+    return module.Timeout, module.RequestException
+
+
 @contextmanager
 def kite_errors(operation: str, *, order_call: bool = False) -> Iterator[None]:
     """Translate whatever the Kite client raises inside the block into a BrokerError."""
@@ -70,14 +82,14 @@ def kite_errors(operation: str, *, order_call: bool = False) -> Iterator[None]:
         yield
     except BrokerError:
         raise
-    except kite_exceptions.KiteException as exc:
+    except _kite_exception() as exc:
         raise error_from_kite(
             type(exc).__name__, str(exc), getattr(exc, "code", None), operation, order_call=order_call
         ) from exc
-    except requests.Timeout as exc:
+    except _requests_exceptions()[0] as exc:
         log.warning("Zerodha %s timed out (%s)", operation, type(exc).__name__)
         raise BrokerError("Zerodha did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
-    except requests.RequestException as exc:
+    except _requests_exceptions()[1] as exc:
         log.warning("Zerodha %s could not reach the broker (%s)", operation, type(exc).__name__)
         raise BrokerError("Could not reach Zerodha", status=503, kind=ErrorKind.NETWORK) from exc
     except (KeyError, IndexError, TypeError, ValueError, InvalidOperation) as exc:

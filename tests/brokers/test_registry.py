@@ -150,3 +150,15 @@ def test_settings_come_from_configuration_through_config_keys():
     with pytest.raises(BrokerError) as info:
         get_broker("zerodha", **ZerodhaBroker.settings_from({}))
     assert info.value.kind == "config"
+
+
+def test_discovery_does_not_import_the_kite_client():
+    # kiteconnect (KiteTicker -> twisted/autobahn, ~27 MB) and requests load when a Zerodha adapter is used.
+    import subprocess
+    import sys
+
+    code = ("import sys; from brokers.registry import available_brokers; assert 'zerodha' in available_brokers(); "
+            "print(sorted(m for m in ('kiteconnect', 'twisted', 'requests') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(__import__("pathlib").Path(__file__).resolve().parents[2]))
+    assert out.stdout.strip() == "[]"

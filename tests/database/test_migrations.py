@@ -76,3 +76,7 @@ def _snapshot() -> dict[str, int]:
 def test_a_database_behind_head_is_refused_with_the_fix_named(empty_app):
     with pytest.raises(schema.SchemaError, match="flask db upgrade"):
         setup_environment(empty_app)
+
+
+def test_head_revision_read_from_the_scripts_matches_alembic():
+    assert schema.head_revision() == schema._alembic_heads()[0]
