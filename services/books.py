@@ -13,14 +13,14 @@ import datetime as dt
 import logging
 from decimal import ROUND_HALF_UP, Decimal
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 
 from brokers.base import BrokerError, BrokerOrder
 from database import db, token_db
 from database.apilog_db import ApiLog
 from database.enums import Mode, OrderStatus
-from database.order_db import Fill, Order
-from database.portfolio_db import Holding, Position
+from database.order_db import Order
+from database.portfolio_db import Holding
 from database.types import utcnow
 from services import paper
 
@@ -128,11 +128,7 @@ def orderbook(user_id: int) -> dict:
             db.session.commit()
         return {"orders": orders, "statistics": _statistics(orders)}
     paper.refresh(user_id)
-    rows = db.session.scalars(
-        select(Order).where(Order.user_id == user_id, Order.mode == Mode.ANALYZE,
-                            or_(Order.placed_at >= day_start(), Order.status.in_(paper.LIVE_STATUSES)))
-        .order_by(Order.id.desc()))
-    orders = [order_data(r) for r in rows]
+    orders = [dict(o) for o in paper.account(user_id)["orders"]]
     return {"orders": orders, "statistics": _statistics(orders)}
 
 
@@ -149,13 +145,7 @@ def tradebook(user_id: int) -> list:
                  "average_price": num(t.average_price), "timestamp": fmt_time(t.timestamp),
                  "trade_value": num(t.trade_value)} for t in trades]
     paper.refresh(user_id)
-    rows = db.session.execute(
-        select(Fill, Order).join(Order, Order.id == Fill.order_id)
-        .where(Order.user_id == user_id, Order.mode == Mode.ANALYZE, Fill.filled_at >= day_start())
-        .order_by(Fill.id.desc()))
-    return [{"action": o.action.value, "symbol": o.symbol, "exchange": o.exchange.value, "orderid": o.orderid,
-             "product": o.product.value, "quantity": int(f.quantity), "average_price": num(f.price),
-             "timestamp": fmt_time(f.filled_at), "trade_value": num(f.quantity * f.price)} for f, o in rows]
+    return [dict(t) for t in paper.account(user_id)["trades"]]
 
 
 def positionbook(user_id: int) -> list:
@@ -170,18 +160,15 @@ def positionbook(user_id: int) -> list:
                  "quantity": int(p.quantity), "average_price": num(p.average_price), "ltp": num(p.ltp),
                  "pnl": num(p.pnl)} for p in positions]
     paper.refresh(user_id)
-    rows = list(db.session.scalars(
-        select(Position).where(Position.user_id == user_id, Position.mode == Mode.ANALYZE,
-                               or_(Position.quantity != 0, Position.updated_at >= day_start()))
-        .order_by(Position.id)))
-    book = paper.quotes_for({(r.symbol, r.exchange.value) for r in rows})
+    rows = paper.account(user_id)["positions"]
+    book = paper.quotes_for({(r["symbol"], r["exchange"]) for r in rows})
     out = []
     for r in rows:
-        quote = book.get((r.symbol, r.exchange.value))
-        ltp = quote.ltp if quote else r.average_price
-        state = paper.position_state(r)
-        out.append({"symbol": r.symbol, "exchange": r.exchange.value, "product": r.product.value,
-                    "quantity": int(r.quantity), "average_price": num(r.average_price), "ltp": num(ltp),
+        state = paper.account_position_state(r)
+        quote = book.get((r["symbol"], r["exchange"]))
+        ltp = quote.ltp if quote else state.average_price
+        out.append({"symbol": r["symbol"], "exchange": r["exchange"], "product": r["product"],
+                    "quantity": int(state.quantity), "average_price": num(state.average_price), "ltp": num(ltp),
                     "pnl": num(state.realized_pnl + state.unrealized(ltp))})
     return out
 
@@ -231,14 +218,14 @@ def funds(user_id: int) -> dict:
                 "m2mrealized": money(f.m2mrealized), "m2munrealized": money(f.m2munrealized),
                 "utiliseddebits": money(f.utiliseddebits)}
     paper.refresh(user_id)
-    row = paper.read_funds(user_id)
-    state = paper.funds_state(row) if row is not None else paper.default_funds_state()
-    open_rows = list(db.session.scalars(select(Position).where(
-        Position.user_id == user_id, Position.mode == Mode.ANALYZE, Position.quantity != 0)))
-    book = paper.quotes_for({(r.symbol, r.exchange.value) for r in open_rows})
-    unrealized = sum((paper.position_state(r).unrealized(book[(r.symbol, r.exchange.value)].ltp)
-                      for r in open_rows if (r.symbol, r.exchange.value) in book), Decimal(0))
-    return {"availablecash": money(state.available), "collateral": money(row.collateral if row else 0),
+    snap = paper.account(user_id)
+    state = paper.account_funds_state(snap)
+    open_rows = [(r["symbol"], r["exchange"], paper.account_position_state(r)) for r in snap["positions"]]
+    open_rows = [row for row in open_rows if row[2].quantity != 0]
+    book = paper.quotes_for({(s, e) for s, e, _ in open_rows})
+    unrealized = sum((pos.unrealized(book[(s, e)].ltp) for s, e, pos in open_rows if (s, e) in book), Decimal(0))
+    collateral = snap["funds"]["collateral"] if snap["funds"] is not None else 0
+    return {"availablecash": money(state.available), "collateral": money(collateral),
             "m2mrealized": money(state.realized_pnl), "m2munrealized": money(unrealized),
             "utiliseddebits": money(state.used_margin)}
 

@@ -27,11 +27,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import bindparam, event, or_, select
+from sqlalchemy.orm import Session
 
 import config as config_module
 from brokers.paper import engine
-from database import db, token_db, write_unit
+from database import cache, db, token_db, write_unit
 from database.alert_db import Alert
 from database.enums import Action, Mode, OrderStatus, PriceType, Product, SnapshotReason
 from database.order_db import Fill, Order
@@ -98,6 +99,7 @@ def lock_funds(user_id: int) -> Funds:
             from sqlalchemy.dialects.sqlite import insert
         db.session.execute(insert(Funds.__table__).values(**values)
                            .on_conflict_do_nothing(index_elements=["user_id", "mode"]))
+        changed(user_id)
         row = db.session.scalars(stmt).one()
     return row
 
@@ -168,34 +170,46 @@ class Positions:
 
 
 # -- quotes ------------------------------------------------------------------------------------------
+_QUOTES = QuoteRow.__table__
+_Q_STORED = select(_QUOTES.c.exchange, _QUOTES.c.ltp, _QUOTES.c.bid, _QUOTES.c.ask, _QUOTES.c.updated_at).where(
+    _QUOTES.c.symbol == bindparam("symbol"), _QUOTES.c.source != "simulator")
+QUOTES_NS = "paper_stored_quotes"
+
+
+def _stored_broker_quotes(symbol: str) -> dict:
+    """{exchange: [ltp, bid, ask, updated_at]} (strings) of the broker quotes stored for `symbol`, cached
+    (dropped after any commit that writes the quotes table: the session hooks below)."""
+    def load() -> dict:
+        rows = db.session.connection().execute(_Q_STORED, {"symbol": symbol})
+        return {getattr(ex, "value", ex): [str(ltp), str(bid), str(ask), at.isoformat()]
+                for ex, ltp, bid, ask, at in rows}
+
+    return cache.get_or_load(QUOTES_NS, symbol, load)
+
+
 def quote_for(symbol: str, exchange: str) -> engine.Quote:
     q = quotes.get_quote(symbol, exchange)
     return engine.Quote(ltp=q.ltp, bid=q.bid, ask=q.ask)
 
 
 def quotes_for(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], engine.Quote]:
-    """Quotes of many instruments with one query: a fresh stored broker quote, else the simulator's
-    (services.quotes.get_quote's rule, in bulk)."""
+    """Quotes of many instruments: a fresh stored broker quote, else the simulator's (services.quotes.
+    get_quote's rule, in bulk; the stored quotes come from the cache)."""
     wanted = set(pairs)
     if not wanted:
         return {}
     now = utcnow()
-    stored: dict[tuple[str, str], QuoteRow] = {}
-    rows = db.session.scalars(select(QuoteRow).where(QuoteRow.symbol.in_({s for s, _ in wanted})))
-    for row in rows:
-        key = (row.symbol, row.exchange.value)
-        if key in wanted and row.source != "simulator" and \
-                (now - row.updated_at).total_seconds() <= quotes.STORED_FRESH_SECONDS:
-            stored[key] = row
     out: dict[tuple[str, str], engine.Quote] = {}
+    for symbol in {s for s, _ in wanted}:
+        for exchange, (ltp, bid, ask, at) in _stored_broker_quotes(symbol).items():
+            if (symbol, exchange) in wanted and \
+                    (now - dt.datetime.fromisoformat(at)).total_seconds() <= quotes.STORED_FRESH_SECONDS:
+                out[(symbol, exchange)] = engine.Quote(ltp=Decimal(ltp), bid=Decimal(bid), ask=Decimal(ask))
     sim = quotes.simulator()
-    infos = token_db.get_symbol_info_bulk(wanted - stored.keys())
-    for key in wanted:
-        row = stored.get(key)
-        if row is not None:
-            out[key] = engine.Quote(ltp=row.ltp, bid=row.bid, ask=row.ask)
-        elif infos.get(key) is not None:
-            q = sim.quote(infos[key])
+    infos = token_db.get_symbol_info_bulk(wanted - out.keys())
+    for key, info in infos.items():
+        if info is not None:
+            q = sim.quote(info)
             out[key] = engine.Quote(ltp=q.ltp, bid=q.bid, ask=q.ask)
     return out
 
@@ -366,19 +380,167 @@ def housekeeping_locked(user_id: int, funds: Funds, now: dt.datetime) -> None:
     match_locked(user_id, funds, now, open_orders)
 
 
+# -- the cached account ------------------------------------------------------------------------------
+# What only changes when the user's paper account is written: the Funds figures, the positions of the
+# position book, the day's orders and trades (in API.md shapes), and whether there are open orders or
+# open MIS positions (and since when). One entry per user in CACHE_NS, JSON-friendly (Decimals as
+# strings), dropped in every process after any commit that wrote one of the user's Order, Fill,
+# Position or Funds rows (the session hooks below), whichever code path wrote it. Prices that move
+# with quotes (ltp, unrealized P&L) are not cached: readers compute them per call.
+CACHE_NS = "paper_account"
+_DIRTY = "algobridge.paper_dirty_users"
+_FUNDS_FIELDS = ("opening_balance", "realized_pnl", "used_margin", "collateral")
+_POSITION_FIELDS = ("quantity", "average_price", "realized_pnl", "buy_quantity", "buy_value", "sell_quantity",
+                    "sell_value")
+
+_uid = bindparam("uid")
+_day = bindparam("day")
+_Q_FUNDS = select(Funds).where(Funds.user_id == _uid, Funds.mode == Mode.ANALYZE)
+_Q_POSITIONS = (select(Position).where(Position.user_id == _uid, Position.mode == Mode.ANALYZE,
+                                       or_(Position.quantity != 0, Position.updated_at >= _day))
+                .order_by(Position.id))
+_Q_ORDERS = (select(Order).where(Order.user_id == _uid, Order.mode == Mode.ANALYZE,
+                                 or_(Order.placed_at >= _day, Order.status.in_(LIVE_STATUSES)))
+             .order_by(Order.id.desc()))
+_Q_TRADES = (select(Fill, Order).join(Order, Order.id == Fill.order_id)
+             .where(Order.user_id == _uid, Order.mode == Mode.ANALYZE, Fill.filled_at >= _day)
+             .order_by(Fill.id.desc()))
+_OPEN_STATUSES = frozenset(s.value for s in LIVE_STATUSES)
+
+
+def _load_account(user_id: int, day: dt.datetime) -> dict:
+    from services import books
+
+    params = {"uid": user_id, "day": day}
+    row = db.session.scalars(_Q_FUNDS, params).first()
+    funds = None if row is None else {f: str(getattr(row, f)) for f in _FUNDS_FIELDS}
+    positions, mis_oldest = [], None
+    for p in db.session.scalars(_Q_POSITIONS, params):
+        item = {f: str(getattr(p, f)) for f in _POSITION_FIELDS}
+        item.update(symbol=p.symbol, exchange=p.exchange.value, product=p.product.value)
+        positions.append(item)
+        if p.product == Product.MIS and p.quantity != 0 and (mis_oldest is None or p.updated_at < mis_oldest):
+            mis_oldest = p.updated_at
+    orders = [books.order_data(o) for o in db.session.scalars(_Q_ORDERS, params)]
+    trades = [{"action": o.action.value, "symbol": o.symbol, "exchange": o.exchange.value, "orderid": o.orderid,
+               "product": o.product.value, "quantity": int(f.quantity), "average_price": books.num(f.price),
+               "timestamp": books.fmt_time(f.filled_at), "trade_value": books.num(f.quantity * f.price)}
+              for f, o in db.session.execute(_Q_TRADES, params)]
+    return {"day": day.isoformat(), "funds": funds, "positions": positions, "orders": orders, "trades": trades,
+            "open_orders": any(o["order_status"] in _OPEN_STATUSES for o in orders),
+            "mis_oldest": mis_oldest.isoformat() if mis_oldest is not None else None}
+
+
+def account(user_id: int) -> dict:
+    """The user's cached paper account (see above). Read-only: callers must not change it."""
+    from services import books
+
+    day = books.day_start()
+    snap = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load_account(user_id, day))
+    if snap["day"] != day.isoformat():  # cached on another exchange day: the day's books moved on
+        snap = _load_account(user_id, day)
+        cache.set(CACHE_NS, str(user_id), snap)
+    return snap
+
+
+def account_funds_state(snap: dict) -> engine.FundsState:
+    f = snap["funds"]
+    if f is None:
+        return default_funds_state()
+    return engine.FundsState(opening_balance=Decimal(f["opening_balance"]), realized_pnl=Decimal(f["realized_pnl"]),
+                             used_margin=Decimal(f["used_margin"]))
+
+
+def account_position_state(item: dict) -> engine.PositionState:
+    return engine.PositionState(**{f: Decimal(item[f]) for f in _POSITION_FIELDS})
+
+
+def changed(user_id: int, session: Session | None = None) -> None:
+    """Mark the user's cached account stale: dropped (in every process) when `session` commits."""
+    session = session if session is not None else db.session()
+    session.info.setdefault(_DIRTY, set()).add(user_id)
+
+
+def _owner(session: Session, obj: object) -> int | None:
+    if isinstance(obj, (Order, Position, Funds)):
+        return obj.user_id
+    if isinstance(obj, Fill):
+        order = session.identity_map.get(Session.identity_key(Order, obj.order_id))
+        if order is not None:
+            return order.user_id
+        found = session.get(Order, obj.order_id) if obj.order_id is not None else None
+        return found.user_id if found is not None else None
+    return None
+
+
+_DIRTY_QUOTES = "algobridge.paper_dirty_quotes"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _collect_quote_writes(state) -> None:
+    stmt = state.statement
+    if not getattr(stmt, "is_dml", False) or getattr(stmt, "table", None) is not _QUOTES:
+        return
+    symbol = None
+    if state.is_insert:
+        try:
+            symbol = stmt.compile().params.get("symbol")
+        except Exception:  # noqa: BLE001 - unknown shape: drop every symbol
+            symbol = None
+    state.session.info.setdefault(_DIRTY_QUOTES, set()).add(symbol)
+
+
+@event.listens_for(Session, "after_flush")
+def _collect_changed_users(session: Session, _ctx) -> None:
+    for group, modified_only in ((session.new, False), (session.dirty, True), (session.deleted, False)):
+        for obj in group:
+            if isinstance(obj, QuoteRow):
+                session.info.setdefault(_DIRTY_QUOTES, set()).add(obj.symbol)
+                continue
+            if not isinstance(obj, (Order, Position, Funds, Fill)):
+                continue
+            if modified_only and not session.is_modified(obj, include_collections=False):
+                continue
+            uid = _owner(session, obj)
+            if uid is not None:
+                session.info.setdefault(_DIRTY, set()).add(uid)
+
+
+@event.listens_for(Session, "after_commit")
+def _drop_changed_accounts(session: Session) -> None:
+    users = session.info.pop(_DIRTY, None)
+    symbols = session.info.pop(_DIRTY_QUOTES, None)
+    if not users and not symbols:
+        return
+    try:
+        two_level = cache.current()
+    except RuntimeError:  # no application, no cache
+        return
+    # _invalidate_after_commit logs, and drops the namespace locally, if the other processes cannot be told
+    for uid in sorted(users or ()):
+        two_level._invalidate_after_commit(CACHE_NS, str(uid))
+    if symbols and None in symbols:
+        two_level._invalidate_after_commit(QUOTES_NS, None)
+    else:
+        for symbol in sorted(symbols or ()):
+            two_level._invalidate_after_commit(QUOTES_NS, symbol)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_changed_accounts(session: Session) -> None:
+    session.info.pop(_DIRTY, None)
+    session.info.pop(_DIRTY_QUOTES, None)
+
+
 # -- entry points (units of their own) ---------------------------------------------------------------
 def _has_work(user_id: int, now: dt.datetime) -> bool:
-    """Cheap check, without the write lock: open orders, or MIS positions due for square-off?"""
-    open_order = db.session.scalar(
-        select(Order.id).where(Order.user_id == user_id, Order.mode == Mode.ANALYZE,
-                               Order.status.in_(LIVE_STATUSES)).limit(1))
-    if open_order is not None:
+    """Cheap check, without the write lock: open orders, or MIS positions due for square-off? Answered
+    from the cached account (no query when it is cached)."""
+    snap = account(user_id)
+    if snap["open_orders"]:
         return True
-    due = db.session.scalar(
-        select(Position.id).where(Position.user_id == user_id, Position.mode == Mode.ANALYZE,
-                                  Position.product == "MIS", Position.quantity != 0,
-                                  Position.updated_at < squareoff_cutoff(now)).limit(1))
-    return due is not None
+    oldest = snap["mis_oldest"]
+    return oldest is not None and dt.datetime.fromisoformat(oldest) < squareoff_cutoff(now)
 
 
 def refresh(user_id: int, now: dt.datetime | None = None) -> None:

@@ -1,0 +1,62 @@
+"""Analyze-mode books come from the cached paper account: no query when nothing changed, fresh after
+any write, and prices still move with quotes."""
+
+from decimal import Decimal as D
+
+from sqlalchemy import event
+
+from database import db
+from services import books, orders
+from tests.services import test_orders_fixtures as fx
+from tests.services.test_orders_fixtures import order, set_quote
+
+contract = fx.contract  # fixture
+users = fx.users  # fixture
+
+
+def _count_sql(fn):
+    seen = []
+    engine = db.engine
+
+    def hook(*_a):
+        seen.append(1)
+
+    event.listen(engine, "before_cursor_execute", hook)
+    try:
+        result = fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", hook)
+    return result, len(seen)
+
+
+def test_reads_are_cached_and_follow_writes_and_quotes(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=10))
+    first = books.funds(alice)
+    assert first["m2munrealized"] == "0.00"
+    again, queries = _count_sql(lambda: books.funds(alice))
+    assert again == first and queries == 0
+    _, queries = _count_sql(lambda: books.orderbook(alice))
+    assert queries == 0
+    set_quote("INFY", "1510")  # a stored broker quote: drops the cached quote, not the account
+    assert books.funds(alice)["m2munrealized"] == "100.00"
+    assert books.positionbook(alice)[0]["ltp"] == 1510.0
+    orders.place_order(alice, order(action="SELL", quantity=10))
+    assert len(books.orderbook(alice)["orders"]) == 2
+    assert len(books.tradebook(alice)) == 2
+    f = books.funds(alice)
+    assert f["m2mrealized"] == "100.00" and f["utiliseddebits"] == "0.00"
+    assert books.positionbook(alice)[0]["quantity"] == 0
+
+
+def test_open_orders_are_still_matched_lazily(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(pricetype="LIMIT", price="1490"))
+    assert books.orderbook(alice)["statistics"]["total_open_orders"] == 1
+    set_quote("INFY", "1480")
+    book = books.orderbook(alice)
+    assert book["orders"][0]["order_status"] == "complete"
+    assert books.positionbook(alice)[0]["quantity"] == 10
+    assert D(books.funds(alice)["utiliseddebits"]) > 0
