@@ -111,6 +111,8 @@ def register_extensions(app: Flask) -> None:
         from werkzeug.middleware.proxy_fix import ProxyFix
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    # The rate limiter reads the body before the view: bound it (413 beyond).
+    app.config.setdefault("MAX_CONTENT_LENGTH", 1_048_576)
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # Flask pre-fills these keys (SameSite with None), so setdefault would not take.

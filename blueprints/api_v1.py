@@ -1,0 +1,645 @@
+"""REST API v1 (`/api/v1/<name>`), wire-compatible with OpenAlgo: see API.md.
+
+HTTP only: parse the JSON body, validate it (pydantic; the message names the field), verify the API
+key for the endpoint's scope, call the service, shape the answer, and log the call. Every response
+under /api/v1 (errors, 405s and 429s included) is logged once, by an after-request hook, through
+services.observability: an `api_logs` row with the apikey removed, and for order calls an
+`order_latency` row.
+
+Rate limits per endpoint family, read from the configuration on every request (API_RATE_LIMIT,
+ORDER_RATE_LIMIT, SMART_ORDER_RATE_LIMIT), keyed by a hash of the API key and the client address.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, Response, current_app, g, json, request
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from werkzeug.exceptions import HTTPException
+
+from extensions import client_address, csrf, limiter
+from services import api_keys, observability
+from services.api_keys import ApiKeyError
+from services.quotes import UnknownSymbolError
+
+log = logging.getLogger("algobridge.api")
+
+api_v1_bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+csrf.exempt(api_v1_bp)
+
+PREFIX = "/api/v1/"
+EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX", "NCDEX", "NSE_INDEX", "BSE_INDEX")
+ACTIONS = ("BUY", "SELL")
+PRICETYPES = ("MARKET", "LIMIT", "SL", "SL-M")
+PRODUCTS = ("MIS", "NRML", "CNC")
+MAX_QUANTITY = 1_000_000_000
+MAX_PRICE = Decimal(10) ** 12
+MAX_BASKET = 100
+MAX_SPLIT_ORDERS = 100
+ORDER_ENDPOINTS = frozenset({"placeorder", "placesmartorder", "modifyorder", "cancelorder", "cancelallorder",
+                             "closeposition", "basketorder", "splitorder"})
+ALREADY_MATCHED = "Positions Already Matched. No Action needed."
+
+
+# -- per-request state -------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Call:
+    started: float
+    validated: float | None = None
+    user_id: int | None = None
+    mode: str | None = None
+    broker: str | None = None
+    broker_ms: float = 0.0
+    orderid: str | None = None
+    symbol: str | None = None
+    body: Any = None
+    response: Any = None
+    response_ms: float = 0.0
+    error: str | None = None
+
+
+def _call() -> _Call:
+    call = g.get("_api_call")
+    if call is None:
+        call = g._api_call = _Call(time.perf_counter())
+    return call
+
+
+def _start_timer() -> None:
+    if request.path.startswith(PREFIX):
+        g._api_call = _Call(time.perf_counter())
+
+
+def _install_timer(state) -> None:
+    # Before every other before-request function (the rate limiter's included), so the times
+    # logged cover the whole of the request's handling.
+    state.app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
+
+
+api_v1_bp.record_once(_install_timer)
+
+
+# -- rate limits -----------------------------------------------------------------------------------
+def _rate_key() -> str:
+    body = request.get_json(force=True, silent=True)
+    key = body.get("apikey") if isinstance(body, dict) else None
+    who = hashlib.sha256(key.encode()).hexdigest()[:16] if isinstance(key, str) and key else "nokey"
+    return f"{who}:{client_address()}"
+
+
+def _config_limit(name: str):
+    return lambda: current_app.config[name]
+
+
+api_limit = limiter.shared_limit(_config_limit("API_RATE_LIMIT"), scope="api_v1_api", key_func=_rate_key)
+order_limit = limiter.shared_limit(_config_limit("ORDER_RATE_LIMIT"), scope="api_v1_orders", key_func=_rate_key)
+smart_limit = limiter.shared_limit(_config_limit("SMART_ORDER_RATE_LIMIT"), scope="api_v1_smart",
+                                   key_func=_rate_key)
+
+
+# -- validation ------------------------------------------------------------------------------------
+def _no_bool(v: Any) -> Any:
+    if isinstance(v, bool):
+        raise ValueError("must be a number, not true/false")
+    return v
+
+
+def _upper(v: Any) -> Any:
+    return v.strip().upper() if isinstance(v, str) else v
+
+
+Quantity = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_QUANTITY)]
+Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_QUANTITY)]
+Signed = Annotated[int, BeforeValidator(_no_bool), Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+Price = Annotated[Decimal, BeforeValidator(_no_bool), Field(ge=0, le=MAX_PRICE)]
+Exchange = Annotated[Literal[EXCHANGES], BeforeValidator(_upper)]  # type: ignore[valid-type]
+Action = Annotated[Literal[ACTIONS], BeforeValidator(_upper)]  # type: ignore[valid-type]
+PriceType = Annotated[Literal[PRICETYPES], BeforeValidator(_upper)]  # type: ignore[valid-type]
+Product = Annotated[Literal[PRODUCTS], BeforeValidator(_upper)]  # type: ignore[valid-type]
+Symbol = Annotated[str, Field(min_length=1, max_length=64)]
+Strategy = Annotated[str, Field(min_length=1, max_length=100)]
+OrderId = Annotated[str, Field(min_length=1, max_length=64)]
+
+ALLOWED = {"exchange": EXCHANGES, "action": ACTIONS, "pricetype": PRICETYPES, "product": PRODUCTS}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, str_strip_whitespace=True)
+
+
+class _Keyed(_Body):
+    apikey: Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class _OrderFields(_Body):
+    exchange: Exchange
+    symbol: Symbol
+    action: Action
+    quantity: Quantity
+    pricetype: PriceType = "MARKET"
+    product: Product = "MIS"
+    price: Price = Decimal(0)
+    trigger_price: Price = Decimal(0)
+    disclosed_quantity: Count = 0
+
+
+class PlaceOrder(_OrderFields, _Keyed):
+    strategy: Strategy
+
+
+class SmartOrder(PlaceOrder):
+    quantity: Count  # type: ignore[assignment]  # may be 0: the position_size decides
+    position_size: Signed
+
+
+class SplitOrder(PlaceOrder):
+    splitsize: Quantity
+
+    @model_validator(mode="after")
+    def _few_enough(self) -> SplitOrder:
+        if math.ceil(self.quantity / self.splitsize) > MAX_SPLIT_ORDERS:
+            raise ValueError(f"splitsize: quantity / splitsize gives more than {MAX_SPLIT_ORDERS} orders")
+        return self
+
+
+class BasketItem(_OrderFields):
+    pass
+
+
+class BasketOrder(_Keyed):
+    strategy: Strategy
+    orders: Annotated[list[BasketItem], Field(min_length=1, max_length=MAX_BASKET)]
+
+
+class ModifyOrder(_Keyed):
+    strategy: Strategy
+    exchange: Exchange
+    symbol: Symbol
+    orderid: OrderId
+    action: Action
+    product: Product
+    pricetype: PriceType
+    price: Price
+    quantity: Quantity
+    disclosed_quantity: Count
+    trigger_price: Price
+
+
+class WithOrderId(_Keyed):
+    strategy: Strategy
+    orderid: OrderId
+
+
+class StrategyOnly(_Keyed):
+    strategy: Strategy
+
+
+class OpenPosition(_Keyed):
+    strategy: Strategy
+    symbol: Symbol
+    exchange: Exchange
+    product: Product
+
+
+class KeyOnly(_Keyed):
+    pass
+
+
+class SymbolQuery(_Keyed):
+    symbol: Symbol
+    exchange: Exchange
+
+
+class SearchQuery(_Keyed):
+    query: Annotated[str, Field(min_length=1, max_length=100)]
+    exchange: Exchange = None  # type: ignore[assignment]  # optional; null is not an exchange
+
+
+class AnalyzerToggle(_Keyed):
+    mode: bool
+
+
+def _loc(parts: tuple) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def _describe(err: dict) -> str:
+    loc = _loc(err.get("loc", ()))
+    field = str(err["loc"][-1]) if err.get("loc") else ""
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind == "missing":
+        return f"Missing mandatory field: {loc}"
+    if kind == "extra_forbidden":
+        return f"unknown field: {loc}"
+    if kind == "literal_error" and field in ALLOWED:
+        return f"{loc} must be one of {', '.join(ALLOWED[field])}"
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return f"{loc} must be a whole number"
+    if kind in ("decimal_parsing", "decimal_type", "finite_number", "decimal_max_digits", "decimal_max_places",
+                "decimal_whole_digits"):
+        return f"{loc} must be a number"
+    if kind == "greater_than":
+        return f"{loc} must be greater than {ctx.get('gt')}"
+    if kind == "greater_than_equal":
+        return f"{loc} must not be negative" if str(ctx.get("ge")) == "0" else f"{loc} must be at least {ctx['ge']}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"{loc} is out of range (at most {ctx.get('le', ctx.get('lt'))})"
+    if kind == "string_too_short":
+        return f"{loc} must not be empty"
+    if kind == "string_too_long":
+        return f"{loc} must be at most {ctx.get('max_length')} characters"
+    if kind == "string_type":
+        return f"{loc} must be a string"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"{loc} must be true or false"
+    if kind == "too_short":
+        return f"{loc} must have at least {ctx.get('min_length')} item(s)"
+    if kind == "too_long":
+        return f"{loc} must have at most {ctx.get('max_length')} items"
+    if kind == "list_type":
+        return f"{loc} must be a list"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{loc} must be an object" if loc else "the request body must be a JSON object"
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{loc} {msg}" if loc and not msg.startswith(f"{field}:") else msg
+
+
+class ApiFailure(Exception):
+    """An answer in words: {"status": "error", "message": ...} with `status`."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
+    """The validated body and the user the key acts for; ApiFailure (400/403) otherwise."""
+    call = _call()
+    body = request.get_json(force=True, silent=True)
+    call.body = body
+    if not isinstance(body, dict):
+        raise ApiFailure("Invalid request: the body must be a JSON object")
+    try:
+        parsed = model.model_validate(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        raise ApiFailure("; ".join(_describe(e) for e in errors[:5])) from None
+    try:
+        principal = api_keys.verify(parsed.apikey, scope)
+    except ApiKeyError as exc:
+        raise ApiFailure(str(exc) or "Invalid openalgo apikey", 403) from None
+    call.user_id = principal.user_id
+    call.validated = time.perf_counter()
+    return parsed, principal.user_id
+
+
+def _order_input(strategy: str, f: _OrderFields):
+    from services.orders import OrderInput
+
+    return OrderInput(strategy=strategy, exchange=f.exchange, symbol=f.symbol, action=f.action,
+                      quantity=f.quantity, pricetype=f.pricetype, product=f.product, price=f.price,
+                      trigger_price=f.trigger_price, disclosed_quantity=f.disclosed_quantity)
+
+
+def _mode_of(user_id: int) -> str:
+    from services import orders
+
+    return "analyze" if orders.is_analyze(user_id) else "live"
+
+
+# -- responses -------------------------------------------------------------------------------------
+def _respond(body: dict, status: int = 200) -> Response:
+    call = _call()
+    t = time.perf_counter()
+    resp = current_app.response_class(json.dumps(body), status=status, mimetype="application/json")
+    call.response_ms = (time.perf_counter() - t) * 1000
+    call.response = body
+    return resp
+
+
+def _success(body: dict, mode: str | None = None) -> Response:
+    call = _call()
+    mode = mode or call.mode
+    call.mode = mode
+    out = {"status": "success", **body}
+    if mode == "analyze":
+        out["mode"] = "analyze"
+    return _respond(out)
+
+
+def _error(message: str, status: int, **extra: Any) -> Response:
+    _call().error = message
+    return _respond({"status": "error", "message": message, **extra}, status)
+
+
+def _placed(placed) -> None:
+    call = _call()
+    call.mode, call.broker, call.broker_ms, call.orderid = placed.mode, placed.broker, placed.broker_ms, placed.orderid
+
+
+# -- orders ----------------------------------------------------------------------------------------
+@api_v1_bp.post("/placeorder", strict_slashes=False)
+@order_limit
+def placeorder():
+    data, uid = _parse(PlaceOrder, "orders")
+    from services import orders
+
+    _call().symbol = data.symbol
+    placed = orders.place_order(uid, _order_input(data.strategy, data))
+    _placed(placed)
+    return _success({"orderid": placed.orderid})
+
+
+@api_v1_bp.post("/placesmartorder", strict_slashes=False)
+@smart_limit
+def placesmartorder():
+    data, uid = _parse(SmartOrder, "orders")
+    from services import orders
+
+    _call().symbol = data.symbol
+    placed = orders.place_smart_order(uid, _order_input(data.strategy, data), data.position_size)
+    if placed is None:
+        return _success({"message": ALREADY_MATCHED}, _mode_of(uid))
+    _placed(placed)
+    return _success({"orderid": placed.orderid})
+
+
+@api_v1_bp.post("/basketorder", strict_slashes=False)
+@order_limit
+def basketorder():
+    data, uid = _parse(BasketOrder, "orders")
+    from services import orders
+
+    results = orders.basket_order(uid, data.strategy, [_order_input(data.strategy, o) for o in data.orders])
+    return _success({"results": results}, _mode_of(uid))
+
+
+@api_v1_bp.post("/splitorder", strict_slashes=False)
+@order_limit
+def splitorder():
+    data, uid = _parse(SplitOrder, "orders")
+    from services import orders
+
+    _call().symbol = data.symbol
+    result = orders.split_order(uid, _order_input(data.strategy, data), data.splitsize)
+    return _success(dict(result), _mode_of(uid))
+
+
+@api_v1_bp.post("/modifyorder", strict_slashes=False)
+@order_limit
+def modifyorder():
+    data, uid = _parse(ModifyOrder, "orders")
+    from services import orders
+
+    _call().symbol = data.symbol
+    placed = orders.modify_order(uid, data.orderid, _order_input(data.strategy, data))
+    _placed(placed)
+    return _success({"orderid": placed.orderid})
+
+
+@api_v1_bp.post("/cancelorder", strict_slashes=False)
+@order_limit
+def cancelorder():
+    data, uid = _parse(WithOrderId, "orders")
+    from services import orders
+
+    orderid = orders.cancel_order(uid, data.orderid)
+    _call().orderid = orderid
+    return _success({"orderid": orderid}, _mode_of(uid))
+
+
+@api_v1_bp.post("/cancelallorder", strict_slashes=False)
+@order_limit
+def cancelallorder():
+    _data, uid = _parse(StrategyOnly, "orders")
+    from services import orders
+
+    canceled, failed = orders.cancel_all_orders(uid)
+    return _success({"message": f"Canceled {len(canceled)} orders. Failed to cancel {len(failed)} orders.",
+                     "canceled_orders": list(canceled), "failed_cancellations": list(failed)}, _mode_of(uid))
+
+
+@api_v1_bp.post("/closeposition", strict_slashes=False)
+@order_limit
+def closeposition():
+    _data, uid = _parse(StrategyOnly, "orders")
+    from services import orders
+
+    orders.close_all_positions(uid)
+    return _success({"message": "All Open Positions Squared Off"}, _mode_of(uid))
+
+
+@api_v1_bp.post("/orderstatus", strict_slashes=False)
+@api_limit
+def orderstatus():
+    data, uid = _parse(WithOrderId, "read")
+    from services import orders
+
+    return _success({"data": orders.order_status(uid, data.orderid)}, _mode_of(uid))
+
+
+@api_v1_bp.post("/openposition", strict_slashes=False)
+@api_limit
+def openposition():
+    data, uid = _parse(OpenPosition, "read")
+    from services import orders
+
+    quantity = orders.open_position(uid, data.symbol, data.exchange, data.product)
+    return _success({"quantity": quantity}, _mode_of(uid))
+
+
+# -- books and account -----------------------------------------------------------------------------
+def _book(getter: str) -> Response:
+    _data, uid = _parse(KeyOnly, "read")
+    from services import books
+
+    return _success({"data": getattr(books, getter)(uid)}, _mode_of(uid))
+
+
+@api_v1_bp.post("/orderbook", strict_slashes=False)
+@api_limit
+def orderbook():
+    return _book("orderbook")
+
+
+@api_v1_bp.post("/tradebook", strict_slashes=False)
+@api_limit
+def tradebook():
+    return _book("tradebook")
+
+
+@api_v1_bp.post("/positionbook", strict_slashes=False)
+@api_limit
+def positionbook():
+    return _book("positionbook")
+
+
+@api_v1_bp.post("/holdings", strict_slashes=False)
+@api_limit
+def holdings():
+    return _book("holdings")
+
+
+@api_v1_bp.post("/funds", strict_slashes=False)
+@api_limit
+def funds():
+    return _book("funds")
+
+
+@api_v1_bp.post("/analyzer", strict_slashes=False)
+@api_limit
+def analyzer():
+    _data, uid = _parse(KeyOnly, "read")
+    from services import books
+
+    data = books.analyzer_status(uid)
+    _call().mode = data.get("mode")
+    return _respond({"status": "success", "data": data})
+
+
+@api_v1_bp.post("/analyzer/toggle", strict_slashes=False)
+@api_limit
+def analyzer_toggle():
+    # Switching a user to live trading is an order-level permission, not a read.
+    data, uid = _parse(AnalyzerToggle, "orders")
+    from services import books, orders
+
+    orders.set_analyze(uid, data.mode, ip=client_address())
+    status = dict(books.analyzer_status(uid))
+    status["message"] = f"Analyzer mode switched to {status.get('mode', 'analyze' if data.mode else 'live')}"
+    _call().mode = status.get("mode")
+    return _respond({"status": "success", "data": status})
+
+
+# -- data and status -------------------------------------------------------------------------------
+@api_v1_bp.post("/quotes", strict_slashes=False)
+@api_limit
+def quotes():
+    from services import quotes as quote_service
+
+    data, _uid = _parse(SymbolQuery, "data")
+    quote = quote_service.get_quote(data.symbol, data.exchange)
+    return _respond({"status": "success", "data": quote.to_dict()})
+
+
+@api_v1_bp.post("/search", strict_slashes=False)
+@api_limit
+def search():
+    from database import token_db
+
+    data, _uid = _parse(SearchQuery, "data")
+    found = [info.to_dict() for info in token_db.search(data.query, data.exchange)]
+    return _respond({"status": "success", "message": f"Found {len(found)} matching symbols", "data": found})
+
+
+@api_v1_bp.post("/symbol", strict_slashes=False)
+@api_limit
+def symbol():
+    from database import token_db
+
+    data, _uid = _parse(SymbolQuery, "data")
+    info = token_db.get_symbol_info(data.symbol, data.exchange)
+    if info is None:
+        raise ApiFailure(f"Symbol {data.symbol} not found in exchange {data.exchange}", 404)
+    return _respond({"status": "success", "data": info.to_dict()})
+
+
+@api_v1_bp.post("/ping", strict_slashes=False)
+@api_limit
+def ping():
+    from services import broker_login
+
+    _data, uid = _parse(KeyOnly, "data")
+    active = broker_login.active_session(uid)
+    return _respond({"status": "success", "data": {"message": "pong", "broker": active.broker if active else "paper"}})
+
+
+# -- errors ----------------------------------------------------------------------------------------
+def _retry_after() -> int:
+    current = limiter.current_limit
+    if current is not None:
+        try:
+            return max(1, int(current.reset_at - time.time()))
+        except Exception:  # noqa: BLE001, S110 - the storage may be unreachable: fall back to one second
+            pass
+    return 1
+
+
+@api_v1_bp.errorhandler(429)
+def _rate_limited(exc: HTTPException) -> Response:
+    retry = _retry_after()
+    resp = _error(f"Rate limit exceeded ({exc.description}): retry after {retry} s", 429, retry_after=retry)
+    resp.headers["Retry-After"] = str(retry)
+    return resp
+
+
+@api_v1_bp.errorhandler(ApiFailure)
+def _failure(exc: ApiFailure) -> Response:
+    return _error(exc.message, exc.status)
+
+
+@api_v1_bp.errorhandler(HTTPException)
+def _http_error(exc: HTTPException) -> Response:
+    return _error(exc.description or exc.name, exc.code or 500)
+
+
+@api_v1_bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> Response:
+    import sys
+
+    orders = sys.modules.get("services.orders")
+    order_error = getattr(orders, "OrderError", None)
+    if order_error is not None and isinstance(exc, order_error):
+        return _error(getattr(exc, "message", None) or str(exc), int(getattr(exc, "status", 400) or 400))
+    if isinstance(exc, UnknownSymbolError):
+        return _error(str(exc), 404)
+    log.exception("unhandled error in %s", request.path)
+    return _error("internal error", 500)
+
+
+# -- logging ---------------------------------------------------------------------------------------
+@api_v1_bp.after_app_request
+def _log_call(response: Response) -> Response:
+    path = request.path
+    if not path.startswith(PREFIX):
+        return response
+    try:
+        _record(path[len(PREFIX):].strip("/") or "?", response)
+    except Exception:  # noqa: BLE001 - logging must never fail the call
+        log.exception("could not log the API call to %s", path)
+    return response
+
+
+def _record(api_type: str, response: Response) -> None:
+    call = _call()
+    end = time.perf_counter()
+    total_ms = (end - call.started) * 1000
+    body = call.body if call.body is not None else request.get_json(force=True, silent=True)
+    payload = call.response
+    if payload is None and response.is_json:
+        payload = response.get_json(silent=True)
+    status = response.status_code
+    if api_type in ORDER_ENDPOINTS and call.user_id is not None and call.mode is None:
+        try:
+            call.mode = _mode_of(call.user_id)
+        except Exception:  # noqa: BLE001 - the mode is a label here; the call's answer is already made
+            call.mode = None
+    observability.log_api_call(api_type, call.user_id, call.mode, body, payload, status, total_ms, client_address())
+    if api_type in ORDER_ENDPOINTS and call.user_id is not None:
+        validated = call.validated if call.validated is not None else end
+        observability.log_order_latency(
+            user_id=call.user_id, endpoint=api_type, mode=call.mode or "live",
+            broker=call.broker or ("paper" if call.mode == "analyze" else None), orderid=call.orderid,
+            symbol=call.symbol, validation_ms=(validated - call.started) * 1000, broker_ms=call.broker_ms,
+            response_ms=call.response_ms, total_ms=total_ms, is_success=status < 400, error=call.error)
