@@ -123,27 +123,18 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
 
 
-BLUEPRINTS = (
-    ("blueprints.health", "health_bp"),
-    ("blueprints.auth", "auth_bp"),
-    ("blueprints.users", "users_bp"),
-    ("blueprints.apikey", "apikey_bp"),
-    ("blueprints.broker", "broker_bp"),
-    ("blueprints.api_v1", "api_v1_bp"),
-    ("blueprints.strategy", "strategy_bp"),
-    ("blueprints.webhook", "webhook_bp"),
-)
-
-
 def register_blueprints(app: Flask) -> None:
-    for module_name, attr in BLUEPRINTS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a feature not built yet
-        app.register_blueprint(getattr(module, attr))
+    from blueprints.api_v1 import api_v1_bp
+    from blueprints.apikey import apikey_bp
+    from blueprints.auth import auth_bp
+    from blueprints.broker import broker_bp
+    from blueprints.health import health_bp
+    from blueprints.strategy import strategy_bp
+    from blueprints.users import users_bp
+    from blueprints.webhook import webhook_bp
+
+    for bp in (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp):
+        app.register_blueprint(bp)
 
 
 def wants_json() -> bool:

@@ -4,20 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-GROUPS = (("cli.secrets", "secrets_cli"), ("cli.users", "users_cli"), ("cli.symbols", "symbols_cli"))
-
 
 def register(app: Flask) -> None:
-    import importlib
+    from cli.secrets import secrets_cli
+    from cli.symbols import symbols_cli
+    from cli.users import users_cli
 
-    for module_name, attr in GROUPS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue  # a feature not built yet
-        app.cli.add_command(getattr(module, attr))
+    for group in (secrets_cli, users_cli, symbols_cli):
+        app.cli.add_command(group)
 
 
 def ready(app: Flask | None = None) -> None:
