@@ -266,13 +266,20 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
     return cfg
 
 
-def parse_hhmm(name: str, raw: str):
-    """'03:00' -> datetime.time(3, 0); a clear error naming the variable otherwise."""
+def parse_time_of_day(raw: str):
+    """'03:00' -> datetime.time(3, 0); ValueError for anything else. The one HH:MM parser."""
     import datetime as dt
 
+    hh, sep, mm = str(raw).strip().partition(":")
+    if not sep:
+        raise ValueError(f"{raw!r} is not a time of day (HH:MM)")
+    return dt.time(int(hh), int(mm))
+
+
+def parse_hhmm(name: str, raw: str):
+    """parse_time_of_day with an error naming the variable."""
     try:
-        hh, mm = raw.strip().split(":")
-        return dt.time(int(hh), int(mm))
+        return parse_time_of_day(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a time of day (HH:MM)") from None
 

@@ -32,6 +32,7 @@ from flask_login import current_user
 from flask_login.config import EXEMPT_METHODS
 from sqlalchemy import func, select, text
 
+from config import parse_time_of_day
 from database import db, write_unit
 from database.audit_db import AuditEvent
 from database.enums import Role
@@ -465,12 +466,7 @@ def check_role(allowed: frozenset[Role] | set[Role] | tuple[Role, ...]) -> Any:
 
 # -- the daily session boundary (pure) ----------------------------------------------------------------
 def parse_expiry_time(value: dt.time | str) -> dt.time:
-    if isinstance(value, dt.time):
-        return value
-    hh, sep, mm = str(value).strip().partition(":")
-    if not sep:
-        raise ValueError(f"{value!r} is not a time of day (HH:MM)")
-    return dt.time(int(hh), int(mm))
+    return value if isinstance(value, dt.time) else parse_time_of_day(value)
 
 
 def _zone(tz: dt.tzinfo | str) -> dt.tzinfo:

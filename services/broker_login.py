@@ -13,12 +13,10 @@ import logging
 import secrets
 import threading
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
 
-import config as config_module
 from brokers import Broker, BrokerError, available_brokers, get_broker, get_broker_class
 from database import cache, db, write_unit
 from database.audit_db import AuditEvent
@@ -26,6 +24,7 @@ from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus
 from database.types import utcnow
 from database.user_db import User
+from services import accounts
 
 log = logging.getLogger("algobridge.broker")
 
@@ -86,18 +85,6 @@ def reset_brokers() -> None:
         instances.clear()
 
 
-# -- time ------------------------------------------------------------------------------------------
-def session_deadline(now: dt.datetime) -> dt.datetime:
-    """The next daily end of sessions (SESSION_EXPIRY_TIME in the exchange's zone), in UTC."""
-    tz = ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
-    at = config_module.parse_hhmm("SESSION_EXPIRY_TIME", current_app.config["SESSION_EXPIRY_TIME"])
-    local = now.astimezone(tz)
-    candidate = dt.datetime.combine(local.date(), at, tzinfo=tz)
-    if candidate <= local:
-        candidate = dt.datetime.combine(local.date() + dt.timedelta(days=1), at, tzinfo=tz)
-    return candidate.astimezone(dt.UTC)
-
-
 # -- login -----------------------------------------------------------------------------------------
 def start_login(user: User, name: str) -> tuple[str | None, str]:
     """Begin connecting `name` for `user`. Returns (redirect URL or None, state).
@@ -128,7 +115,9 @@ def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: 
     for old in _active_rows(user.id, name):
         old.status = BrokerSessionStatus.REVOKED
         old.revoked_at = now
-    expires_at = min(result.expires_at, session_deadline(now)) if result.expires_at else session_deadline(now)
+    # The daily end of sessions (SESSION_EXPIRY_TIME, exchange time), or the broker's own if earlier.
+    deadline = accounts.next_expiry(now, *accounts.expiry_settings())
+    expires_at = min(result.expires_at, deadline) if result.expires_at else deadline
     row = BrokerSession(user_id=user.id, broker=name, broker_user_id=result.broker_user_id,
                         access_token=result.access_token, status=BrokerSessionStatus.ACTIVE,
                         created_at=now, expires_at=expires_at, last_used_at=now)

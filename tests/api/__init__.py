@@ -10,7 +10,7 @@ from database.latency_db import OrderLatency
 from database.order_db import Order
 from services import api_keys
 from services.master_contract import ensure_sample_contract
-from tests.helpers.users import make_user
+from tests.helpers.accounts import make_user
 
 ALL_SCOPES = ("orders", "read", "data")
 HIGH_LIMITS = {"API_RATE_LIMIT": "10000 per second", "ORDER_RATE_LIMIT": "10000 per second",

@@ -17,7 +17,7 @@ from database.repository import NotFoundError, ValidationError
 from database.types import utcnow
 from services import accounts, api_keys
 from services.api_keys import ApiKeyError
-from tests.helpers.users import make_user
+from tests.helpers.accounts import make_user
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -18,7 +18,7 @@ from database.types import utcnow
 from services import broker_login
 from services.broker_login import BrokerLoginError
 from tests.fakes.kite_server import API_KEY, API_SECRET, USER_ID, running_kite
-from tests.helpers.users import make_user
+from tests.helpers.accounts import make_user
 
 IST = ZoneInfo("Asia/Kolkata")
 

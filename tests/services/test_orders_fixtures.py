@@ -11,7 +11,7 @@ from database import db, token_db
 from database.symbol import SymToken
 from services import quotes
 from services.orders import OrderInput
-from tests.helpers.users import make_user
+from tests.helpers.accounts import make_user
 
 ROWS = [
     ("INFY", "INFY", "INFOSYS", "NSE", "NSE", "408065", None, None, 1, "EQ"),
