@@ -112,7 +112,8 @@ def register_extensions(app: Flask) -> None:
 
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     # The rate limiter reads the body before the view: bound it (413 beyond).
-    app.config.setdefault("MAX_CONTENT_LENGTH", 1_048_576)
+    if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask pre-fills it with None: setdefault never took
+        app.config["MAX_CONTENT_LENGTH"] = 1_048_576
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # Flask pre-fills these keys (SameSite with None), so setdefault would not take.
@@ -121,6 +122,9 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+    from services import traffic
+
+    traffic.init_app(app)  # a traffic_logs row per request, through the log writer
 
 
 def register_blueprints(app: Flask) -> None:
@@ -128,13 +132,66 @@ def register_blueprints(app: Flask) -> None:
     from blueprints.apikey import apikey_bp
     from blueprints.auth import auth_bp
     from blueprints.broker import broker_bp
+    from blueprints.dashboard import dashboard_bp
     from blueprints.health import health_bp
+    from blueprints.orders import orders_bp
     from blueprints.strategy import strategy_bp
     from blueprints.users import users_bp
     from blueprints.webhook import webhook_bp
 
-    for bp in (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp):
+    for bp in (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
+               dashboard_bp, orders_bp):
         app.register_blueprint(bp)
+    from blueprints.logs import logs_bp
+    from blueprints.settings import settings_bp
+    from blueprints.symbols import symbols_bp
+
+    for bp in (logs_bp, settings_bp, symbols_bp):
+        app.register_blueprint(bp)
+
+
+DATABASE_UNAVAILABLE = "database unavailable, retry shortly"
+
+
+def _database_unavailable_errors() -> tuple[type[Exception], ...]:
+    from sqlalchemy import exc as sa_exc
+
+    # OperationalError: connection refused or lost, the server starting up or shutting down, a lock
+    # or statement timeout; InterfaceError: a connection already closed; DisconnectionError and
+    # TimeoutError: the pool could not hand out a live connection in time.
+    return sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError, sa_exc.TimeoutError
+
+
+DATABASE_UNAVAILABLE_ERRORS = _database_unavailable_errors()
+
+
+class _Throttle:
+    """At most one warning per `interval` seconds; counts the ones held back."""
+
+    def __init__(self, interval: float) -> None:
+        import threading
+
+        self.interval, self._last, self._suppressed = interval, float("-inf"), 0
+        self._lock = threading.Lock()
+
+    def due(self) -> bool:
+        import time
+
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last >= self.interval:
+                self._last = now
+                return True
+            self._suppressed += 1
+            return False
+
+    def take_suppressed(self) -> int:
+        with self._lock:
+            n, self._suppressed = self._suppressed, 0
+            return n
+
+
+_db_warnings = _Throttle(5.0)
 
 
 def wants_json() -> bool:
@@ -164,6 +221,34 @@ def register_error_handlers(app: Flask) -> None:
     def internal_error(exc: Exception):
         log.exception("unhandled error")
         return render(InternalServerError("Something went wrong on our side; it has been logged."))
+
+    def database_unavailable(exc: Exception):
+        # The database is down, restarting or unreachable: a clear, retryable answer, no traceback.
+        # The pool pre-pings, so the first request after it is back gets a live connection.
+        if _db_warnings.due():  # one line per few seconds, not one per request of an outage
+            detail = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:200]
+            log.warning("database unavailable (%s): %s; %d more such errors since the last warning",
+                        type(exc).__name__, detail, _db_warnings.take_suppressed())
+        try:
+            db.session.rollback()
+        except Exception:  # noqa: BLE001, S110 - the connection is gone; the pool discards it
+            pass
+        headers = {"Retry-After": "2"}
+        if wants_json():
+            return jsonify(status="error", message=DATABASE_UNAVAILABLE), 503, headers
+        try:
+            page = render_template("errors/error.html", code=503, title="Service Unavailable",
+                                   message="The database is unavailable; please retry in a few seconds.")
+        except Exception:  # noqa: BLE001 - the page's layout may itself need the database
+            page = ("<!doctype html><title>503 Service Unavailable</title><h1>503 Service Unavailable</h1>"
+                    "<p>The database is unavailable; please retry in a few seconds.</p>")
+        return page, 503, headers
+
+    # In every scope, blueprints included: a blueprint's catch-all handler (the API's) is found
+    # before the application's handlers, so a database outage would otherwise answer 500 there.
+    for scope in (None, *app.blueprints):
+        for exc_class in DATABASE_UNAVAILABLE_ERRORS:
+            app.error_handler_spec[scope][None][exc_class] = database_unavailable
 
 
 def register_cli(app: Flask) -> None:
@@ -196,13 +281,21 @@ def setup_environment(app: Flask) -> None:
         on_start(app)
 
 
+def _flask_migrate_upgrade() -> None:
+    from flask_migrate import upgrade as flask_migrate_upgrade
+
+    flask_migrate_upgrade()
+
+
 def upgrade_to_head(app: Flask) -> None:
     from sqlalchemy import text
 
     def upgrade() -> None:
-        from flask_migrate import upgrade as flask_migrate_upgrade  # alembic: only when a migration runs
+        from services.startup import run_isolated
 
-        flask_migrate_upgrade()
+        # alembic, only when a migration runs, and in a child process when this one has no threads
+        # yet (a server's master): its ~12 MB leave with the child instead of staying in every worker.
+        run_isolated(app, _flask_migrate_upgrade)
 
     lock = _migration_lock(app)
     try:
@@ -250,26 +343,25 @@ def _register_fork_hook(app: Flask) -> None:
 
 
 def main() -> None:
-    """Serve the embedded default with gunicorn (threads), on HOST:PORT."""
+    """Serve with gunicorn, configured by gunicorn.conf.py: the same settings as
+    `gunicorn 'app:create_app()'` (HOST:PORT, WEB_WORKERS, WEB_THREADS, the timeouts, the hooks)."""
+    import runpy
+
     from gunicorn.app.base import BaseApplication
 
     application = create_app()
+    settings = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            self.cfg.set("bind", f"{application.config['HOST']}:{application.config['PORT']}")
-            self.cfg.set("workers", application.config["WEB_WORKERS"])
-            self.cfg.set("threads", application.config["WEB_THREADS"])
-            self.cfg.set("worker_class", "gthread")
-            self.cfg.set("accesslog", None)
-            self.cfg.set("graceful_timeout", 30)
-            # Flush the log writer before a worker exits (SIGTERM, max-requests, reload).
-            self.cfg.set("worker_exit", lambda _server, _worker: application.extensions["algobridge.writer"].shutdown())
+            for name, value in settings.items():
+                if name in self.cfg.settings and name != "wsgi_app":
+                    self.cfg.set(name, value)
 
         def load(self):
             return application
 
-    log.info("Algobridge on http://%s:%s", application.config["HOST"], application.config["PORT"])
+    log.info("Algobridge on %s", ", ".join(f"http://{b}" for b in settings["bind"]))
     Server().run()
 
 

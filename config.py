@@ -71,9 +71,11 @@ SETTINGS: tuple[Setting, ...] = (
             "SQLAlchemy URL; unset = SQLite in the instance folder; postgres:// is rewritten"),
     Setting("DB_POOL_SIZE", "5", _parse_int(1), "connections kept open (not SQLite)"),
     Setting("DB_MAX_OVERFLOW", "10", _parse_int(0), "extra connections under load (not SQLite)"),
-    Setting("DB_POOL_TIMEOUT", "30", _parse_int(1), "seconds to wait for a pooled connection"),
+    Setting("DB_POOL_TIMEOUT", "30", _parse_int(1),
+            "seconds to wait for a pooled connection before answering 503 (pool exhausted)"),
     Setting("DB_POOL_RECYCLE", "1800", _parse_int(1), "seconds after which a connection is replaced"),
-    Setting("DB_CONNECT_TIMEOUT", "5", _parse_int(1), "seconds to wait when opening a PostgreSQL connection"),
+    Setting("DB_CONNECT_TIMEOUT", "3", _parse_int(2),
+            "seconds to wait when opening a PostgreSQL connection (a request fails with 503 after it)"),
     Setting("DB_BUSY_TIMEOUT", "30", _parse_int(1), "SQLite: seconds to wait for a lock (busy_timeout)"),
     Setting("AUTO_MIGRATE", None, parse_bool,
             "migrate the schema to head at start; default on for the embedded SQLite, off otherwise"),
@@ -91,6 +93,10 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
     Setting("SAMPLE_CONTRACT", None, parse_bool,
             "load the offline sample master contract when none is loaded; default on for the embedded SQLite"),
+    Setting("SAMPLE_CONTRACT_ROWS", "10000", _parse_int(100),
+            "rows of the generated sample master contract (the index of every worker grows with it)"),
+    Setting("WARM_SYMBOL_INDEX", "true", parse_bool,
+            "build the symbol index in the background once a process has served its first page; off: on first use"),
     Setting("EXCHANGE_TIMEZONE", "Asia/Kolkata", _parse_str, "time zone of the exchange (session expiry, hours)"),
     Setting("SESSION_EXPIRY_TIME", "03:00", _parse_str,
             "exchange time (HH:MM) at which web and broker sessions end every day"),
@@ -106,6 +112,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SCHEDULER_ENABLED", "true", parse_bool,
             "run square-offs and session expiry on time in a background thread of each process"),
     Setting("SCHEDULER_INTERVAL", "30", _parse_int(1), "seconds between runs of the scheduled jobs"),
+    Setting("LOG_RETENTION_DAYS", "30", _parse_int(0),
+            "days API, traffic, latency and system logs are kept (0 = forever); Settings can override it"),
+    Setting("SNAPSHOT_INTERVAL", "15", _parse_int(1), "minutes between scheduled equity snapshots of each user"),
     Setting("TRUST_PROXY_HEADERS", "false", parse_bool, "trust X-Forwarded-For/Proto (only behind your own proxy)"),
     Setting("ZERODHA_API_KEY", "", _parse_str, "Kite Connect app's API key"),
     Setting("ZERODHA_API_SECRET", "", _parse_str, "Kite Connect app's API secret"),
@@ -116,10 +125,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ZERODHA_LOGIN_URL", "https://kite.zerodha.com/connect/login", _parse_str,
             "Kite Connect login page"),
     Setting("LOG_LEVEL", "INFO", _parse_str, "level of the application's own log"),
-    Setting("HOST", "127.0.0.1", _parse_str, "address `python app.py` listens on"),
-    Setting("PORT", "5000", _parse_int(1), "port `python app.py` listens on"),
-    Setting("WEB_WORKERS", "1", _parse_int(1), "worker processes of `python app.py`"),
-    Setting("WEB_THREADS", "8", _parse_int(1), "threads per worker of `python app.py`"),
+    # The web server: gunicorn.conf.py reads these, for `gunicorn 'app:create_app()'` and `python app.py`.
+    Setting("HOST", "127.0.0.1", _parse_str, "address the server listens on"),
+    Setting("PORT", "5000", _parse_int(1), "port the server listens on"),
+    Setting("WEB_BIND", "", _parse_str,
+            "where the server listens, overriding HOST:PORT; comma-separated, e.g. unix:/run/algobridge.sock"),
+    Setting("WEB_WORKERS", "1", _parse_int(1), "worker processes (gthread); 2-4 per CPU on PostgreSQL"),
+    Setting("WEB_THREADS", "8", _parse_int(1), "threads per worker process"),
+    Setting("WEB_TIMEOUT", "30", _parse_int(1), "seconds a worker may be silent before it is killed and replaced"),
+    Setting("WEB_GRACEFUL_TIMEOUT", "30", _parse_int(1),
+            "seconds a worker gets after SIGTERM to finish requests and flush the log writer"),
+    Setting("WEB_KEEPALIVE", "5", _parse_int(0), "seconds a kept-alive client connection waits for its next request"),
 )
 
 SECRET_NAMES = ("SECRET_KEY", "API_KEY_PEPPER", "TOKEN_ENCRYPTION_KEYS")
@@ -282,6 +298,23 @@ def parse_hhmm(name: str, raw: str):
         return parse_time_of_day(raw)
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a time of day (HH:MM)") from None
+
+
+SERVER_SETTINGS = ("HOST", "PORT", "WEB_BIND", "WEB_WORKERS", "WEB_THREADS", "WEB_TIMEOUT",
+                   "WEB_GRACEFUL_TIMEOUT", "WEB_KEEPALIVE", "WRITER_SHUTDOWN_TIMEOUT")
+
+
+def server_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The web server's settings alone (for gunicorn.conf.py, which runs before the app exists),
+    parsed like every other setting."""
+    env = os.environ if environ is None else environ
+    by_name = {s.name: s for s in SETTINGS}
+    out: dict[str, Any] = {}
+    for name in SERVER_SETTINGS:
+        s = by_name[name]
+        raw = env.get(name, "")
+        out[name] = s.parse(name, raw if raw != "" else s.default)
+    return out
 
 
 def env_example() -> str:

@@ -9,8 +9,11 @@ posts the JSON bodies; a Python thread-pool client when wrk is missing), and mea
 - the server-side overhead (total minus broker time) p50 / p99 from the order_latency rows
   (targets: p50 <= 1.5 ms, p99 <= 5 ms).
 
-    .venv/bin/python bench/orders.py [--seconds 10] [--connections 16] [--workers 1] [--threads 8]
-                                     [--backends sqlite,postgresql]
+    .venv/bin/python -m bench.orders [--seconds 10] [--connections 16] [--workers 1] [--threads 8]
+                                     [--backends sqlite,postgresql] [--users 1]
+
+--users N spreads the orders over N traders (one API key each): N=1 measures one account's orders
+serialised on its funds lock, N>1 how far orders of different accounts go in parallel.
 """
 
 from __future__ import annotations
@@ -67,20 +70,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare(url: str, instance: str) -> str:
-    """Migrate, load the sample contract, create a trader and an API key; return the key."""
+def prepare(url: str, instance: str, users: int = 1) -> list[str]:
+    """Migrate, load the sample contract, create `users` traders with an API key each; return the keys."""
     from services import api_keys
     from services.master_contract import ensure_sample_contract
-    from tests.helpers.users import make_user
+    from tests.helpers.accounts import make_user
 
     app = create_app(app_overrides(url, instance, LOG_LEVEL="WARNING", **UNLIMITED))
+    keys = []
     with app.app_context():
         ensure_sample_contract()
-        user = make_user("bench", "trader")
-        _row, key = api_keys.create_key(user, "bench", ["orders", "read", "data"])
+        for n in range(users):
+            user = make_user("bench" if n == 0 else f"bench{n}", "trader")
+            _row, key = api_keys.create_key(user, "bench", ["orders", "read", "data"])
+            keys.append(key)
         db.session.commit()
     close(app)
-    return key
+    return keys
 
 
 def close(app) -> None:
@@ -119,14 +125,15 @@ def stop_server(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def run_wrk(port: int, path: str, bodies: list[str], seconds: float, connections: int) -> dict:
+def run_wrk(port: int, path: str, bodies: list[str], seconds: float, connections: int,
+            threads: int | None = None) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(LUA % {"bodies": ", ".join(json.dumps(b) for b in bodies), "path": path})
         script = fh.name
     try:
-        threads = max(1, min(4, connections))
+        threads = threads or max(1, min(4, connections))
         out = subprocess.run(
-            [shutil.which("wrk") or "wrk", "-t", str(threads), "-c", str(connections),
+            [shutil.which("wrk") or "wrk", "--latency", "-t", str(threads), "-c", str(connections),
              "-d", f"{max(1, round(seconds))}s", "-s", script, f"http://127.0.0.1:{port}"],
             capture_output=True, text=True, check=True).stdout
     finally:
@@ -134,22 +141,32 @@ def run_wrk(port: int, path: str, bodies: list[str], seconds: float, connections
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"rps": rps, "requests": total, "errors": int(bad.group(1)) if bad else 0}
+    found = {}
+    for q in ("50", "99"):
+        m = re.search(rf"^\s+{q}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        if m:
+            found[f"p{q}_ms"] = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    return {"rps": rps, "requests": total, "errors": int(bad.group(1)) if bad else 0,
+            "p50_ms": found.get("p50_ms", float("nan")), "p99_ms": found.get("p99_ms", float("nan"))}
 
 
-def run_python(port: int, path: str, bodies: list[str], seconds: float, connections: int) -> dict:
+def run_python(port: int, path: str, bodies: list[str], seconds: float, connections: int,
+               threads: int | None = None) -> dict:
     """Fallback load generator: one keep-alive connection per thread (GIL-bound: a lower bound)."""
     stop = time.perf_counter() + seconds
     counts = [0] * connections
     errors = [0] * connections
+    times: list[float] = []
 
     def worker(i: int) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         n = i
         while time.perf_counter() < stop:
+            t0 = time.perf_counter()
             conn.request("POST", path, body=bodies[n % len(bodies)], headers={"Content-Type": "application/json"})
             resp = conn.getresponse()
             resp.read()
+            times.append((time.perf_counter() - t0) * 1000)
             counts[i] += 1
             errors[i] += resp.status >= 300
             n += 1
@@ -158,7 +175,8 @@ def run_python(port: int, path: str, bodies: list[str], seconds: float, connecti
     with concurrent.futures.ThreadPoolExecutor(connections) as pool:
         list(pool.map(worker, range(connections)))
     elapsed = time.perf_counter() - start
-    return {"rps": sum(counts) / elapsed, "requests": sum(counts), "errors": sum(errors)}
+    return {"rps": sum(counts) / elapsed, "requests": sum(counts), "errors": sum(errors),
+            "p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99)}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -199,12 +217,20 @@ def max_latency_id(url: str, instance: str) -> int:
     return value
 
 
+def order_bodies(keys: list[str]) -> list[str]:
+    """BUY and SELL alternating per key (funds never run out), keys interleaved."""
+    bodies = []
+    for action in ("BUY", "SELL"):
+        for key in keys:
+            bodies.append(json.dumps({"apikey": key, "strategy": "bench", "exchange": "NSE", "symbol": "INFY",
+                                      "quantity": "1", "pricetype": "MARKET", "product": "MIS", "action": action}))
+    return bodies
+
+
 def bench_backend(name: str, url: str, instance: str, args) -> dict:
-    key = prepare(url, instance)
-    ping = [json.dumps({"apikey": key})]
-    order = {"apikey": key, "strategy": "bench", "exchange": "NSE", "symbol": "INFY", "quantity": "1",
-             "pricetype": "MARKET", "product": "MIS"}
-    orders = [json.dumps({**order, "action": "BUY"}), json.dumps({**order, "action": "SELL"})]
+    keys = prepare(url, instance, args.users)
+    ping = [json.dumps({"apikey": key}) for key in keys]
+    orders = order_bodies(keys)
     load = run_wrk if shutil.which("wrk") and not args.python_client else run_python
     port = free_port()
     proc = start_server(url, instance, port, args.workers, args.threads)
@@ -217,13 +243,14 @@ def bench_backend(name: str, url: str, instance: str, args) -> dict:
     finally:
         stop_server(proc)
     stats = latency_stats(url, instance, since)
-    return {"backend": name, "client": load.__name__.removeprefix("run_"), "floor": floor, "placeorder": placed,
+    return {"backend": name, "users": args.users, "client": load.__name__.removeprefix("run_"), "floor": floor,
+            "placeorder": placed,
             "ratio": placed["rps"] / floor["rps"] if floor["rps"] else float("nan"), **stats}
 
 
 def report(r: dict) -> None:
     ok = "ok" if r["ratio"] >= 0.5 else "BELOW TARGET"
-    print(f"[{r['backend']}] client={r['client']}")
+    print(f"[{r['backend']}] client={r['client']} users={r['users']}")
     print(f"  floor  /api/v1/ping        {r['floor']['rps']:9.1f} req/s  ({r['floor']['requests']} requests, "
           f"{r['floor']['errors']} non-2xx)")
     print(f"  placeorder (analyze mode)  {r['placeorder']['rps']:9.1f} req/s  ({r['placeorder']['requests']} requests, "
@@ -245,6 +272,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--users", type=int, default=1, help="traders the orders are spread over (one key each)")
     parser.add_argument("--python-client", action="store_true", help="use the Python client even if wrk exists")
     args = parser.parse_args()
     results = []

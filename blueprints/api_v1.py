@@ -87,10 +87,21 @@ api_v1_bp.record_once(_install_timer)
 
 
 # -- rate limits -----------------------------------------------------------------------------------
+def _json_body() -> Any:
+    """The body as JSON (any content type: alerts often post JSON as text/plain); None when it is not
+    JSON, or nested too deeply for the parser (a RecursionError, which silent=True does not catch)."""
+    try:
+        return request.get_json(force=True, silent=True)
+    except RecursionError:
+        return None
+
+
 def _rate_key() -> str:
-    body = request.get_json(force=True, silent=True)
+    body = _json_body()
     key = body.get("apikey") if isinstance(body, dict) else None
-    who = hashlib.sha256(key.encode()).hexdigest()[:16] if isinstance(key, str) and key else "nokey"
+    # surrogatepass: JSON may carry lone surrogates ("\ud800"), which strict UTF-8 cannot encode.
+    who = (hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+           if isinstance(key, str) and key else "nokey")
     return f"{who}:{client_address()}"
 
 
@@ -123,9 +134,17 @@ Exchange = Annotated[Literal[EXCHANGES], BeforeValidator(_upper)]  # type: ignor
 Action = Annotated[Literal[ACTIONS], BeforeValidator(_upper)]  # type: ignore[valid-type]
 PriceType = Annotated[Literal[PRICETYPES], BeforeValidator(_upper)]  # type: ignore[valid-type]
 Product = Annotated[Literal[PRODUCTS], BeforeValidator(_upper)]  # type: ignore[valid-type]
-Symbol = Annotated[str, Field(min_length=1, max_length=64)]
-Strategy = Annotated[str, Field(min_length=1, max_length=100)]
-OrderId = Annotated[str, Field(min_length=1, max_length=64)]
+def _no_nul(v: Any) -> Any:
+    # PostgreSQL text cannot hold NUL: refuse it here rather than fail at the INSERT (SQLite would store it).
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("must not contain NUL characters")
+    return v
+
+
+Text = BeforeValidator(_no_nul)
+Symbol = Annotated[str, Field(min_length=1, max_length=64), Text]
+Strategy = Annotated[str, Field(min_length=1, max_length=100), Text]
+OrderId = Annotated[str, Field(min_length=1, max_length=64), Text]
 
 ALLOWED = {"exchange": EXCHANGES, "action": ACTIONS, "pricetype": PRICETYPES, "product": PRODUCTS}
 
@@ -218,7 +237,7 @@ class SymbolQuery(_Keyed):
 
 
 class SearchQuery(_Keyed):
-    query: Annotated[str, Field(min_length=1, max_length=100)]
+    query: Annotated[str, Field(min_length=1, max_length=100), Text]
     exchange: Exchange = None  # type: ignore[assignment]  # optional; null is not an exchange
 
 
@@ -286,7 +305,7 @@ class ApiFailure(Exception):
 def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
     """The validated body and the user the key acts for; ApiFailure (400/403) otherwise."""
     call = _call()
-    body = request.get_json(force=True, silent=True)
+    body = _json_body()
     call.body = body
     if not isinstance(body, dict):
         raise ApiFailure("Invalid request: the body must be a JSON object")
@@ -625,7 +644,7 @@ def _record(api_type: str, response: Response) -> None:
     call = _call()
     end = time.perf_counter()
     total_ms = (end - call.started) * 1000
-    body = call.body if call.body is not None else request.get_json(force=True, silent=True)
+    body = call.body if call.body is not None else _json_body()
     payload = call.response
     if payload is None and response.is_json:
         payload = response.get_json(silent=True)

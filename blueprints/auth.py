@@ -1,4 +1,4 @@
-"""`/` (dashboard placeholder), `/setup` (first run), `/auth/login`, `/auth/logout`.
+"""`/` (to the dashboard), `/setup` (first run), `/auth/login`, `/auth/logout`.
 
 Also the web session's rules for the whole application, installed when this blueprint is
 registered: Flask-Login's user loader (a disabled or re-passworded user loads as nobody), the daily
@@ -173,11 +173,12 @@ class LoginForm(FlaskForm):
 # -- views -----------------------------------------------------------------------------------------------------
 @auth_bp.get("/")
 def home():
+    """The site's entry: setup on a fresh install, else the sign-in page or the dashboard."""
     if not accounts.any_user_exists():
         return redirect(url_for("auth.setup"))
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
-    return render_template("auth/home.html")
+    return redirect(url_for("dashboard.index"))
 
 
 @auth_bp.route("/setup", methods=["GET", "POST"])

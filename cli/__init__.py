@@ -6,11 +6,13 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
+    from cli.backup import backup_cli
+    from cli.logs import logs_cli
     from cli.secrets import secrets_cli
     from cli.symbols import symbols_cli
     from cli.users import users_cli
 
-    for group in (secrets_cli, users_cli, symbols_cli):
+    for group in (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli):
         app.cli.add_command(group)
 
 

@@ -100,8 +100,10 @@ def engine_options(config: dict[str, Any]) -> dict[str, Any]:
             pool_recycle=config["DB_POOL_RECYCLE"],
         )
         if config["SQLALCHEMY_DATABASE_URI"].startswith("postgresql"):
-            # Fail fast when the server is down instead of hanging a request on TCP.
-            options["connect_args"] = {"connect_timeout": config["DB_CONNECT_TIMEOUT"]}
+            # Fail fast when the server is down instead of hanging a request on TCP (the request
+            # answers 503); keepalives notice a server that vanished without closing the socket.
+            options["connect_args"] = {"connect_timeout": config["DB_CONNECT_TIMEOUT"], "keepalives": 1,
+                                       "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3}
     return options
 
 

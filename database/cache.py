@@ -10,11 +10,16 @@ namespace) here and in every other worker process within a second:
 of the namespace arrives (the token index rebuilds itself this way).
 
 Invalidate after the change is committed (pass `session=` to have it done on commit), or another
-process may reload the old value in between.
+process may reload the old value in between. Without Redis, an invalidation tied to a session bumps
+the generation inside that session's own transaction (just before it commits), so the change and
+the news of it commit together: no second write transaction, and no window in which a crash after
+the commit leaves other processes with the old value.
 """
 
 from __future__ import annotations
 
+import builtins
+import functools
 import json
 import logging
 import threading
@@ -25,8 +30,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetools import TTLCache
-from sqlalchemy import BigInteger, String, event, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy import BigInteger, String, bindparam, event, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -99,6 +104,9 @@ class TwoLevelCache:
         self._stop = threading.Event()
         self._thread = None
         self._started_pid = None
+        # An identity of its own: the listener skips messages from its own origin, and every
+        # sibling forked from the same master would otherwise skip each other's invalidations.
+        self._origin = uuid.uuid4().hex
         self.clear()  # invalidations sent between the fork and now were missed
         self.start()
 
@@ -157,6 +165,18 @@ class TwoLevelCache:
                 self.set(namespace, key, value, ttl)
         return value
 
+    def update_local(self, namespace: str, key: str, change: Callable[[Any], Any]) -> None:
+        """Replace this process's entry with `change(entry)` (the entry, or None when absent), atomically
+        with respect to other local updates; a None result drops it. Local only: use it after
+        `committed(..., drop=False)`, which told the other processes."""
+        with self._lock:
+            ns = self._ns(namespace)
+            value = change(ns.get(key))
+            if value is None:
+                ns.pop(key, None)
+            else:
+                ns[key] = value
+
     def subscribe(self, namespace: str, callback: Callable[[str | None], None]) -> None:
         with self._lock:
             if callback not in self._subscribers[namespace]:
@@ -167,29 +187,67 @@ class TwoLevelCache:
         if session is not None and hasattr(session, "registry"):
             session = session()  # a scoped_session: the session of this thread
         if session is not None and session.in_transaction():
-            event.listen(session, "after_commit", lambda _s: self._invalidate_after_commit(namespace, key), once=True)
+            pending = session.info.setdefault(_PENDING, {})
+            pending.setdefault(id(self), (self, builtins.set()))[1].add((namespace, key))
             return
         self._drop_local(namespace, key)
         self.stats["invalidations_sent"] += 1
         if self._redis is not None:
-            try:
-                if key is None:
-                    for k in self._redis.scan_iter(match=self._rkey(namespace, "*"), count=500):
-                        self._redis.delete(k)
-                else:
-                    self._redis.delete(self._rkey(namespace, key))
-                self._redis.publish(CHANNEL, json.dumps({"o": self._origin, "ns": namespace, "k": key}))
-            except Exception:  # noqa: BLE001
-                # The other processes' subscriptions are down too; they clear all on reconnect.
-                self.stats["redis_errors"] += 1
-                log.warning("cache invalidation of %s could not reach Redis", namespace)
+            self._tell_redis(namespace, key)
             return
-        gen = self._bump_generation(namespace)
+        self._mark_seen(namespace, self._bump_generation(namespace))
+
+    @property
+    def uses_redis(self) -> bool:
+        return self._redis is not None
+
+    def bump_in_transaction(self, connection: Connection, namespace: str) -> int | None:
+        """Without Redis: bump the generation of `namespace` on `connection`, inside its transaction
+        (the caller commits), and return it; pass it to `committed()` once the commit is done. With
+        Redis: nothing to do before the commit (None)."""
+        if self._redis is not None:
+            return None
+        stmt = _bump_statement(connection.dialect.name)
+        return int(connection.execute(stmt, {"namespace": namespace, "at": utcnow()}).scalar_one())
+
+    def committed(self, namespace: str, key: str | None, generation: int | None, *, drop: bool = True) -> None:
+        """A change to `key` (or the namespace) has committed: drop it here (unless the caller puts the
+        new value in place itself, `drop=False`) and tell the other processes: with Redis a message;
+        without, `generation` is what bump_in_transaction() returned in the committed transaction."""
+        try:
+            if drop:
+                self._drop_local(namespace, key)
+            else:
+                with self._lock:
+                    self._versions[namespace] += 1  # a load that raced the change must not be cached
+            self.stats["invalidations_sent"] += 1
+            if self._redis is not None:
+                self._tell_redis(namespace, key)
+            elif generation is not None:
+                self._mark_seen(namespace, generation)
+        except Exception:
+            self._drop_local(namespace, None)
+            log.exception("cache invalidation of %s did not reach the other processes", namespace)
+
+    def _mark_seen(self, namespace: str, generation: int) -> None:
         with self._lock:
             # Mark our own bump as seen only if nobody else bumped in between; otherwise theirs
             # would be swallowed with it, and the poller must still clear the namespace here.
-            if gen == self._seen.get(namespace, 0) + 1:
-                self._seen[namespace] = gen
+            if generation == self._seen.get(namespace, 0) + 1:
+                self._seen[namespace] = generation
+
+    def _tell_redis(self, namespace: str, key: str | None) -> None:
+        try:
+            if key is None:
+                for k in self._redis.scan_iter(match=self._rkey(namespace, "*"), count=500):
+                    self._redis.delete(k)
+            else:
+                self._redis.delete(self._rkey(namespace, key))
+            self._redis.publish(CHANNEL, json.dumps({"o": self._origin, "ns": namespace, "k": key}))
+        except Exception:  # noqa: BLE001
+            # The other processes' subscriptions are down too; they clear all on reconnect.
+            self.stats["redis_errors"] += 1
+            log.warning("cache invalidation of %s could not reach Redis", namespace)
 
     def _invalidate_after_commit(self, namespace: str, key: str | None) -> None:
         """The change is committed: an error here must not turn the commit into a failure."""
@@ -308,6 +366,63 @@ class TwoLevelCache:
                 self.stats["redis_errors"] += 1
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
+
+
+@functools.cache
+def _bump_statement(dialect: str):
+    """INSERT ... ON CONFLICT DO UPDATE ... RETURNING generation (built once per dialect)."""
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = CacheGeneration.__table__
+    stmt = insert(table).values(namespace=bindparam("namespace"), generation=1,
+                                updated_at=bindparam("at", type_=table.c.updated_at.type))
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.namespace],
+        set_={"generation": table.c.generation + 1, "updated_at": stmt.excluded.updated_at},
+    ).returning(table.c.generation)
+
+
+# -- invalidations tied to a session's commit -------------------------------------------------------
+_PENDING = "algobridge.cache_pending"  # session.info: {id(cache): (cache, {(namespace, key), ...})}
+_BUMPED = "algobridge.cache_bumped"  # session.info: [(cache, namespace, key, generation), ...]
+
+
+@event.listens_for(Session, "before_commit")
+def _bump_before_commit(session: Session) -> None:
+    """Bump the generations of the session's pending invalidations in its own transaction."""
+    if not session.info.get(_PENDING) or session.in_nested_transaction():
+        return
+    session.flush()  # after_flush hooks may add invalidations of what this flush writes
+    pending = session.info.pop(_PENDING, {})
+    bumped = session.info.setdefault(_BUMPED, [])
+    for cache, items in pending.values():
+        generations: dict[str, int | None] = {}
+        # In a fixed order, so two transactions never wait on each other's generation rows.
+        for namespace in sorted({ns for ns, _ in items}):
+            generations[namespace] = cache.bump_in_transaction(session.connection(), namespace)
+        for namespace, key in sorted(items, key=lambda item: (item[0], item[1] or "")):
+            bumped.append((cache, namespace, key, generations[namespace]))
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_after_commit(session: Session) -> None:
+    bumped = session.info.pop(_BUMPED, None)
+    # Pending ones that missed before_commit (a flush inside the commit added them): the old way.
+    late = session.info.pop(_PENDING, None)
+    for cache, namespace, key, generation in bumped or ():
+        cache.committed(namespace, key, generation)
+    for cache, items in (late or {}).values():
+        for namespace, key in sorted(items, key=lambda item: (item[0], item[1] or "")):
+            cache._invalidate_after_commit(namespace, key)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_on_rollback(session: Session) -> None:
+    if not session.in_transaction():
+        session.info.pop(_PENDING, None)
+        session.info.pop(_BUMPED, None)
 
 
 # -- the process-wide cache of the current application -------------------------------------------

@@ -19,6 +19,7 @@ class OrderLatency(Base):
         Index("ix_order_latency_created_at", "created_at"),
         Index("ix_order_latency_broker_id", "broker", "id"),
         Index("ix_order_latency_endpoint_id", "endpoint", "id"),
+        Index("ix_order_latency_user_id_id", "user_id", "id"),  # a user's own rows, newest first
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

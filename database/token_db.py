@@ -3,12 +3,16 @@
 This module owns an in-memory index of the contract, per application (app.extensions), built in one
 piece from one SELECT and swapped in as a single reference: a lookup or a search holds one index for
 its whole run, so it answers either from the previous contract or from the new one, never a mix, and
-never from a half-built index. `init_db()` warms it and subscribes to the "symbols" cache namespace;
-an invalidation (services.master_contract after an import, from any process) marks it stale, and the
+never from a half-built index. `init_db()` subscribes it to the "symbols" cache namespace; the index
+is built on first use in the process that uses it (or by the start-up warm-up of services.startup
+once the process has served its first page), never in a pre-forking server's master. An
+invalidation (services.master_contract after an import, from any process) marks it stale, and the
 next lookup rebuilds it off to the side while concurrent lookups keep answering from the old one.
 
 Lookups are dictionary reads (`get_token`, `get_symbol`, `get_br_symbol`, `get_oa_symbol`,
-`get_brexchange`, `get_symbol_info` and their `*_bulk` variants). `search()` matches every word of
+`get_brexchange`, `get_symbol_info` and their `*_bulk` variants) in the exchanges' search tables;
+while the process's first index is being built they are indexed queries of `sym_tokens` instead,
+with the same answers; `search()` waits for the index. It matches every word of
 the query against symbol, broker symbol, name (and its words), token and strike, ranked exact >
 prefix > substring, then by instrument (index, equity, future, option), exchange and nearest expiry.
 
@@ -23,8 +27,11 @@ import datetime as dt
 import gc
 import logging
 import operator
+import os
 import threading
 import time
+import weakref
+from array import array
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -130,12 +137,11 @@ class _ExchangeSearch:
     def __init__(self, index: SymbolIndex, rids: list[int]) -> None:
         exact: dict[str, Any] = {}
         weak: dict[str, Any] = {}
-        hay = index.hay
         scan: list[str] = []
         recs = index.records
         # A contract repeats names (an underlying names all its derivatives) and strikes: their
         # upper-case forms, words and texts are worked out once per distinct value.
-        names: dict[str | None, tuple[str, tuple[list[int], ...], str, str]] = {}
+        names: dict[str | None, tuple[str, tuple[list[int], ...], str]] = {}
         strikes: dict[Decimal | None, tuple[str, list[int] | None]] = {None: ("", None)}
         # Weak terms are shared by many records: their postings are built as lists, held by the
         # memos above so that a record appends without a lookup, and turned to ints where single.
@@ -150,13 +156,15 @@ class _ExchangeSearch:
                 name = (r.name or "").upper()
                 words = (name, *dict.fromkeys(name.split())) if " " in name else (name,) if name else ()
                 nm = names[r.name] = (name, tuple(weak_lists.setdefault(w, []) for w in words),
-                                      name.replace(" ", _SEP), name.replace(" ", ""))
-            name, name_lists, name_hay, name_joined = nm
+                                      name.replace(" ", ""))
+                index.name_hay.setdefault(r.name, name.replace(" ", _SEP))
+            name, name_lists, name_joined = nm
             st = strikes.get(r.strike)
             if st is None:
                 text = _strike_text(r.strike)
                 st = strikes[r.strike] = (text, weak_lists.setdefault(text, []))
-            strike, strike_list = st
+                index.strike_text.setdefault(r.strike, text)
+            strike_list = st[1]
             # str.upper() always makes a copy: keep the record's own string when it is upper case
             # already (nearly always), so that the index shares it instead of holding a second one.
             sym, brs, token = r.symbol.upper(), r.brsymbol.upper(), r.token
@@ -174,9 +182,6 @@ class _ExchangeSearch:
                 lst.append(rid)
             if strike_list is not None and (not strike_list or strike_list[-1] != rid):  # "50" a word too
                 strike_list.append(rid)
-            # Fields and name words between separators, so that "is this word a whole field" is
-            # one substring test too (see SymbolIndex.search).
-            hay[rid] = f"{_SEP}{sym}{_SEP}{brs}{_SEP}{name_hay}{_SEP}{token}{_SEP}{strike}{_SEP}"
             # The substring tier scans symbols, and names that the symbol does not already spell
             # (a derivative's name is its underlying, the start of its symbol).
             scan.append(sym if not name or sym.startswith(name_joined) else f"{sym}{_SEP}{name}")
@@ -186,8 +191,9 @@ class _ExchangeSearch:
         self.exact_weak = weak
         self.terms, self.by_len = _by_length(exact)
         self.terms_weak, self.by_len_weak = _by_length(weak)
-        self.rids = rids
-        starts, pos = [], 0
+        # Machine integers rather than lists of int objects: a third of the memory.
+        self.rids = array("l", rids)
+        starts, pos = array("l"), 0
         for s in scan:
             starts.append(pos)
             pos += len(s) + 1
@@ -275,8 +281,14 @@ _MIN_PREFIX = 4  # a shorter common prefix makes a block of one record
 _BLOCK_WINDOWS = (63, 15, 3)  # how far ahead to look for records sharing the block's prefix
 
 
-def _ngrams(s: str) -> frozenset[str]:
-    return frozenset([s[i : i + 3] for i in range(len(s) - 2)] + [s[i : i + 2] for i in range(len(s) - 1)])
+def _ngrams(s: str, canon: dict[str, str]) -> tuple[str, ...]:
+    """The distinct 2- and 3-grams of `s`, each the one string object `canon` holds for it: the
+    memo of _gram_blocks keeps thousands of these, and frozensets of fresh slices made it several
+    times the size of the index they serve while it was being built."""
+    share = canon.setdefault
+    grams = {s[i : i + 3] for i in range(len(s) - 2)}
+    grams.update([s[i : i + 2] for i in range(len(s) - 1)])
+    return tuple([share(g, g) for g in grams])
 
 
 def _common_prefix(a: str, b: str) -> str:
@@ -290,7 +302,8 @@ def _common_prefix(a: str, b: str) -> str:
 def _gram_blocks(scan: list[str]) -> tuple[list[int], dict[str, list[int]]]:
     block_starts: list[int] = []
     grams: dict[str, list[int]] = {}
-    tails: dict[str, frozenset[str]] = {}
+    tails: dict[str, tuple[str, ...]] = {}
+    canon: dict[str, str] = {}
     n = len(scan)
     i = 0
     while i < n:
@@ -304,7 +317,7 @@ def _gram_blocks(scan: list[str]) -> tuple[list[int], dict[str, list[int]]]:
         b = len(block_starts)
         block_starts.append(i)
         if len(prefix) < _MIN_PREFIX:
-            found = _ngrams(s)
+            found = _ngrams(s, canon)
             i += 1
         else:
             # s = prefix + tail: the n-grams of s are the prefix's and those of the prefix's last two
@@ -318,8 +331,8 @@ def _gram_blocks(scan: list[str]) -> tuple[list[int], dict[str, list[int]]]:
             cut = len(prefix) - 2
             keys = {t[cut:-2] for t in scan[i:j]} | {t[-4:] for t in scan[i:j]}
             for key in keys - tails.keys():
-                tails[key] = _ngrams(key)
-            found = set(_ngrams(prefix))
+                tails[key] = _ngrams(key, canon)
+            found = set(_ngrams(prefix, canon))
             found.update(*map(tails.__getitem__, keys))
             i = j
         for gram in found:
@@ -350,36 +363,70 @@ class SymbolIndex:
         self.records = records
         self.generation = generation
         self.built_at = time.time()
-        # exchange -> key -> record. Nested dicts rather than (exchange, key) tuples: a tuple per
-        # key per map would be most of the index's memory.
-        self.by_symbol: dict[str, dict[str, SymbolInfo]] = {}
-        self.by_brsymbol: dict[str, dict[str, SymbolInfo]] = {}
-        self.by_token: dict[str, dict[str, SymbolInfo]] = {}
         per_exchange: dict[str, list[int]] = {}
+        brexchanges: dict[str, set[str]] = {}
         for rid, r in enumerate(records):
             ex = r.exchange
             rids = per_exchange.get(ex)
             if rids is None:
                 rids = per_exchange[ex] = []
+                brexchanges[ex] = set()
             rids.append(rid)
-        for ex, rids in per_exchange.items():
-            self.by_symbol[ex] = {records[rid].symbol: records[rid] for rid in rids}
-        # Broker symbol and token are keyed by our exchange and by the broker's, so adapters can
-        # map back whichever they hold; where both name one map (NSE for NSE), it is one dict, and
-        # our exchange wins a collision.
-        for maps, key in ((self.by_brsymbol, _brsymbol_of), (self.by_token, _token_of)):
-            for r in records:
-                inner = maps.get(r.brexchange)
-                if inner is None:
-                    inner = maps[r.brexchange] = {}
-                inner.setdefault(key(r), r)
-            for ex, rids in per_exchange.items():
-                inner = maps.get(ex)
-                if inner is None:
-                    inner = maps[ex] = {}
-                inner.update({key(records[rid]): records[rid] for rid in rids})
-        self.hay: list[str] = [""] * len(records)
+            brexchanges[ex].add(r.brexchange)
+        # The name and strike of a record as they appear in its haystack (see _hay).
+        self.name_hay: dict[str | None, str] = {None: ""}
+        self.strike_text: dict[Decimal | None, str] = {None: ""}
         self.exchanges = {ex: _ExchangeSearch(self, rids) for ex, rids in per_exchange.items()}
+        # Lookups use the exchanges' exact tables (symbol, broker symbol and token are all terms
+        # there), not maps of their own: three more dicts of every key would add a seventh to the
+        # index. A broker exchange -> our exchanges whose records name it (NSE -> NSE, NSE_INDEX).
+        self.by_brexchange: dict[str, list[_ExchangeSearch]] = {}
+        for ex, brs in brexchanges.items():
+            for brex in sorted(brs):
+                self.by_brexchange.setdefault(brex, []).append(self.exchanges[ex])
+
+    def _hay(self, rid: int) -> str:
+        """A record's fields and name words between separators, so that "is this word in the
+        record" and "is it a whole field" are each one substring test. Made when a search asks
+        (a candidate at a time): kept for every record it would cost a fifth of the index."""
+        r = self.records[rid]
+        return (f"{_SEP}{r.symbol.upper()}{_SEP}{r.brsymbol.upper()}{_SEP}{self.name_hay[r.name]}{_SEP}{r.token}"
+                f"{_SEP}{self.strike_text[r.strike]}{_SEP}")
+
+    def find(self, field: str, exchange: str, key: str) -> SymbolInfo | None:
+        """The record whose `field` ("symbol", "brsymbol" or "token") is `key` (else its upper
+        case) on `exchange`: ours, or for a broker symbol or token the broker's exchange too (ours
+        wins; among the broker's, the first in rank order)."""
+        ex = str(exchange).upper()
+        info = self._find(field, ex, key)
+        if info is None and not key.isupper():
+            upper = key.upper()
+            if upper != key:
+                info = self._find(field, ex, upper)
+        return info
+
+    def _find(self, field: str, ex: str, key: str) -> SymbolInfo | None:
+        # Symbol and broker symbol are upper-cased terms of the exact table, tokens are as they are.
+        term = key if field == "token" else key.upper()
+        value_of = _FIELDS[field]
+        recs = self.records
+        scope = self.exchanges.get(ex)
+        if scope is not None:
+            found = None
+            for rid in _postings(scope.exact, term):
+                if value_of(recs[rid]) == key:
+                    found = recs[rid]  # the last in rank order, as a map filled in that order keeps
+            if found is not None or field == "symbol":
+                return found
+        best = -1
+        for scope in self.by_brexchange.get(ex, ()):
+            for rid in _postings(scope.exact, term):  # ascending rids: rank order
+                r = recs[rid]
+                if r.brexchange == ex and value_of(r) == key:
+                    if best < 0 or rid < best:
+                        best = rid
+                    break
+        return recs[best] if best >= 0 else None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -394,7 +441,7 @@ class SymbolIndex:
             scopes = list(self.exchanges.values())
         hits: list[tuple[int, int, int]] = []
         seen: set[int] = set()
-        hay = self.hay
+        hay = self._hay
 
         plans = []
         for scope in scopes:
@@ -421,7 +468,7 @@ class SymbolIndex:
                     return False
                 seen.add(rid)
                 if others:
-                    h = hay[rid]
+                    h = hay(rid)
                     for w in others:
                         if w not in h:
                             return False
@@ -468,7 +515,7 @@ class SymbolIndex:
                         budget -= 1
                         if budget <= 0:
                             return True
-                        h = hay[rid]
+                        h = hay(rid)
                         for w in others:
                             if w not in h:
                                 return False
@@ -500,8 +547,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-_brsymbol_of = operator.attrgetter("brsymbol")
-_token_of = operator.attrgetter("token")
+_FIELDS = {name: operator.attrgetter(name) for name in ("symbol", "brsymbol", "token")}
 
 
 def _rank_key(r: SymbolInfo) -> tuple[Any, ...]:
@@ -523,11 +569,11 @@ def _load_records() -> list[SymbolInfo]:
     """All rows of sym_tokens in one SELECT (one snapshot), through the driver for speed."""
     dates: dict[Any, dt.date | None] = {None: None}
     decimals: dict[Any, Decimal | None] = {None: None}
-    # One string object per distinct name, exchange and instrument type (the driver makes a new one
-    # per row: an underlying's name repeated over its 10,000 derivatives), and the symbol itself for
-    # a broker symbol that spells it.
-    strings: dict[str, str] = {}
-    share = strings.setdefault
+    # One object per distinct name, exchange, instrument type and lot size (the driver makes a new
+    # one per row: an underlying's name repeated over its 10,000 derivatives), and the symbol itself
+    # for a broker symbol that spells it.
+    shared: dict[Any, Any] = {}
+    share = shared.setdefault
     out: list[SymbolInfo] = []
     sql = ("SELECT symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, "
            "instrumenttype, tick_size FROM sym_tokens")
@@ -555,7 +601,8 @@ def _make_records(rows: Any, out: list[SymbolInfo], dates: dict[Any, dt.date | N
         except KeyError:
             t = decimals[tick] = _decimal(tick)
         out.append(SymbolInfo(sym, sym if brs == sym else brs, share(name, name) if name is not None else None,
-                              share(ex, ex), share(brex, brex), str(tok), d, s, int(lot or 1), share(itype, itype),
+                              share(ex, ex), share(brex, brex), str(tok), d, s, share(int(lot or 1), int(lot or 1)),
+                              share(itype, itype),
                               t if t is not None else Decimal("0.05")))
 
 
@@ -576,6 +623,7 @@ class _State:
         self.index: SymbolIndex | None = None
         self.generation = 0  # bumped by every invalidation
         self.lock = threading.Lock()
+        _all_states.add(self)
 
     def invalidate(self, _key: str | None = None) -> None:
         # Lazy: the next lookup rebuilds while the others keep answering from the old snapshot.
@@ -599,6 +647,13 @@ class _State:
             finally:
                 self.lock.release()
         return self.index  # type: ignore[return-value]
+
+    def ready(self) -> SymbolIndex | None:
+        """For point lookups: the index; None while another thread builds the first one (the
+        start-up warm-up), so that the caller asks the database instead of waiting for it."""
+        if self.index is None and self.lock.locked():
+            return None
+        return self.current()
 
     def rebuild(self, locked: bool = False) -> SymbolIndex:
         if not locked:
@@ -628,6 +683,20 @@ def _touch_namespace() -> None:
 
 
 _states_lock = threading.Lock()
+_all_states: weakref.WeakSet[_State] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time (a build in the parent) would never be released
+    # in the child; the child builds its own index when it needs one.
+    global _states_lock
+    _states_lock = threading.Lock()
+    for state in list(_all_states):
+        if state.lock.locked():
+            state.lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _state(app: Any = None) -> _State:
@@ -651,13 +720,21 @@ def _state(app: Any = None) -> _State:
 
 
 def init_db() -> None:
-    """Warm the index of the current application and subscribe it to "symbols" invalidations."""
-    _state().rebuild()
+    """Subscribe the current application's index to "symbols" invalidations. The index itself is
+    built on first use, in the process that uses it (not in a server's master process), or by the
+    start-up warm-up (services.startup) once the first page is served."""
+    _state()
 
 
 def index() -> SymbolIndex:
-    """The current index snapshot (hold it to answer several questions from one contract)."""
+    """The current index snapshot (hold it to answer several questions from one contract); builds
+    it, or waits for the build under way, when there is none yet."""
     return _state().current()
+
+
+def is_built() -> bool:
+    """Whether this process holds an index (current or being replaced)."""
+    return _state().index is not None
 
 
 def invalidate() -> None:
@@ -676,21 +753,57 @@ def reload() -> SymbolIndex:
 
 # --------------------------------------------------------------------------------------------
 # Lookups. `exchange` is our exchange (NSE, NFO, NSE_INDEX, ...); for broker symbols and tokens the
-# broker's exchange is accepted as well.
+# broker's exchange is accepted as well. A key is matched as given, else in upper case. While the
+# first index of the process is being built, lookups ask the database (same answers, indexed
+# queries) rather than wait; search() waits for the index.
+
+_COLUMNS = "symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, instrumenttype, tick_size"
+_DB_QUERIES = {
+    # uq_sym_tokens_exchange_symbol; ix_sym_tokens_brexchange_brsymbol / _token (and the exchange)
+    "symbol": f"SELECT {_COLUMNS} FROM sym_tokens WHERE exchange = :ex AND symbol IN (:k, :ku)",  # noqa: S608
+    "brsymbol": f"SELECT {_COLUMNS} FROM sym_tokens WHERE (brexchange = :ex OR exchange = :ex) "  # noqa: S608
+                "AND brsymbol IN (:k, :ku)",
+    "token": f"SELECT {_COLUMNS} FROM sym_tokens WHERE (brexchange = :ex OR exchange = :ex) "  # noqa: S608
+             "AND token IN (:k, :ku)",
+}
 
 
-def _get(maps: dict[str, dict[str, SymbolInfo]], exchange: str, key: str) -> SymbolInfo | None:
-    inner = maps.get(str(exchange).upper())
-    if inner is None:
+def _db_find(field: str, exchange: str, key: str) -> SymbolInfo | None:
+    """What SymbolIndex.find answers, from the table."""
+    from sqlalchemy import text
+
+    ex = str(exchange).upper()
+    rows = db.session.execute(text(_DB_QUERIES[field]), {"ex": ex, "k": key, "ku": key.upper()}).all()
+    if not rows:
         return None
-    info = inner.get(key)
-    if info is None and not key.isupper():
-        info = inner.get(key.upper())
-    return info
+    recs: list[SymbolInfo] = []
+    shared: dict[Any, Any] = {}
+    _make_records(rows, recs, {None: None}, {None: None}, shared.setdefault)
+    value_of = _FIELDS[field]
+    keys = [key] if key.isupper() or key.upper() == key else [key, key.upper()]
+    for k in keys:
+        matches = [r for r in recs if value_of(r) == k]
+        ours = [r for r in matches if r.exchange == ex]
+        if ours:
+            return max(ours, key=_rank_key)
+        theirs = [r for r in matches if r.brexchange == ex]
+        if theirs:
+            return min(theirs, key=_rank_key)
+    return None
+
+
+def _finder() -> Any:
+    """find(field, exchange, key) over one snapshot: the index's, or the database's."""
+    index = _state().ready()
+    return index.find if index is not None else _db_find
+
+
+def _find(field: str, exchange: str, key: str) -> SymbolInfo | None:
+    return _finder()(field, exchange, key)
 
 
 def get_symbol_info(symbol: str, exchange: str) -> SymbolInfo | None:
-    return _get(index().by_symbol, exchange, symbol)
+    return _find("symbol", exchange, symbol)
 
 
 def get_token(symbol: str, exchange: str) -> str | None:
@@ -710,24 +823,24 @@ def get_brexchange(symbol: str, exchange: str) -> str | None:
 
 def get_symbol(token: str, exchange: str) -> str | None:
     """Our symbol for a broker token."""
-    info = _get(index().by_token, exchange, str(token))
+    info = _find("token", exchange, str(token))
     return info.symbol if info else None
 
 
 def get_oa_symbol(brsymbol: str, exchange: str) -> str | None:
     """Our symbol for a broker symbol."""
-    info = _get(index().by_brsymbol, exchange, brsymbol)
+    info = _find("brsymbol", exchange, brsymbol)
     return info.symbol if info else None
 
 
 def get_symbol_info_by_token(token: str, exchange: str) -> SymbolInfo | None:
-    return _get(index().by_token, exchange, str(token))
+    return _find("token", exchange, str(token))
 
 
 def get_symbol_info_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], SymbolInfo | None]:
     """{(symbol, exchange): info or None}, all from one index snapshot."""
-    by_symbol = index().by_symbol
-    return {(s, e): _get(by_symbol, e, s) for s, e in pairs}
+    find = _finder()
+    return {(s, e): find("symbol", e, s) for s, e in pairs}
 
 
 def get_tokens_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
@@ -740,20 +853,20 @@ def get_br_symbols_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str
 
 def get_symbols_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
     """{(token, exchange): our symbol or None}."""
-    by_token = index().by_token
+    find = _finder()
     out = {}
     for token, exchange in pairs:
-        info = _get(by_token, exchange, str(token))
+        info = find("token", exchange, str(token))
         out[(token, exchange)] = info.symbol if info else None
     return out
 
 
 def get_oa_symbols_bulk(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
     """{(brsymbol, exchange): our symbol or None}."""
-    by_br = index().by_brsymbol
+    find = _finder()
     out = {}
     for brsymbol, exchange in pairs:
-        info = _get(by_br, exchange, brsymbol)
+        info = find("brsymbol", exchange, brsymbol)
         out[(brsymbol, exchange)] = info.symbol if info else None
     return out
 
@@ -764,4 +877,10 @@ def search(query: str, exchange: str | None = None, limit: int = DEFAULT_LIMIT) 
 
 
 def count() -> int:
-    return len(index())
+    """Symbols in the contract (from the database while the first index is being built)."""
+    index = _state().ready()
+    if index is None:
+        from sqlalchemy import text
+
+        return db.session.execute(text("SELECT count(*) FROM sym_tokens")).scalar_one()
+    return len(index)

@@ -18,6 +18,7 @@ class TrafficLog(Base):
         Index("ix_traffic_logs_created_at", "created_at"),
         Index("ix_traffic_logs_status_code_id", "status_code", "id"),
         Index("ix_traffic_logs_client_ip_id", "client_ip", "id"),
+        Index("ix_traffic_logs_user_id_id", "user_id", "id"),  # a user's own rows, newest first
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

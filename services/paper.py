@@ -20,20 +20,23 @@ recent square-off moment.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import bindparam, event, or_, select
+from sqlalchemy import and_, bindparam, event, insert, or_, select, true, update
 from sqlalchemy.orm import Session
 
 import config as config_module
 from brokers.paper import engine
 from database import cache, db, token_db, write_unit
 from database.alert_db import Alert
+from database.cache import CacheGeneration
 from database.enums import Action, Mode, OrderStatus, PriceType, Product, SnapshotReason
 from database.order_db import Fill, Order
 from database.portfolio_db import Funds, PortfolioSnapshot, Position
@@ -188,6 +191,12 @@ def _stored_broker_quotes(symbol: str) -> dict:
 
 
 def quote_for(symbol: str, exchange: str) -> engine.Quote:
+    """The quote an order of (symbol, exchange) fills against: quotes_for()'s rule, from the cache (no
+    query per order); services.quotes.get_quote() for what the cache cannot answer (it raises for an
+    unknown symbol)."""
+    found = quotes_for([(symbol, exchange)]).get((symbol, exchange))
+    if found is not None:
+        return found
     q = quotes.get_quote(symbol, exchange)
     return engine.Quote(ltp=q.ltp, bid=q.bid, ask=q.ask)
 
@@ -413,14 +422,16 @@ def _load_account(user_id: int, day: dt.datetime) -> dict:
 
     params = {"uid": user_id, "day": day}
     row = db.session.scalars(_Q_FUNDS, params).first()
-    funds = None if row is None else {f: str(getattr(row, f)) for f in _FUNDS_FIELDS}
-    positions, mis_oldest = [], None
+    funds = None
+    if row is not None:
+        funds = {f: str(getattr(row, f)) for f in _FUNDS_FIELDS}
+        funds["updated_at"] = row.updated_at.isoformat() if row.updated_at else None
+    positions = []
     for p in db.session.scalars(_Q_POSITIONS, params):
         item = {f: str(getattr(p, f)) for f in _POSITION_FIELDS}
-        item.update(symbol=p.symbol, exchange=p.exchange.value, product=p.product.value)
+        item.update(symbol=p.symbol, exchange=p.exchange.value, product=p.product.value,
+                    updated_at=p.updated_at.isoformat())
         positions.append(item)
-        if p.product == Product.MIS and p.quantity != 0 and (mis_oldest is None or p.updated_at < mis_oldest):
-            mis_oldest = p.updated_at
     orders = [books.order_data(o) for o in db.session.scalars(_Q_ORDERS, params)]
     trades = [{"action": o.action.value, "symbol": o.symbol, "exchange": o.exchange.value, "orderid": o.orderid,
                "product": o.product.value, "quantity": int(f.quantity), "average_price": books.num(f.price),
@@ -428,7 +439,14 @@ def _load_account(user_id: int, day: dt.datetime) -> dict:
               for f, o in db.session.execute(_Q_TRADES, params)]
     return {"day": day.isoformat(), "funds": funds, "positions": positions, "orders": orders, "trades": trades,
             "open_orders": any(o["order_status"] in _OPEN_STATUSES for o in orders),
-            "mis_oldest": mis_oldest.isoformat() if mis_oldest is not None else None}
+            "mis_oldest": _mis_oldest(positions)}
+
+
+def _mis_oldest(positions: list[dict]) -> str | None:
+    """When the oldest open MIS position was last traded (ISO), or None."""
+    times = [dt.datetime.fromisoformat(p["updated_at"]) for p in positions
+             if p["product"] == "MIS" and Decimal(p["quantity"]) != 0]
+    return min(times).isoformat() if times else None
 
 
 def account(user_id: int) -> dict:
@@ -457,8 +475,15 @@ def account_position_state(item: dict) -> engine.PositionState:
 
 def changed(user_id: int, session: Session | None = None) -> None:
     """Mark the user's cached account stale: dropped (in every process) when `session` commits."""
-    session = session if session is not None else db.session()
-    session.info.setdefault(_DIRTY, set()).add(user_id)
+    _stale(session if session is not None else db.session(), CACHE_NS, str(user_id))
+
+
+def _stale(session: Session, namespace: str, key: str | None) -> None:
+    try:
+        two_level = cache.current()
+    except RuntimeError:  # no application, no cache
+        return
+    two_level.invalidate(namespace, key, session=session)
 
 
 def _owner(session: Session, obj: object) -> int | None:
@@ -473,9 +498,6 @@ def _owner(session: Session, obj: object) -> int | None:
     return None
 
 
-_DIRTY_QUOTES = "algobridge.paper_dirty_quotes"
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _collect_quote_writes(state) -> None:
     stmt = state.statement
@@ -487,15 +509,16 @@ def _collect_quote_writes(state) -> None:
             symbol = stmt.compile().params.get("symbol")
         except Exception:  # noqa: BLE001 - unknown shape: drop every symbol
             symbol = None
-    state.session.info.setdefault(_DIRTY_QUOTES, set()).add(symbol)
+    _stale(state.session, QUOTES_NS, symbol)
 
 
 @event.listens_for(Session, "after_flush")
 def _collect_changed_users(session: Session, _ctx) -> None:
+    users: set[int] = set()
     for group, modified_only in ((session.new, False), (session.dirty, True), (session.deleted, False)):
         for obj in group:
             if isinstance(obj, QuoteRow):
-                session.info.setdefault(_DIRTY_QUOTES, set()).add(obj.symbol)
+                _stale(session, QUOTES_NS, obj.symbol)
                 continue
             if not isinstance(obj, (Order, Position, Funds, Fill)):
                 continue
@@ -503,33 +526,182 @@ def _collect_changed_users(session: Session, _ctx) -> None:
                 continue
             uid = _owner(session, obj)
             if uid is not None:
-                session.info.setdefault(_DIRTY, set()).add(uid)
+                users.add(uid)
+    for uid in users:
+        _stale(session, CACHE_NS, str(uid))
 
 
-@event.listens_for(Session, "after_commit")
-def _drop_changed_accounts(session: Session) -> None:
-    users = session.info.pop(_DIRTY, None)
-    symbols = session.info.pop(_DIRTY_QUOTES, None)
-    if not users and not symbols:
-        return
-    try:
-        two_level = cache.current()
-    except RuntimeError:  # no application, no cache
-        return
-    # _invalidate_after_commit logs, and drops the namespace locally, if the other processes cannot be told
-    for uid in sorted(users or ()):
-        two_level._invalidate_after_commit(CACHE_NS, str(uid))
-    if symbols and None in symbols:
-        two_level._invalidate_after_commit(QUOTES_NS, None)
+# -- the fast path: a fill on a quiet account, in a few Core statements --------------------------------
+# Most orders are a MARKET (or crossing LIMIT) order on an account with no open orders and no MIS
+# position due for square-off. For those, one statement locks the Funds row and reads what the fill
+# needs (the position of the instrument, and whether housekeeping has work: then the ORM path runs
+# instead, in the same transaction); the order, its fill, the position and the funds are written with
+# Core statements, and the generation of the cached accounts is bumped in the same transaction
+# (database.cache). After the commit, this process's cached account is brought forward in place (not
+# dropped), when it is exactly the state the fill started from (same Funds.updated_at).
+_F, _P, _O, _FILLS = Funds.__table__, Position.__table__, Order.__table__, Fill.__table__
+_Q_LOCK = (
+    select(_F.c.id, _F.c.opening_balance, _F.c.realized_pnl, _F.c.used_margin, _F.c.updated_at,
+           select(_O.c.id).where(_O.c.user_id == _uid, _O.c.mode == Mode.ANALYZE,
+                                 _O.c.status.in_(LIVE_STATUSES)).exists().label("has_open"),
+           select(_P.c.id).where(_P.c.user_id == _uid, _P.c.mode == Mode.ANALYZE, _P.c.product == Product.MIS,
+                                 _P.c.quantity != 0, _P.c.updated_at < bindparam("cutoff")).exists().label("has_due"),
+           _P.c.id.label("pos_id"), *[_P.c[f].label(f"pos_{f}") for f in _POSITION_FIELDS])
+    .select_from(_F.outerjoin(_P, and_(_P.c.user_id == _F.c.user_id, _P.c.mode == _F.c.mode,
+                                       _P.c.symbol == bindparam("symbol"), _P.c.exchange == bindparam("exchange"),
+                                       _P.c.product == bindparam("product"))))
+    .where(_F.c.user_id == _uid, _F.c.mode == Mode.ANALYZE)
+    .with_for_update(of=_F)
+)
+_I_ORDER = insert(_O).returning(_O.c.id)
+_I_FILL = insert(_FILLS)
+_I_POSITION = insert(_P)
+_U_POSITION = update(_P).where(_P.c.id == bindparam("pos_id"))
+_U_FUNDS = update(_F).where(_F.c.id == bindparam("funds_id"))
+_TICK = dt.timedelta(microseconds=1)
+
+
+_ORDER_COLS = ("user_id", "signal_id", "parent_id", "orderid", "broker", "mode", "strategy", "symbol", "exchange",
+               "action", "pricetype", "product", "quantity", "filled_quantity", "price", "trigger_price",
+               "disclosed_quantity", "average_price", "status", "status_message", "placed_at", "updated_at")
+_FILL_COLS = ("tradeid", "quantity", "price", "filled_at")
+_POS_COLS = (*_POSITION_FIELDS, "margin_blocked", "updated_at")
+_FUNDS_COLS = ("realized_pnl", "used_margin", "available_cash", "updated_at")
+
+
+def _params(table, prefix: str, columns: Iterable[str]) -> dict:
+    return {c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns}
+
+
+@functools.cache
+def _pg_writes(new_position: bool):
+    """PostgreSQL: the order, its fill, the position, the funds and the cache generation in one statement
+    (data-modifying CTEs), returning the order id and the generation."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    gens = CacheGeneration.__table__
+    o = insert(_O).values(_params(_O, "o_", _ORDER_COLS)).returning(_O.c.id).cte("o")
+    fill_cols = _params(_FILLS, "f_", _FILL_COLS)
+    f = insert(_FILLS).from_select(["order_id", *_FILL_COLS], select(o.c.id, *fill_cols.values())).cte("f")
+    if new_position:
+        p = insert(_P).values(_params(_P, "p_", (*_POS_COLS, "user_id", "mode", "symbol", "exchange",
+                                                  "product"))).cte("p")
     else:
-        for symbol in sorted(symbols or ()):
-            two_level._invalidate_after_commit(QUOTES_NS, symbol)
+        p = update(_P).where(_P.c.id == bindparam("pos_id")).values(_params(_P, "p_", _POS_COLS)).cte("p")
+    u = update(_F).where(_F.c.id == bindparam("funds_id")).values(_params(_F, "u_", _FUNDS_COLS)).cte("u")
+    bump = pg_insert(gens).values(namespace=bindparam("namespace"), generation=1,
+                                  updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
+    g = bump.on_conflict_do_update(index_elements=[gens.c.namespace],
+                                   set_={"generation": gens.c.generation + 1, "updated_at": bump.excluded.updated_at}
+                                   ).returning(gens.c.generation).cte("g")
+    return select(o.c.id, g.c.generation).select_from(o.join(g, true())).add_cte(f, p, u)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_changed_accounts(session: Session) -> None:
-    session.info.pop(_DIRTY, None)
-    session.info.pop(_DIRTY_QUOTES, None)
+@dataclass(frozen=True, slots=True)
+class FastFill:
+    """A fill written by place_fast(); call `committed()` after the unit commits."""
+
+    user_id: int
+    generation: int | None
+    before: str | None  # Funds.updated_at the fill started from (ISO)
+    funds: dict
+    position: dict
+    order: dict
+    trade: dict
+
+    def committed(self) -> None:
+        two_level = cache.current()
+        two_level.committed(CACHE_NS, str(self.user_id), self.generation, drop=False)
+        two_level.update_local(CACHE_NS, str(self.user_id), self._forward)
+
+    def _forward(self, snap: dict | None) -> dict | None:
+        """The cached account with this fill, or None (drop) when it is not the state before it."""
+        if snap is None or snap["funds"] is None or snap["funds"].get("updated_at") != self.before:
+            return None
+        key = (self.position["symbol"], self.position["exchange"], self.position["product"])
+        positions = [p for p in snap["positions"] if (p["symbol"], p["exchange"], p["product"]) != key]
+        at = next((i for i, p in enumerate(snap["positions"])
+                   if (p["symbol"], p["exchange"], p["product"]) == key), len(positions))
+        positions.insert(at, self.position)
+        funds = {**self.funds, "collateral": snap["funds"]["collateral"]}
+        return {**snap, "funds": funds, "positions": positions, "orders": [self.order, *snap["orders"]],
+                "trades": [self.trade, *snap["trades"]], "mis_oldest": _mis_oldest(positions)}
+
+
+def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime) -> FastFill | None:
+    """Inside a write unit (write_unit() called): fill the order `values` (the `orders` columns) at once,
+    or return None, having written nothing, when it needs the full path (no Funds row yet, open orders
+    or a square-off due, an order that would not fill or would be rejected); the lock is held either way."""
+    from services import books
+
+    action, product, qty = values["action"].value, values["product"].value, values["quantity"]
+    decision = engine.decide(action, values["pricetype"].value, values["price"], values["trigger_price"], quote)
+    if decision.status != engine.COMPLETE:
+        return None
+    conn = db.session.connection()
+    row = conn.execute(_Q_LOCK, {"uid": user_id, "cutoff": squareoff_cutoff(now), "symbol": values["symbol"],
+                                 "exchange": values["exchange"], "product": values["product"]}).first()
+    if row is None or row.has_open or row.has_due:
+        return None
+    pos = engine.PositionState() if row.pos_id is None else engine.PositionState(
+        **{f: getattr(row, f"pos_{f}") for f in _POSITION_FIELDS})
+    funds = engine.FundsState(opening_balance=row.opening_balance, realized_pnl=row.realized_pnl,
+                              used_margin=row.used_margin)
+    lev = leverage()
+    price = decision.price
+    try:
+        result = engine.fill(pos, funds, product, action, qty, price, lev)
+    except (engine.InsufficientFunds, engine.CannotSell):
+        return None  # the full path journals the rejection, with its alert
+    if row.updated_at is not None and now <= row.updated_at:
+        now = row.updated_at + _TICK  # Funds.updated_at is the cached account's version: it must move
+    after, new = result.position, result.funds
+    order_row = {**values, "status": OrderStatus.COMPLETE, "filled_quantity": qty, "average_price": price,
+                 "placed_at": now, "updated_at": now}
+    fill_row = {"tradeid": new_id(now), "quantity": qty, "price": price, "filled_at": now}
+    pos_row = {f: getattr(after, f) for f in _POSITION_FIELDS}
+    pos_row.update(margin_blocked=after.margin(product, lev), updated_at=now)
+    if row.pos_id is None:
+        pos_row.update(user_id=user_id, mode=Mode.ANALYZE, symbol=values["symbol"], exchange=values["exchange"],
+                       product=values["product"])
+    funds_row = {"realized_pnl": new.realized_pnl, "used_margin": new.used_margin, "available_cash": new.available,
+                 "updated_at": now}
+    two_level = cache.current()
+    if conn.dialect.name == "postgresql" and not two_level.uses_redis:
+        # One round trip for every write, while the funds row is locked (see _pg_writes).
+        stmt = _pg_writes(row.pos_id is None)
+        params = {**{f"o_{k}": v for k, v in order_row.items()}, **{f"f_{k}": v for k, v in fill_row.items()},
+                  **{f"p_{k}": v for k, v in pos_row.items()}, **{f"u_{k}": v for k, v in funds_row.items()},
+                  "pos_id": row.pos_id, "funds_id": row.id, "namespace": CACHE_NS, "gen_at": now}
+        generation = int(conn.execute(stmt, params).one().generation)
+    else:
+        order_id = conn.execute(_I_ORDER, order_row).scalar_one()
+        conn.execute(_I_FILL, {**fill_row, "order_id": order_id})
+        if row.pos_id is None:
+            conn.execute(_I_POSITION, pos_row)
+        else:
+            conn.execute(_U_POSITION, {**pos_row, "pos_id": row.pos_id})
+        conn.execute(_U_FUNDS, {**funds_row, "funds_id": row.id})
+        generation = two_level.bump_in_transaction(conn, CACHE_NS)
+    log.info("paper order %s of user %s filled: %s %s %s:%s at %s", values["orderid"], user_id, action, qty,
+             values["exchange"].value, values["symbol"], price)
+    return FastFill(
+        user_id=user_id, generation=generation,
+        before=row.updated_at.isoformat() if row.updated_at is not None else None,
+        funds={"opening_balance": str(new.opening_balance), "realized_pnl": str(new.realized_pnl),
+               "used_margin": str(new.used_margin), "updated_at": now.isoformat()},
+        position={**{f: str(getattr(after, f)) for f in _POSITION_FIELDS}, "symbol": values["symbol"],
+                  "exchange": values["exchange"].value, "product": product, "updated_at": now.isoformat()},
+        order={"action": action, "symbol": values["symbol"], "exchange": values["exchange"].value,
+               "orderid": values["orderid"], "product": product, "quantity": int(qty),
+               "price": books.num(values["price"]), "pricetype": values["pricetype"].value,
+               "order_status": OrderStatus.COMPLETE.value, "trigger_price": books.num(values["trigger_price"]),
+               "timestamp": books.fmt_time(now)},
+        trade={"action": action, "symbol": values["symbol"], "exchange": values["exchange"].value,
+               "orderid": values["orderid"], "product": product, "quantity": int(qty),
+               "average_price": books.num(price), "timestamp": books.fmt_time(now),
+               "trade_value": books.num(qty * price)},
+    )
 
 
 # -- entry points (units of their own) ---------------------------------------------------------------

@@ -22,13 +22,15 @@ log = logging.getLogger("algobridge.scheduler")
 
 def run_once(app: Flask, since: Any, until: Any = None) -> Any:
     """Run every job once for the time (`since`, `until`]; returns `until`, the next `since`."""
-    from services import broker_login, paper, webhooks
+    from services import broker_login, log_retention, paper, portfolio, webhooks
 
     until = until or utcnow()
     jobs = (
         ("MIS square-off", lambda: paper.square_off_due(now=until)),
+        ("portfolio snapshots", lambda: portfolio.snapshot_due(since, until)),
         ("strategy square-off", lambda: webhooks.squareoff_due(since, until)),
         ("broker session expiry", lambda: broker_login.expire_due()),
+        ("log purge", lambda: log_retention.purge_due(now=until)),  # daily, once across workers
     )
     for name, job in jobs:
         with app.app_context():
@@ -57,3 +59,12 @@ def start(app: Flask) -> threading.Thread | None:
     thread.start()
     app.extensions["algobridge.scheduler"] = thread
     return thread
+
+
+def pause_in_this_process(app: Flask) -> None:
+    """Stop this process's scheduler thread but keep it registered, so that processes forked from
+    this one start their own (app.after_fork). gunicorn's master calls it: the workers do the
+    housekeeping, and the master stays small and never touches the database after start."""
+    stop = app.extensions.get("algobridge.scheduler_stop")
+    if stop is not None:
+        stop.set()

@@ -60,7 +60,7 @@ def test_viewers_and_traders_cannot_reach_user_management(client, role):
     login(client, "someone")
     for url in ADMIN_PAGES:
         assert client.get(url.replace("/1/", f"/{target.id}/")).status_code == 403, url
-    token = csrf_token(client, "/")
+    token = csrf_token(client, "/dashboard")
     for action in ("disable", "enable", "role", "password"):
         resp = client.post(f"/users/{target.id}/{action}", data={"csrf_token": token, "role": "viewer",
                                                                   "password": "x" * 12, "confirm": "x" * 12})
@@ -70,7 +70,7 @@ def test_viewers_and_traders_cannot_reach_user_management(client, role):
     assert resp.status_code == 403
     assert "Only an administrator" in resp.get_data(as_text=True)
     assert fresh("root").is_active and events() == []
-    assert "/users/" not in client.get("/").get_data(as_text=True)  # no Users link in the nav
+    assert "/users/" not in client.get("/dashboard").get_data(as_text=True)  # no Users link in the nav
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client):

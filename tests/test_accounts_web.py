@@ -62,7 +62,8 @@ def test_first_visit_goes_to_setup_and_setup_creates_a_signed_in_admin(client):
     assert (user.username, user.role, user.is_active) == ("owner", Role.ADMIN, True)
     assert user.password_hash.startswith("$argon2id$") and "s3cret-pass" not in user.password_hash
 
-    page = client.get("/")
+    assert client.get("/").location == "/dashboard"  # home is the dashboard
+    page = client.get("/dashboard")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert "<title>Dashboard" in html and "owner" in html and "admin" in html
@@ -130,7 +131,7 @@ def test_login_and_logout(client):
 
     resp = login(client, "Alice")  # usernames are case-insensitive
     assert resp.status_code == 302 and resp.location == "/"
-    html = client.get("/").get_data(as_text=True)
+    html = client.get("/dashboard").get_data(as_text=True)
     assert "alice" in html and "trader" in html
     assert client.get("/auth/login").status_code == 302  # already signed in
 
@@ -211,20 +212,20 @@ def test_the_open_session_of_a_disabled_user_is_refused(client):
     make_user("root", Role.ADMIN)
     bob = make_user("bob")
     login(client, "bob")
-    assert client.get("/").status_code == 200
+    assert client.get("/dashboard").status_code == 200
     accounts.set_active(bob.id, False, actor=accounts.Actor("root"))
     resp = client.get("/")
     assert resp.status_code == 302 and resp.location.endswith("/auth/login")
     with client.session_transaction() as sess:
         assert "_user_id" not in sess
     accounts.set_active(bob.id, True, actor=accounts.Actor("root"))
-    assert client.get("/").status_code == 302  # the session stays ended
+    assert client.get("/").location.endswith("/auth/login")  # the session stays ended
 
 
 def test_a_password_reset_ends_open_sessions(client):
     bob = make_user("bob")
     login(client, "bob")
-    assert client.get("/").status_code == 200
+    assert client.get("/dashboard").status_code == 200
     accounts.reset_password(bob.id, "another-password", actor=accounts.Actor.cli())
     assert client.get("/").location.endswith("/auth/login")
     assert login(client, "bob").status_code == 200  # the old password no longer works
@@ -257,7 +258,7 @@ def test_a_session_that_began_after_the_last_expiry_stays(client, app):
     login(client, "alice")
     with client.session_transaction() as sess:
         sess["login_at"] = _boundary(app).isoformat()  # exactly at the boundary: still valid
-    assert client.get("/").status_code == 200
+    assert client.get("/dashboard").status_code == 200
 
 
 @pytest.mark.parametrize("value", [None, "garbage", "2026-03-10T10:00:00"])  # missing, invalid, naive

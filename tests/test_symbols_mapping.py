@@ -223,17 +223,33 @@ def test_search_with_exchange_and_limit(index):
     assert index.search("   ") == []
 
 
-def test_lookup_maps(index):
-    info = index.by_symbol["NFO"]["NIFTY28MAR2422000CE"]
-    assert index.by_brsymbol["NFO"][info.brsymbol] is info
-    assert index.by_token["NFO"][info.token] is info
-    nifty = index.by_symbol["NSE_INDEX"]["NIFTY"]
-    # an index is found by the broker's exchange as well as ours
-    assert index.by_token["NSE"][nifty.token] is nifty and index.by_brsymbol["NSE"]["NIFTY 50"] is nifty
+def test_lookups(index):
+    info = index.find("symbol", "NFO", "NIFTY28MAR2422000CE")
+    assert info.symbol == "NIFTY28MAR2422000CE" and info.exchange == "NFO"
+    assert index.find("brsymbol", "NFO", info.brsymbol) is info
+    assert index.find("token", "NFO", info.token) is info
+    assert index.find("symbol", "nfo", "nifty28mar2422000ce") is info  # any case
+    nifty = index.find("symbol", "NSE_INDEX", "NIFTY")
+    # an index is found by the broker's exchange as well as ours, never by a symbol of another one
+    assert index.find("token", "NSE", nifty.token) is nifty and index.find("brsymbol", "NSE", "NIFTY 50") is nifty
+    assert index.find("symbol", "NSE", "NIFTY") is None and index.find("symbol", "NFO", "INFY") is None
+    assert index.find("token", "NFO", nifty.token) is None and index.find("token", "XYZ", info.token) is None
+
+
+def test_lookup_collisions_prefer_our_exchange_then_rank():
+    def rec(symbol, exchange, brexchange, token, itype="EQ"):
+        return SymbolInfo(symbol, symbol, symbol, exchange, brexchange, token, None, None, 1, itype, Decimal("0.05"))
+
+    # token 7 is NSE's ABC, and the broker's NSE also names the index IDX with it
+    index = build_index([rec("IDX", "NSE_INDEX", "NSE", "7", "INDEX"), rec("ABC", "NSE", "NSE", "7"),
+                         rec("IDY", "NSE_INDEX", "NSE", "8", "INDEX"), rec("IDZ", "BSE_INDEX", "NSE", "8", "INDEX")])
+    assert index.find("token", "NSE", "7").symbol == "ABC"  # ours wins
+    assert index.find("token", "NSE_INDEX", "7").symbol == "IDX"
+    assert index.find("token", "NSE", "8").symbol == "IDY"  # the broker's: first in rank (NSE_INDEX)
 
 
 def test_to_dict_shape(index):
-    d = index.by_symbol["NFO"]["NIFTY28MAR2422000CE"].to_dict()
+    d = index.find("symbol", "NFO", "NIFTY28MAR2422000CE").to_dict()
     assert d["expiry"] == "28-MAR-24" and d["strike"] == 22000.0 and d["lotsize"] == 25
     assert set(d) == {"symbol", "brsymbol", "name", "exchange", "brexchange", "token", "expiry", "strike", "lotsize",
                       "instrumenttype", "tick_size"}

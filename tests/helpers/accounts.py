@@ -84,6 +84,6 @@ def login(client, username: str, password: str = PASSWORD, **kwargs):
     return post_form(client, "/auth/login", {"username": username, "password": password}, **kwargs)
 
 
-def logout(client, *, form_url: str = "/", **kwargs):
+def logout(client, *, form_url: str = "/dashboard", **kwargs):
     """Sign out through the form in the top bar of a signed-in page."""
     return client.post("/auth/logout", data={"csrf_token": csrf_token(client, form_url)}, **kwargs)

@@ -1,0 +1,281 @@
+"""The books on the web: `/orderbook`, `/tradebook`, `/positions`, `/holdings` for the signed-in user's
+current mode, their CSV exports (`/orderbook.csv`, ...), and the actions on them: cancel or modify an
+open order, cancel all orders, close a position, close all positions.
+
+Reads and actions go through services.books and services.orders, so they follow the same rules as the
+REST API: a user only ever sees and acts on their own books (another user's order id answers 404).
+Actions are POST forms (CSRF-checked by the application's CSRFProtect), confirmed in the browser
+(static/js/confirm.js), and refused to viewers (403).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Callable, Iterable
+
+from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import DecimalField, HiddenField, IntegerField, SelectField
+from wtforms.validators import DataRequired, InputRequired, NumberRange
+
+from database.enums import Exchange, Product
+from database.types import utcnow
+from services import books, orders, portfolio
+from services.accounts import role_required
+from services.orders import OrderError, OrderInput
+
+log = logging.getLogger("algobridge.orders")
+
+orders_bp = Blueprint("orders", __name__)
+
+TRADERS = ("admin", "trader")
+OPEN_STATUSES = ("open", "trigger pending")
+WEB_STRATEGY = "Web"
+
+# (header, key) of each book's columns, in the order the pages and the CSV files show them.
+ORDER_COLUMNS = [("Order ID", "orderid"), ("Time", "timestamp"), ("Symbol", "symbol"), ("Exchange", "exchange"),
+                 ("Action", "action"), ("Product", "product"), ("Type", "pricetype"), ("Qty", "quantity"),
+                 ("Price", "price"), ("Trigger", "trigger_price"), ("Status", "order_status")]
+TRADE_COLUMNS = [("Order ID", "orderid"), ("Time", "timestamp"), ("Symbol", "symbol"), ("Exchange", "exchange"),
+                 ("Action", "action"), ("Product", "product"), ("Qty", "quantity"), ("Avg price", "average_price"),
+                 ("Value", "trade_value")]
+POSITION_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product", "product"), ("Qty", "quantity"),
+                    ("Avg price", "average_price"), ("LTP", "ltp"), ("P&L", "pnl")]
+HOLDING_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product", "product"), ("Qty", "quantity"),
+                   ("P&L", "pnl"), ("P&L %", "pnlpercent")]
+
+
+# -- forms ----------------------------------------------------------------------------------------------
+class ActionForm(FlaskForm):
+    """The CSRF token of the action buttons."""
+
+
+class ClosePositionForm(FlaskForm):
+    symbol = HiddenField(validators=[DataRequired()])
+    exchange = SelectField(choices=Exchange.values(), validators=[DataRequired()])
+    product = SelectField(choices=Product.values(), validators=[DataRequired()])
+
+
+class ModifyForm(FlaskForm):
+    quantity = IntegerField("Quantity", validators=[InputRequired(), NumberRange(min=1, max=10_000_000)])
+    price = DecimalField("Price", places=None, validators=[InputRequired(), NumberRange(min=0)])
+    trigger_price = DecimalField("Trigger price", places=None, validators=[InputRequired(), NumberRange(min=0)])
+
+
+# -- helpers --------------------------------------------------------------------------------------------
+def _mode() -> str:
+    mode = portfolio.book_mode(current_user.id)
+    return mode.value if mode is not None else "live"
+
+
+def _read(loader: Callable[[int], object], empty: object) -> tuple[object, str | None]:
+    """The book, or `empty` and the reason it cannot be read (no broker session, a broker error)."""
+    try:
+        return loader(current_user.id), None
+    except OrderError as exc:
+        return empty, exc.message
+
+
+def _action_result(fn: Callable[[], str], endpoint: str):
+    """Run an action; flash its outcome and go back to the book. Another user's order is a 404."""
+    try:
+        message = fn()
+    except OrderError as exc:
+        if exc.status == 404:
+            abort(404, exc.message)
+        flash(exc.message, "error")
+    else:
+        flash(message, "success")
+    return redirect(url_for(endpoint), code=303)
+
+
+def _require_form(form: FlaskForm) -> None:
+    if not form.validate_on_submit():
+        abort(400, "The form was incomplete or invalid.")
+
+
+# -- CSV -------------------------------------------------------------------------------------------------
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """A cell safe to open in a spreadsheet: text that could start a formula gets a leading quote
+    (numbers we computed are written as numbers: a spreadsheet does not evaluate them)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_response(name: str, columns: list[tuple[str, str]], rows: Iterable[dict]) -> Response:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow([header for header, _ in columns])
+    for row in rows:
+        writer.writerow([csv_cell(row.get(key, "")) for _, key in columns])
+    filename = f"{name}-{_mode()}-{utcnow():%Y%m%d-%H%M%S}.csv"
+    return Response(buf.getvalue(), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
+
+
+def _csv_book(loader: Callable[[int], object]):
+    try:
+        return loader(current_user.id)
+    except OrderError as exc:
+        abort(exc.status if exc.status in (400, 403, 404, 409) else 400, exc.message)
+
+
+# -- pages -----------------------------------------------------------------------------------------------
+@orders_bp.get("/orderbook")
+@login_required
+def orderbook():
+    book, problem = _read(books.orderbook, {"orders": [], "statistics": {}})
+    return render_template("orders/orderbook.html", orders=book["orders"], stats=book["statistics"],
+                           columns=ORDER_COLUMNS, open_statuses=OPEN_STATUSES, mode=_mode(), problem=problem,
+                           can_act=current_user.can_trade, form=ActionForm())
+
+
+@orders_bp.get("/tradebook")
+@login_required
+def tradebook():
+    trades, problem = _read(books.tradebook, [])
+    return render_template("orders/tradebook.html", trades=trades, columns=TRADE_COLUMNS, mode=_mode(),
+                           problem=problem)
+
+
+@orders_bp.get("/positions")
+@login_required
+def positions():
+    rows, problem = _read(books.positionbook, [])
+    return render_template("orders/positions.html", positions=rows, columns=POSITION_COLUMNS, mode=_mode(),
+                           problem=problem, can_act=current_user.can_trade, form=ActionForm(),
+                           open_count=sum(1 for p in rows if p["quantity"] != 0))
+
+
+@orders_bp.get("/holdings")
+@login_required
+def holdings():
+    book, problem = _read(books.holdings, {"holdings": [], "statistics": {}})
+    return render_template("orders/holdings.html", holdings=book["holdings"], stats=book["statistics"],
+                           columns=HOLDING_COLUMNS, mode=_mode(), problem=problem)
+
+
+# -- CSV exports -----------------------------------------------------------------------------------------
+@orders_bp.get("/orderbook.csv")
+@login_required
+def orderbook_csv():
+    return csv_response("orderbook", ORDER_COLUMNS, _csv_book(books.orderbook)["orders"])
+
+
+@orders_bp.get("/tradebook.csv")
+@login_required
+def tradebook_csv():
+    return csv_response("tradebook", TRADE_COLUMNS, _csv_book(books.tradebook))
+
+
+@orders_bp.get("/positions.csv")
+@login_required
+def positions_csv():
+    return csv_response("positions", POSITION_COLUMNS, _csv_book(books.positionbook))
+
+
+@orders_bp.get("/holdings.csv")
+@login_required
+def holdings_csv():
+    return csv_response("holdings", HOLDING_COLUMNS, _csv_book(books.holdings)["holdings"])
+
+
+# -- actions ---------------------------------------------------------------------------------------------
+@orders_bp.post("/orderbook/<orderid>/cancel")
+@role_required(*TRADERS)
+def cancel(orderid: str):
+    _require_form(ActionForm())
+
+    def act() -> str:
+        done = orders.cancel_order(current_user.id, orderid)
+        log.info("user %s cancelled order %s from the web", current_user.id, done)
+        return f"Order {done} cancelled."
+
+    return _action_result(act, "orders.orderbook")
+
+
+@orders_bp.post("/orderbook/cancel-all")
+@role_required(*TRADERS)
+def cancel_all():
+    _require_form(ActionForm())
+
+    def act() -> str:
+        cancelled, failed = orders.cancel_all_orders(current_user.id)
+        if failed:
+            flash(f"{len(failed)} orders could not be cancelled: {', '.join(failed)}", "error")
+        return f"Cancelled {len(cancelled)} open orders." if cancelled else "There were no open orders to cancel."
+
+    return _action_result(act, "orders.orderbook")
+
+
+@orders_bp.route("/orderbook/<orderid>/modify", methods=["GET", "POST"])
+@role_required(*TRADERS)
+def modify(orderid: str):
+    try:
+        order = orders.order_status(current_user.id, orderid)
+    except OrderError as exc:
+        if exc.status == 404:
+            abort(404, exc.message)
+        flash(exc.message, "error")
+        return redirect(url_for("orders.orderbook"), code=303)
+    if order["order_status"] not in OPEN_STATUSES:
+        flash(f"Order {orderid} cannot be modified: it is {order['order_status']}.", "error")
+        return redirect(url_for("orders.orderbook"), code=303)
+    form = ModifyForm(data={"quantity": order["quantity"], "price": order["price"],
+                            "trigger_price": order["trigger_price"]})
+    status = 200
+    if form.validate_on_submit():
+        inp = OrderInput(strategy=WEB_STRATEGY, exchange=order["exchange"], symbol=order["symbol"],
+                         action=order["action"], quantity=form.quantity.data, pricetype=order["pricetype"],
+                         product=order["product"], price=form.price.data, trigger_price=form.trigger_price.data)
+        try:
+            placed = orders.modify_order(current_user.id, orderid, inp)
+        except OrderError as exc:
+            if exc.status == 404:
+                abort(404, exc.message)
+            flash(exc.message, "error")
+            status = 400
+        else:
+            flash(f"Order {placed.orderid} modified: it is {placed.status}.", "success")
+            return redirect(url_for("orders.orderbook"), code=303)
+    elif form.is_submitted():
+        status = 400
+    return render_template("orders/modify.html", order=order, form=form), status
+
+
+@orders_bp.post("/positions/close")
+@role_required(*TRADERS)
+def close_position():
+    form = ClosePositionForm()
+    _require_form(form)
+    symbol, exchange, product = form.symbol.data, form.exchange.data, form.product.data
+
+    def act() -> str:
+        # A smart order to a position of 0: at most one closing order, however many clicks or tabs.
+        inp = OrderInput(strategy=WEB_STRATEGY, exchange=exchange, symbol=symbol, action="SELL", quantity=0,
+                         pricetype="MARKET", product=product)
+        placed = orders.place_smart_order(current_user.id, inp, 0)
+        if placed is None:
+            return f"{exchange}:{symbol} ({product}) was already flat."
+        return f"Closing {exchange}:{symbol} ({product}): order {placed.orderid} is {placed.status}."
+
+    return _action_result(act, "orders.positions")
+
+
+@orders_bp.post("/positions/close-all")
+@role_required(*TRADERS)
+def close_all():
+    _require_form(ActionForm())
+
+    def act() -> str:
+        count = orders.close_all_positions(current_user.id, strategy=WEB_STRATEGY)
+        return f"Placed {count} orders to close every open position." if count else "There were no open positions."
+
+    return _action_result(act, "orders.positions")

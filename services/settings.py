@@ -1,0 +1,159 @@
+"""User preferences and global settings changed from /settings.
+
+Every change is one unit of work that writes the `settings` row, a new `config_versions` snapshot
+of the effective configuration (the non-secret configuration, every global setting and every
+user's settings) and an `audit_events` row, and commits once.
+
+Keys:
+  - `display_timezone` (per user): the zone times are shown in; default EXCHANGE_TIMEZONE;
+  - `analyze_mode` (per user): owned by services.orders.set_analyze (the same as the API's
+    analyzer/toggle); this module only adds the snapshot to that unit;
+  - `log_retention_days` (global, admins): see services.log_retention.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import zoneinfo
+from typing import Any
+
+from flask import current_app, g
+from sqlalchemy import func, select, text
+
+from database import db, write_unit
+from database.audit_db import AuditEvent
+from database.settings_db import ConfigVersion, Setting
+
+log = logging.getLogger("algobridge.settings")
+
+TIMEZONE_KEY = "display_timezone"
+RETENTION_KEY = "log_retention_days"
+MAX_RETENTION_DAYS = 3650
+# Configuration worth a snapshot: what changes behaviour, never a secret or a credential.
+SNAPSHOT_CONFIG = ("EXCHANGE_TIMEZONE", "SESSION_EXPIRY_TIME", "LOG_RETENTION_DAYS", "MIS_SQUAREOFF_TIME",
+                   "ANALYZE_STARTING_FUNDS", "MIS_LEVERAGE", "NRML_LEVERAGE", "API_RATE_LIMIT",
+                   "ORDER_RATE_LIMIT", "SMART_ORDER_RATE_LIMIT", "WEBHOOK_RATE_LIMIT", "LOGIN_RATE_LIMIT",
+                   "SCHEDULER_ENABLED", "TRUST_PROXY_HEADERS")
+_VERSION_LOCK = 72150003
+
+
+class SettingsError(ValueError):
+    """A value that cannot be stored; the message says why."""
+
+
+@functools.cache
+def timezones() -> tuple[str, ...]:
+    return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC"))
+
+
+def default_timezone() -> str:
+    return current_app.config.get("EXCHANGE_TIMEZONE") or "UTC"
+
+
+def user_timezone(user_id: int | None) -> str:
+    """The zone the user reads times in (cached on `g` for the request)."""
+    cached = g.get("_display_tz")
+    if cached is not None and cached[0] == user_id:
+        return cached[1]
+    value = None
+    if user_id is not None:
+        value = db.session.scalar(select(Setting.value).where(Setting.user_id == user_id,
+                                                               Setting.key == TIMEZONE_KEY))
+    zone = value if isinstance(value, str) and value in timezones() else default_timezone()
+    g._display_tz = (user_id, zone)
+    return zone
+
+
+def user_settings(user_id: int) -> dict[str, Any]:
+    rows = db.session.execute(select(Setting.key, Setting.value).where(Setting.user_id == user_id))
+    return {key: value for key, value in rows}
+
+
+def global_value(key: str) -> Any:
+    return db.session.scalar(select(Setting.value).where(Setting.user_id.is_(None), Setting.key == key))
+
+
+def snapshot() -> dict[str, Any]:
+    """The effective configuration as it stands in this unit of work."""
+    db.session.flush()
+    config = {k: str(current_app.config.get(k)) for k in SNAPSHOT_CONFIG}
+    global_settings: dict[str, Any] = {}
+    users: dict[str, dict[str, Any]] = {}
+    for user_id, key, value in db.session.execute(select(Setting.user_id, Setting.key, Setting.value)):
+        if user_id is None:
+            global_settings[key] = value
+        else:
+            users.setdefault(str(user_id), {})[key] = value
+    return {"config": config, "global": global_settings, "users": users}
+
+
+def _begin() -> None:
+    """Serialise writers of config_versions: its version numbers are consecutive."""
+    write_unit()  # SQLite: the write lock, now
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _VERSION_LOCK})
+
+
+def _new_version(user_id: int | None, comment: str) -> ConfigVersion:
+    number = (db.session.scalar(select(func.max(ConfigVersion.version))) or 0) + 1
+    row = ConfigVersion(version=number, created_by=user_id, snapshot=snapshot(), comment=comment[:500])
+    db.session.add(row)
+    return row
+
+
+def _upsert(user_id: int | None, key: str, value: Any, actor_id: int) -> Any:
+    cond = Setting.user_id.is_(None) if user_id is None else Setting.user_id == user_id
+    row = db.session.scalars(select(Setting).where(cond, Setting.key == key)).first()
+    before = None if row is None else row.value
+    if row is None:
+        db.session.add(Setting(user_id=user_id, key=key, value=value, updated_by=actor_id))
+    else:
+        row.value = value
+        row.updated_by = actor_id
+    return before
+
+
+def _change(actor: Any, user_id: int | None, key: str, value: Any, default: Any, ip: str | None) -> bool:
+    """Write one setting with its snapshot and audit row; commit. False when nothing changed."""
+    _begin()
+    before = _upsert(user_id, key, value, actor.id)
+    if before == value:
+        db.session.rollback()
+        return False
+    target = ("user", str(user_id)) if user_id is not None else ("settings", "global")
+    db.session.add(AuditEvent(user_id=actor.id, actor=actor.username, action="settings.update",
+                              target_type=target[0], target_id=target[1], ip=ip,
+                              before={key: before if before is not None else default}, after={key: value}))
+    version = _new_version(actor.id, f"{key} = {value}")
+    db.session.commit()
+    log.info("%s set %s (config version %s)", actor.username, key, version.version)
+    return True
+
+
+def set_timezone(actor: Any, zone: str, *, ip: str | None = None) -> bool:
+    if zone not in timezones():
+        raise SettingsError(f"{zone!r} is not a time zone name (e.g. Asia/Kolkata, UTC)")
+    changed = _change(actor, actor.id, TIMEZONE_KEY, zone, default_timezone(), ip)
+    g.pop("_display_tz", None)
+    return changed
+
+
+def set_retention_days(actor: Any, days: int, *, ip: str | None = None) -> bool:
+    if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= MAX_RETENTION_DAYS:
+        raise SettingsError(f"log retention must be a whole number of days from 0 to {MAX_RETENTION_DAYS}")
+    return _change(actor, None, RETENTION_KEY, days, current_app.config.get("LOG_RETENTION_DAYS"), ip)
+
+
+def set_analyze_mode(actor: Any, analyze: bool, *, ip: str | None = None) -> bool:
+    """The API's analyzer/toggle (services.orders.set_analyze), plus the config snapshot, in one unit."""
+    from services import orders
+
+    analyze = bool(analyze)
+    if orders.is_analyze(actor.id) == analyze:
+        return False
+    _begin()
+    row = _new_version(actor.id, f"analyze_mode = {analyze}")
+    row.snapshot["users"].setdefault(str(actor.id), {})[orders.SETTING_KEY] = analyze  # the state after
+    orders.set_analyze(actor.id, analyze, ip=ip)  # writes the setting and the audit row; commits all
+    return True

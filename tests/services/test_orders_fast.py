@@ -1,0 +1,139 @@
+"""The fast path of paper orders (services.paper.place_fast): the same journal and books as the full
+path, the cached account brought forward in place (equal to a fresh load), and the cache generation
+bumped in the order's own transaction."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from sqlalchemy import event, func, select
+
+from database import cache, db
+from database.cache import CacheGeneration
+from database.order_db import Fill, Order
+from database.portfolio_db import Funds, Position
+from services import books, orders, paper
+from tests.services import test_orders_fixtures as fx
+from tests.services.test_orders_fixtures import order, set_quote
+
+contract = fx.contract  # fixture
+users = fx.users  # fixture
+
+
+def _normal(value):
+    """Numbers compared by value ("1500.0000" == "1500.00"), everything else as is."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, str):
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            return value
+    return value
+
+
+def _fresh(user_id: int) -> dict:
+    return paper._load_account(user_id, books.day_start())
+
+
+def _count_sql(fn):
+    seen = []
+
+    def hook(*_a):
+        seen.append(1)
+
+    event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        result = fn()
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hook)
+    return result, len(seen)
+
+
+def _generation() -> int:
+    return db.session.scalar(select(CacheGeneration.generation).where(
+        CacheGeneration.namespace == paper.CACHE_NS)) or 0
+
+
+def test_fast_orders_keep_the_cached_account_equal_to_a_fresh_load(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1499.5", ask="1500.5")
+    set_quote("SBIN", "800")
+    orders.place_order(alice, order(quantity=10))  # creates the funds row (full path)
+    books.funds(alice)  # the account is cached now
+    for inp in (order(quantity=5), order(symbol="SBIN", quantity=3), order(action="SELL", quantity=15),
+                order(action="SELL", quantity=2, product="NRML")):
+        orders.place_order(alice, inp)
+        cached = cache.get(paper.CACHE_NS, str(alice))
+        assert cached is not None, "the cached account was dropped, not brought forward"
+        assert _normal(cached) == _normal(_fresh(alice))
+    _, queries = _count_sql(lambda: books.funds(alice))
+    assert queries == 0
+    assert books.positionbook(alice) and len(books.tradebook(alice)) == 5
+    f = books.funds(alice)
+    # 15 bought at 1500.5 (the ask), 15 sold at 1499.5 (the bid): realized -15
+    assert f["m2mrealized"] == "-15.00"
+
+
+def test_a_fast_order_journals_its_fill_and_bumps_the_generation_in_its_transaction(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=1))
+    before = _generation()
+    commits = []
+
+    def ended(*_a):
+        commits.append(1)
+
+    # A commit, or (the PostgreSQL test harness runs each test in a transaction) a savepoint release.
+    for name in ("commit", "release_savepoint"):
+        event.listen(db.engine, name, ended)
+    try:
+        placed = orders.place_order(alice, order(quantity=2))
+    finally:
+        for name in ("commit", "release_savepoint"):
+            event.remove(db.engine, name, ended)
+    db.session.expire_all()
+    row = db.session.scalar(select(Order).where(Order.orderid == placed.orderid))
+    assert row.status.value == "complete" and row.filled_quantity == 2 and row.average_price == Decimal("1500")
+    fills = list(db.session.scalars(select(Fill).where(Fill.order_id == row.id)))
+    assert [(f.quantity, f.price) for f in fills] == [(2, Decimal("1500"))]
+    pos = db.session.scalar(select(Position).where(Position.user_id == alice))
+    funds = db.session.scalar(select(Funds).where(Funds.user_id == alice))
+    assert pos.quantity == 3 and funds.used_margin == pos.margin_blocked == Decimal(1500 * 3) / 5
+    assert funds.available_cash == funds.opening_balance - funds.used_margin
+    if not cache.current().uses_redis:
+        assert _generation() == before + 1
+        assert len(commits) == 1, "the generation must be bumped in the order's own transaction"
+
+
+def test_open_orders_send_an_order_through_the_full_path(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=1))
+    orders.place_order(alice, order(pricetype="LIMIT", price="1490", quantity=1))  # stays open
+    books.orderbook(alice)
+    set_quote("INFY", "1480")  # the open LIMIT order crosses: matched by the next order's housekeeping
+    orders.place_order(alice, order(quantity=1))
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Fill)) == 3
+    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 3
+    assert _normal(paper.account(alice)) == _normal(_fresh(alice))
+
+
+def test_an_order_that_cannot_be_paid_for_is_still_rejected_and_journaled(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=1))
+    try:
+        orders.place_order(alice, order(quantity=10_000_000, product="CNC"))
+    except orders.OrderError as exc:
+        assert "Insufficient funds" in exc.message
+    else:  # pragma: no cover - reported by the assertion
+        raise AssertionError("the order was not rejected")
+    db.session.expire_all()
+    statuses = sorted(s.value for s in db.session.scalars(select(Order.status)))
+    assert statuses == ["complete", "rejected"]
+    assert _normal(paper.account(alice)) == _normal(_fresh(alice))
