@@ -64,3 +64,37 @@ def test_the_hooks_are_there(monkeypatch):
     cfg = _as_gunicorn_reads_it(_load(monkeypatch))
     for hook in ("worker_exit", "on_exit", "post_worker_init"):
         assert getattr(cfg, hook).__module__ != "gunicorn.config", f"{hook} is gunicorn's default"
+
+
+def test_the_master_stops_its_scheduler_and_each_worker_runs_its_own(monkeypatch, tmp_path):
+    """when_ready runs in gunicorn's master before it forks: the master's scheduler thread ends
+    there (the master only supervises), and a process forked after that starts its own."""
+    from types import SimpleNamespace
+
+    from app import create_app
+
+    conf = _load(monkeypatch)
+    application = create_app({"INSTANCE_PATH": str(tmp_path), "SCHEDULER_ENABLED": True,
+                              "SCHEDULER_INTERVAL": 1, "SAMPLE_CONTRACT": False})
+    master_thread = application.extensions["algobridge.scheduler"]
+    assert master_thread.is_alive()
+    conf["when_ready"](SimpleNamespace(app=SimpleNamespace(callable=application)))
+    master_thread.join(timeout=5)
+    assert not master_thread.is_alive()
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # a worker
+        status = 1
+        try:
+            thread = application.extensions["algobridge.scheduler"]
+            os.write(write_fd, b"alive" if thread is not master_thread and thread.is_alive() else b"dead")
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        answer = pipe.read()
+    assert os.waitpid(pid, 0)[1] == 0
+    assert answer == b"alive"
+    application.extensions["algobridge.scheduler_stop"].set()
