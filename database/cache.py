@@ -5,7 +5,10 @@ namespace) here and in every other worker process within a second:
   - with Redis: a pub/sub message on `algobridge:invalidate`; a process whose subscription dropped
     clears everything when it reconnects, since it may have missed messages;
   - without Redis: a per-namespace generation counter in `cache_generations`, which every process
-    polls (CACHE_POLL_INTERVAL); a changed generation clears that namespace there.
+    polls (CACHE_POLL_INTERVAL); a changed generation clears that namespace there. A namespace
+    declared with `shard_by_key()` keeps one counter per key for keyed invalidations (row
+    "namespace#key"), so writers of different keys never queue on one counter row, and a change
+    clears only that key elsewhere; invalidating the whole namespace still uses its own row.
 `subscribe(namespace, callback)` runs `callback(key_or_None)` in every process when an invalidation
 of the namespace arrives (the token index rebuilds itself this way).
 
@@ -42,6 +45,33 @@ log = logging.getLogger("algobridge.cache")
 
 CHANNEL = "algobridge:invalidate"
 _MISSING = object()
+SHARD_SEP = "#"
+_SHARDED: builtins.set[str] = builtins.set()
+_ROW_MAX = 64  # cache_generations.namespace
+
+
+def shard_by_key(namespace: str) -> None:
+    """Keep one generation counter per key of `namespace` (see the module's docstring)."""
+    if SHARD_SEP in namespace:
+        raise ValueError(f"a sharded namespace must not contain {SHARD_SEP!r}: {namespace}")
+    _SHARDED.add(namespace)
+
+
+def generation_row(namespace: str, key: str | None) -> str:
+    """The `cache_generations` row an invalidation of (namespace, key) bumps."""
+    if key is not None and namespace in _SHARDED:
+        row = f"{namespace}{SHARD_SEP}{key}"
+        if len(row) <= _ROW_MAX:
+            return row
+    return namespace
+
+
+def _row_target(row: str) -> tuple[str, str | None]:
+    """What a changed generation row clears: (namespace, key), or (namespace, None) for all of it."""
+    namespace, sep, key = row.partition(SHARD_SEP)
+    if sep and namespace in _SHARDED:
+        return namespace, key
+    return row, None
 
 
 class CacheGeneration(Base):
@@ -195,20 +225,23 @@ class TwoLevelCache:
         if self._redis is not None:
             self._tell_redis(namespace, key)
             return
-        self._mark_seen(namespace, self._bump_generation(namespace))
+        row = generation_row(namespace, key)
+        self._mark_seen(row, self._bump_generation(row))
 
     @property
     def uses_redis(self) -> bool:
         return self._redis is not None
 
-    def bump_in_transaction(self, connection: Connection, namespace: str) -> int | None:
-        """Without Redis: bump the generation of `namespace` on `connection`, inside its transaction
-        (the caller commits), and return it; pass it to `committed()` once the commit is done. With
-        Redis: nothing to do before the commit (None)."""
+    def bump_in_transaction(self, connection: Connection, namespace: str, key: str | None = None) -> int | None:
+        """Without Redis: bump the generation row of (namespace, key) (generation_row()) on
+        `connection`, inside its transaction (the caller commits), and return it; pass it to
+        `committed()` with the same namespace and key once the commit is done. With Redis: nothing to
+        do before the commit (None): the message after it carries the news."""
         if self._redis is not None:
             return None
         stmt = _bump_statement(connection.dialect.name)
-        return int(connection.execute(stmt, {"namespace": namespace, "at": utcnow()}).scalar_one())
+        row = generation_row(namespace, key)
+        return int(connection.execute(stmt, {"namespace": row, "at": utcnow()}).scalar_one())
 
     def committed(self, namespace: str, key: str | None, generation: int | None, *, drop: bool = True) -> None:
         """A change to `key` (or the namespace) has committed: drop it here (unless the caller puts the
@@ -224,17 +257,17 @@ class TwoLevelCache:
             if self._redis is not None:
                 self._tell_redis(namespace, key)
             elif generation is not None:
-                self._mark_seen(namespace, generation)
+                self._mark_seen(generation_row(namespace, key), generation)
         except Exception:
             self._drop_local(namespace, None)
             log.exception("cache invalidation of %s did not reach the other processes", namespace)
 
-    def _mark_seen(self, namespace: str, generation: int) -> None:
+    def _mark_seen(self, row: str, generation: int) -> None:
         with self._lock:
             # Mark our own bump as seen only if nobody else bumped in between; otherwise theirs
-            # would be swallowed with it, and the poller must still clear the namespace here.
-            if generation == self._seen.get(namespace, 0) + 1:
-                self._seen[namespace] = generation
+            # would be swallowed with it, and the poller must still clear the namespace (key) here.
+            if generation == self._seen.get(row, 0) + 1:
+                self._seen[row] = generation
 
     def _tell_redis(self, namespace: str, key: str | None) -> None:
         try:
@@ -291,23 +324,23 @@ class TwoLevelCache:
             except Exception:
                 log.exception("cache subscriber of %s failed", namespace)
 
-    def _bump_generation(self, namespace: str) -> int:
+    def _bump_generation(self, row: str) -> int:
         table = CacheGeneration.__table__
         for _ in range(3):
             try:
                 with self.engine.begin() as conn:
                     gen = conn.execute(
-                        update(table).where(table.c.namespace == namespace)
+                        update(table).where(table.c.namespace == row)
                         .values(generation=table.c.generation + 1, updated_at=utcnow())
                         .returning(table.c.generation)
                     ).scalar()
                     if gen is None:
-                        conn.execute(table.insert().values(namespace=namespace, generation=1, updated_at=utcnow()))
+                        conn.execute(table.insert().values(namespace=row, generation=1, updated_at=utcnow()))
                         gen = 1
                     return int(gen)
             except IntegrityError:
                 continue  # another process inserted the row first: update it
-        raise RuntimeError(f"could not bump the cache generation of {namespace}")
+        raise RuntimeError(f"could not bump the cache generation of {row}")
 
     def _read_generations(self) -> dict[str, int] | None:
         try:
@@ -331,13 +364,13 @@ class TwoLevelCache:
                 self.clear()
             changed = []
             with self._lock:
-                for ns, gen in current.items():
-                    if gen > self._seen.get(ns, 0):
-                        self._seen[ns] = gen
-                        changed.append(ns)
-            for ns in changed:
+                for row, gen in current.items():
+                    if gen > self._seen.get(row, 0):
+                        self._seen[row] = gen
+                        changed.append(row)
+            for row in changed:
                 self.stats["invalidations_received"] += 1
-                self._drop_local(ns, None)
+                self._drop_local(*_row_target(row))
 
     def _listen_redis(self, ready: threading.Event) -> None:
         backoff = 0.1
@@ -398,12 +431,15 @@ def _bump_before_commit(session: Session) -> None:
     pending = session.info.pop(_PENDING, {})
     bumped = session.info.setdefault(_BUMPED, [])
     for cache, items in pending.values():
+        by_row: dict[str, tuple[str, str | None]] = {}
+        for namespace, key in items:
+            by_row.setdefault(generation_row(namespace, key), (namespace, key))
         generations: dict[str, int | None] = {}
         # In a fixed order, so two transactions never wait on each other's generation rows.
-        for namespace in sorted({ns for ns, _ in items}):
-            generations[namespace] = cache.bump_in_transaction(session.connection(), namespace)
+        for row in sorted(by_row):
+            generations[row] = cache.bump_in_transaction(session.connection(), *by_row[row])
         for namespace, key in sorted(items, key=lambda item: (item[0], item[1] or "")):
-            bumped.append((cache, namespace, key, generations[namespace]))
+            bumped.append((cache, namespace, key, generations[generation_row(namespace, key)]))
 
 
 @event.listens_for(Session, "after_commit")

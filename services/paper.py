@@ -8,7 +8,12 @@ their own and commit once.
 
 Concurrency: all analyze-mode writes of a user take the user's Funds row first (SELECT ... FOR
 UPDATE on PostgreSQL; on SQLite write_unit()'s BEGIN IMMEDIATE already serialises writers), so two
-orders of the same user never book against stale funds or positions, in any process.
+orders of the same user never book against stale funds or positions, in any process. On PostgreSQL
+(READ COMMITTED) a statement that waited for the lock still reads the other tables as of its start,
+before the previous holder committed: what a unit reads after taking the lock must come from a later
+statement. Every unit that writes a user's orders or positions also moves Funds.updated_at (the
+`_touch_locked_funds` hook; the fast path writes it itself), which lets the fast path take the lock
+and read in one statement and tell when that read is stale (see place_fast).
 
 Open orders (LIMIT not crossed, SL/SL-M waiting for their trigger) are matched against current
 quotes whenever the user's books are read or a new order is placed. MIS positions still open at
@@ -29,7 +34,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, event, insert, or_, select, true, update
+from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, true, update
 from sqlalchemy.orm import Session
 
 import config as config_module
@@ -104,7 +109,36 @@ def lock_funds(user_id: int) -> Funds:
                            .on_conflict_do_nothing(index_elements=["user_id", "mode"]))
         changed(user_id)
         row = db.session.scalars(stmt).one()
+    db.session.info.setdefault(_LOCKED, set()).add(row)
     return row
+
+
+_LOCKED = "algobridge.paper_locked_funds"  # session.info: the Funds rows lock_funds() locked in this unit
+_TICK = dt.timedelta(microseconds=1)
+
+
+def next_version(previous: dt.datetime | None, now: dt.datetime) -> dt.datetime:
+    """A Funds.updated_at after `previous`: `now`, or one microsecond later than `previous`."""
+    return now if previous is None or now > previous else previous + _TICK
+
+
+@event.listens_for(Session, "before_flush")
+def _touch_locked_funds(session: Session, _ctx, _instances) -> None:
+    """A unit that writes orders, fills or positions moves the Funds.updated_at of the accounts it locked."""
+    locked = session.info.get(_LOCKED)
+    if not locked:
+        return
+    if any(isinstance(obj, (Order, Position, Fill)) for group in (session.new, session.dirty) for obj in group):
+        now = utcnow()
+        for row in locked:
+            if row in session:
+                row.updated_at = next_version(row.updated_at, now)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_locks(session: Session, transaction) -> None:
+    if transaction.parent is None:  # the unit ended: its row locks went with it
+        session.info.pop(_LOCKED, None)
 
 
 def read_funds(user_id: int) -> Funds | None:
@@ -177,6 +211,7 @@ _QUOTES = QuoteRow.__table__
 _Q_STORED = select(_QUOTES.c.exchange, _QUOTES.c.ltp, _QUOTES.c.bid, _QUOTES.c.ask, _QUOTES.c.updated_at).where(
     _QUOTES.c.symbol == bindparam("symbol"), _QUOTES.c.source != "simulator")
 QUOTES_NS = "paper_stored_quotes"
+cache.shard_by_key(QUOTES_NS)
 
 
 def _stored_broker_quotes(symbol: str) -> dict:
@@ -397,7 +432,7 @@ def housekeeping_locked(user_id: int, funds: Funds, now: dt.datetime) -> None:
 # Position or Funds rows (the session hooks below), whichever code path wrote it. Prices that move
 # with quotes (ltp, unrealized P&L) are not cached: readers compute them per call.
 CACHE_NS = "paper_account"
-_DIRTY = "algobridge.paper_dirty_users"
+cache.shard_by_key(CACHE_NS)  # without Redis: a generation row per user, not one row every order queues on
 _FUNDS_FIELDS = ("opening_balance", "realized_pnl", "used_margin", "collateral")
 _POSITION_FIELDS = ("quantity", "average_price", "realized_pnl", "buy_quantity", "buy_value", "sell_quantity",
                     "sell_value")
@@ -540,8 +575,12 @@ def _collect_changed_users(session: Session, _ctx) -> None:
 # (database.cache). After the commit, this process's cached account is brought forward in place (not
 # dropped), when it is exactly the state the fill started from (same Funds.updated_at).
 _F, _P, _O, _FILLS = Funds.__table__, Position.__table__, Order.__table__, Fill.__table__
-_Q_LOCK = (
+_F_SNAP = _F.alias("funds_snapshot")
+_Q_READ = (
     select(_F.c.id, _F.c.opening_balance, _F.c.realized_pnl, _F.c.used_margin, _F.c.updated_at,
+           # Funds.updated_at as of the statement's snapshot; after a wait for the lock, the locked
+           # row itself is read as of now (see place_fast)
+           select(_F_SNAP.c.updated_at).where(_F_SNAP.c.id == _F.c.id).scalar_subquery().label("seen_at"),
            select(_O.c.id).where(_O.c.user_id == _uid, _O.c.mode == Mode.ANALYZE,
                                  _O.c.status.in_(LIVE_STATUSES)).exists().label("has_open"),
            select(_P.c.id).where(_P.c.user_id == _uid, _P.c.mode == Mode.ANALYZE, _P.c.product == Product.MIS,
@@ -551,14 +590,15 @@ _Q_LOCK = (
                                        _P.c.symbol == bindparam("symbol"), _P.c.exchange == bindparam("exchange"),
                                        _P.c.product == bindparam("product"))))
     .where(_F.c.user_id == _uid, _F.c.mode == Mode.ANALYZE)
-    .with_for_update(of=_F)
 )
+_Q_LOCK = _Q_READ.with_for_update(of=_F)
+_POS_KEY = and_(_P.c.user_id == bindparam("k_uid"), _P.c.mode == Mode.ANALYZE, _P.c.symbol == bindparam("k_symbol"),
+                _P.c.exchange == bindparam("k_exchange"), _P.c.product == bindparam("k_product"))
 _I_ORDER = insert(_O).returning(_O.c.id)
 _I_FILL = insert(_FILLS)
 _I_POSITION = insert(_P)
-_U_POSITION = update(_P).where(_P.c.id == bindparam("pos_id"))
+_U_POSITION = update(_P).where(_POS_KEY)
 _U_FUNDS = update(_F).where(_F.c.id == bindparam("funds_id"))
-_TICK = dt.timedelta(microseconds=1)
 
 
 _ORDER_COLS = ("user_id", "signal_id", "parent_id", "orderid", "broker", "mode", "strategy", "symbol", "exchange",
@@ -574,9 +614,9 @@ def _params(table, prefix: str, columns: Iterable[str]) -> dict:
 
 
 @functools.cache
-def _pg_writes(new_position: bool):
-    """PostgreSQL: the order, its fill, the position, the funds and the cache generation in one statement
-    (data-modifying CTEs), returning the order id and the generation."""
+def _pg_writes(new_position: bool, bump: bool):
+    """PostgreSQL: the order, its fill, the position, the funds and (`bump`) the cache generation in one
+    statement (data-modifying CTEs), returning the order id and the generation."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
     gens = CacheGeneration.__table__
@@ -587,13 +627,16 @@ def _pg_writes(new_position: bool):
         p = insert(_P).values(_params(_P, "p_", (*_POS_COLS, "user_id", "mode", "symbol", "exchange",
                                                   "product"))).cte("p")
     else:
-        p = update(_P).where(_P.c.id == bindparam("pos_id")).values(_params(_P, "p_", _POS_COLS)).cte("p")
+        p = update(_P).where(_POS_KEY).values(_params(_P, "p_", _POS_COLS)).cte("p")
     u = update(_F).where(_F.c.id == bindparam("funds_id")).values(_params(_F, "u_", _FUNDS_COLS)).cte("u")
-    bump = pg_insert(gens).values(namespace=bindparam("namespace"), generation=1,
-                                  updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
-    g = bump.on_conflict_do_update(index_elements=[gens.c.namespace],
-                                   set_={"generation": gens.c.generation + 1, "updated_at": bump.excluded.updated_at}
-                                   ).returning(gens.c.generation).cte("g")
+    if not bump:
+        return select(o.c.id, literal(None).label("generation")).add_cte(f, p, u)
+    upsert = pg_insert(gens).values(namespace=bindparam("gen_row"), generation=1,
+                                    updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
+    g = upsert.on_conflict_do_update(
+        index_elements=[gens.c.namespace],
+        set_={"generation": gens.c.generation + 1, "updated_at": upsert.excluded.updated_at},
+    ).returning(gens.c.generation).cte("g")
     return select(o.c.id, g.c.generation).select_from(o.join(g, true())).add_cte(f, p, u)
 
 
@@ -604,12 +647,14 @@ class FastFill:
     user_id: int
     generation: int | None
     before: str | None  # Funds.updated_at the fill started from (ISO)
+    known: _Known  # the account after the fill, for the next fast fill of this process
     funds: dict
     position: dict
     order: dict
     trade: dict
 
     def committed(self) -> None:
+        _KNOWN[self.user_id] = self.known
         two_level = cache.current()
         two_level.committed(CACHE_NS, str(self.user_id), self.generation, drop=False)
         two_level.update_local(CACHE_NS, str(self.user_id), self._forward)
@@ -628,6 +673,39 @@ class FastFill:
                 "trades": [self.trade, *snap["trades"]], "mis_oldest": _mis_oldest(positions)}
 
 
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """What this process's last fast fill of a user left behind, at Funds.updated_at `version`: no open
+    order, no MIS position due at `cutoff`, and these positions."""
+
+    version: dt.datetime
+    cutoff: dt.datetime
+    positions: dict[PosKey, engine.PositionState]
+
+
+_KNOWN: dict[int, _Known] = {}  # user id -> _Known (this process's fast fills)
+
+
+def _cached_position(user_id: int, version: dt.datetime, key: PosKey,
+                     cutoff: dt.datetime) -> engine.PositionState | None:
+    """The position `key` as of `version` (Funds.updated_at) on an account with no open order nor MIS
+    position due at `cutoff`, from what this process knows of that version (its last fast fill of
+    the user, or its cached account), or None."""
+    known = _KNOWN.get(user_id)
+    if known is not None and known.version == version and known.cutoff == cutoff and key in known.positions:
+        return known.positions[key]
+    snap = cache.current().get(CACHE_NS, str(user_id))
+    funds = snap and snap["funds"]
+    if not funds or funds.get("updated_at") is None or dt.datetime.fromisoformat(funds["updated_at"]) != version:
+        return None
+    if snap["open_orders"] or (snap["mis_oldest"] and dt.datetime.fromisoformat(snap["mis_oldest"]) < cutoff):
+        return None
+    for item in snap["positions"]:
+        if (item["symbol"], item["exchange"], item["product"]) == key:
+            return account_position_state(item)
+    return None
+
+
 def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime) -> FastFill | None:
     """Inside a write unit (write_unit() called): fill the order `values` (the `orders` columns) at once,
     or return None, having written nothing, when it needs the full path (no Funds row yet, open orders
@@ -639,12 +717,31 @@ def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     if decision.status != engine.COMPLETE:
         return None
     conn = db.session.connection()
-    row = conn.execute(_Q_LOCK, {"uid": user_id, "cutoff": squareoff_cutoff(now), "symbol": values["symbol"],
-                                 "exchange": values["exchange"], "product": values["product"]}).first()
-    if row is None or row.has_open or row.has_due:
+    pg = conn.dialect.name == "postgresql"
+    cutoff = squareoff_cutoff(now)
+    params = {"uid": user_id, "cutoff": cutoff, "symbol": values["symbol"], "exchange": values["exchange"],
+              "product": values["product"]}
+    row = conn.execute(_Q_LOCK, params).first()
+    if row is None:
         return None
-    pos = engine.PositionState() if row.pos_id is None else engine.PositionState(
-        **{f: getattr(row, f"pos_{f}") for f in _POSITION_FIELDS})
+    pos: engine.PositionState | None = None
+    if row.seen_at != row.updated_at:
+        # The lock was released to us by a unit that committed after this statement began: the
+        # position and the open orders above predate it. The account as this process cached it is
+        # exact when it is of the version now locked (every writer moves Funds.updated_at); else read
+        # them again (the lock is held now, so a new statement sees that unit's writes).
+        key = (values["symbol"], values["exchange"].value, values["product"].value)
+        pos = _cached_position(user_id, row.updated_at, key, cutoff)
+        if pos is None:
+            row = conn.execute(_Q_READ, params).first()
+    if pos is not None:
+        exists = True
+    elif row.has_open or row.has_due:
+        return None
+    else:
+        exists = row.pos_id is not None
+        pos = engine.PositionState() if not exists else engine.PositionState(
+            **{f: getattr(row, f"pos_{f}") for f in _POSITION_FIELDS})
     funds = engine.FundsState(opening_balance=row.opening_balance, realized_pnl=row.realized_pnl,
                               used_margin=row.used_margin)
     lev = leverage()
@@ -653,40 +750,49 @@ def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
         result = engine.fill(pos, funds, product, action, qty, price, lev)
     except (engine.InsufficientFunds, engine.CannotSell):
         return None  # the full path journals the rejection, with its alert
-    if row.updated_at is not None and now <= row.updated_at:
-        now = row.updated_at + _TICK  # Funds.updated_at is the cached account's version: it must move
+    now = next_version(row.updated_at, now)  # Funds.updated_at is the cached account's version: it must move
+    key = (values["symbol"], values["exchange"].value, product)
+    known = _KNOWN.get(user_id)
+    carried = known.positions if known is not None and known.version == row.updated_at and \
+        known.cutoff == cutoff else {}
     after, new = result.position, result.funds
     order_row = {**values, "status": OrderStatus.COMPLETE, "filled_quantity": qty, "average_price": price,
                  "placed_at": now, "updated_at": now}
     fill_row = {"tradeid": new_id(now), "quantity": qty, "price": price, "filled_at": now}
     pos_row = {f: getattr(after, f) for f in _POSITION_FIELDS}
     pos_row.update(margin_blocked=after.margin(product, lev), updated_at=now)
-    if row.pos_id is None:
+    if not exists:
         pos_row.update(user_id=user_id, mode=Mode.ANALYZE, symbol=values["symbol"], exchange=values["exchange"],
                        product=values["product"])
+    pos_key = {"k_uid": user_id, "k_symbol": values["symbol"], "k_exchange": values["exchange"],
+               "k_product": values["product"]}
     funds_row = {"realized_pnl": new.realized_pnl, "used_margin": new.used_margin, "available_cash": new.available,
                  "updated_at": now}
     two_level = cache.current()
-    if conn.dialect.name == "postgresql" and not two_level.uses_redis:
+    if pg:
         # One round trip for every write, while the funds row is locked (see _pg_writes).
-        stmt = _pg_writes(row.pos_id is None)
+        bump = not two_level.uses_redis
+        stmt = _pg_writes(not exists, bump)
         params = {**{f"o_{k}": v for k, v in order_row.items()}, **{f"f_{k}": v for k, v in fill_row.items()},
                   **{f"p_{k}": v for k, v in pos_row.items()}, **{f"u_{k}": v for k, v in funds_row.items()},
-                  "pos_id": row.pos_id, "funds_id": row.id, "namespace": CACHE_NS, "gen_at": now}
-        generation = int(conn.execute(stmt, params).one().generation)
+                  **pos_key, "funds_id": row.id, "gen_row": cache.generation_row(CACHE_NS, str(user_id)),
+                  "gen_at": now}
+        found = conn.execute(stmt, params).one().generation
+        generation = int(found) if bump else None
     else:
         order_id = conn.execute(_I_ORDER, order_row).scalar_one()
         conn.execute(_I_FILL, {**fill_row, "order_id": order_id})
-        if row.pos_id is None:
+        if not exists:
             conn.execute(_I_POSITION, pos_row)
         else:
-            conn.execute(_U_POSITION, {**pos_row, "pos_id": row.pos_id})
+            conn.execute(_U_POSITION, {**pos_row, **pos_key})
         conn.execute(_U_FUNDS, {**funds_row, "funds_id": row.id})
-        generation = two_level.bump_in_transaction(conn, CACHE_NS)
+        generation = two_level.bump_in_transaction(conn, CACHE_NS, str(user_id))
     log.info("paper order %s of user %s filled: %s %s %s:%s at %s", values["orderid"], user_id, action, qty,
              values["exchange"].value, values["symbol"], price)
     return FastFill(
         user_id=user_id, generation=generation,
+        known=_Known(version=now, cutoff=cutoff, positions={**carried, key: result.position}),
         before=row.updated_at.isoformat() if row.updated_at is not None else None,
         funds={"opening_balance": str(new.opening_balance), "realized_pnl": str(new.realized_pnl),
                "used_margin": str(new.used_margin), "updated_at": now.isoformat()},

@@ -117,3 +117,33 @@ def test_a_load_overtaken_by_an_invalidation_is_not_cached(app):
 
     assert ours.get_or_load("late", "k", loader) == "stale"
     assert ours.get("late", "k") is None
+
+
+def test_a_sharded_namespace_keeps_a_counter_per_key_and_clears_only_that_key_elsewhere(app):
+    from sqlalchemy import select
+
+    from database import db
+    from database.cache import CacheGeneration, TwoLevelCache
+
+    cache.shard_by_key("sharded")
+    assert cache.generation_row("sharded", "7") == "sharded#7"
+    assert cache.generation_row("sharded", None) == "sharded"
+    assert cache.generation_row("plain", "7") == "plain"
+    ours = cache.current()
+    other = TwoLevelCache(db.engine)  # another process's cache, same database
+    ours.set("sharded", "7", "a")
+    ours.set("sharded", "8", "b")
+    with db.session.begin():  # a keyed invalidation tied to a commit bumps only the key's row
+        other.invalidate("sharded", "7", session=db.session)
+    rows = dict(db.session.execute(select(CacheGeneration.namespace, CacheGeneration.generation)).all())
+    assert rows.get("sharded#7") == 1 and "sharded" not in rows and "sharded#8" not in rows
+    deadline = time.time() + 2
+    while time.time() < deadline and ours.get("sharded", "7") is not None:
+        time.sleep(0.02)
+    assert ours.get("sharded", "7") is None
+    assert ours.get("sharded", "8") == "b"  # another key's entry stays
+    other.invalidate("sharded", None)  # the whole namespace: its own row, everything goes
+    deadline = time.time() + 2
+    while time.time() < deadline and ours.get("sharded", "8") is not None:
+        time.sleep(0.02)
+    assert ours.get("sharded", "8") is None

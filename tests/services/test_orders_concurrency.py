@@ -65,3 +65,21 @@ def test_concurrent_orders_keep_funds_and_positions_consistent(app, users):
     assert pos.quantity == THREADS
     assert funds.used_margin == pos.margin_blocked == Decimal(800 * THREADS) / 5
     assert db.session.scalar(select(func.count()).select_from(Funds)) == 1
+
+
+def test_concurrent_first_orders_of_an_instrument_all_fill_and_the_position_is_exact(app, users):
+    alice, _ = users
+    set_quote("INFY", "1500")
+    set_quote("SBIN", "800")
+    # The funds row exists (an order in another instrument), so each order below takes the fast path:
+    # all of them are the first of INFY for this user, and then all of them add to an existing position.
+    orders.place_order(alice, order(symbol="SBIN", quantity=1))
+    for round_ in (1, 2):
+        _run_concurrently(app, lambda: orders.place_order(alice, order(quantity=1)))
+        db.session.expire_all()
+        pos = db.session.scalar(select(Position).where(Position.symbol == "INFY"))
+        assert pos.quantity == pos.buy_quantity == THREADS * round_
+        assert pos.buy_value == Decimal(1500 * THREADS * round_)
+    funds = db.session.scalar(select(Funds))
+    assert funds.used_margin == Decimal(800 + 1500 * THREADS * 2) / 5
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 1 + THREADS * 2

@@ -52,9 +52,9 @@ def _count_sql(fn):
     return result, len(seen)
 
 
-def _generation() -> int:
+def _generation(user_id: int) -> int:
     return db.session.scalar(select(CacheGeneration.generation).where(
-        CacheGeneration.namespace == paper.CACHE_NS)) or 0
+        CacheGeneration.namespace == cache.generation_row(paper.CACHE_NS, str(user_id)))) or 0
 
 
 def test_fast_orders_keep_the_cached_account_equal_to_a_fresh_load(app, users):
@@ -81,7 +81,7 @@ def test_a_fast_order_journals_its_fill_and_bumps_the_generation_in_its_transact
     alice, _ = users
     set_quote("INFY", "1500")
     orders.place_order(alice, order(quantity=1))
-    before = _generation()
+    before = _generation(alice)
     commits = []
 
     def ended(*_a):
@@ -105,7 +105,7 @@ def test_a_fast_order_journals_its_fill_and_bumps_the_generation_in_its_transact
     assert pos.quantity == 3 and funds.used_margin == pos.margin_blocked == Decimal(1500 * 3) / 5
     assert funds.available_cash == funds.opening_balance - funds.used_margin
     if not cache.current().uses_redis:
-        assert _generation() == before + 1
+        assert _generation(alice) == before + 1
         assert len(commits) == 1, "the generation must be bumped in the order's own transaction"
 
 
@@ -137,3 +137,33 @@ def test_an_order_that_cannot_be_paid_for_is_still_rejected_and_journaled(app, u
     statuses = sorted(s.value for s in db.session.scalars(select(Order.status)))
     assert statuses == ["complete", "rejected"]
     assert _normal(paper.account(alice)) == _normal(_fresh(alice))
+
+
+def test_orders_of_two_users_bump_their_own_generation_rows(app, users):
+    alice, bob = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=1))
+    orders.place_order(bob, order(quantity=1))
+    if cache.current().uses_redis:
+        return  # no counters: the message after the commit carries the news
+    a, b = _generation(alice), _generation(bob)
+    orders.place_order(alice, order(quantity=1))
+    db.session.expire_all()
+    assert (_generation(alice), _generation(bob)) == (a + 1, b)
+    assert db.session.scalar(select(CacheGeneration.generation).where(
+        CacheGeneration.namespace == paper.CACHE_NS)) is None, "no row shared by every user's orders"
+
+
+def test_a_full_path_unit_that_writes_orders_moves_the_funds_version(app, users):
+    """The fast path tells a stale read by Funds.updated_at: an order that leaves the funds figures as
+    they were (an open LIMIT order) must still move it."""
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(quantity=1))
+    db.session.expire_all()
+    before = db.session.scalar(select(Funds.updated_at).where(Funds.user_id == alice))
+    orders.place_order(alice, order(pricetype="LIMIT", price="1400", quantity=1))  # stays open
+    db.session.expire_all()
+    row = db.session.scalar(select(Funds).where(Funds.user_id == alice))
+    assert row.updated_at > before
+    assert row.used_margin == Decimal(1500) / 5  # the figures themselves did not change
