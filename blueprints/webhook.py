@@ -2,7 +2,9 @@
 `POST /chartink/webhook/<webhook_id>` (Chartink scans). HTTP only; services.webhooks does the work.
 
 Machine to machine: no session, no CSRF (the unguessable webhook id is the credential). Rate limited
-per webhook id and client address (`WEBHOOK_RATE_LIMIT`). Every answer is JSON, errors included.
+per webhook id and client address (`WEBHOOK_RATE_LIMIT`). Every answer is JSON, errors included: a
+body that is not a JSON object (too deep, too large, not UTF-8, ...) is a 400 with a message. Every
+call, answered or refused, is logged once by an after-request hook (services.webhooks.record_call).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from database import db
@@ -35,32 +37,77 @@ def _rate_limit() -> str:
     return current_app.config["WEBHOOK_RATE_LIMIT"]
 
 
+class _TooLarge(Exception):  # noqa: N818 - a refusal answered by its handler
+    pass
+
+
 def _payload():
     """The JSON body, whatever its content type (TradingView sends JSON as text/plain); the raw text
-    when it is not JSON (recorded on the signal, refused with a message)."""
+    when it is not JSON (recorded on the signal, refused with a message). _TooLarge beyond MAX_BODY
+    (bodies beyond the app's MAX_CONTENT_LENGTH are a 413 before this reads them)."""
+    if "_webhook_payload" in g:
+        return g._webhook_payload
     if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    data = request.get_data(cache=True, as_text=False)[: MAX_BODY + 1]
+        raise _TooLarge
+    data = request.get_data(cache=True, as_text=False)
     if len(data) > MAX_BODY:
-        return None
+        raise _TooLarge
+    # The app's request class makes a too-deep document "not JSON" (None) like any other bad JSON.
     payload = request.get_json(force=True, silent=True)
     if payload is None:
-        return data.decode("utf-8", errors="replace")[:2000]
+        payload = data.decode("utf-8", errors="replace")[:2000]
+    g._webhook_payload = payload
     return payload
+
+
+def _answer(reply: webhooks.Reply) -> Response:
+    g._webhook_reply = reply
+    started = time.perf_counter()
+    resp = jsonify(reply.body)
+    g._webhook_response_ms = (time.perf_counter() - started) * 1000
+    resp.status_code = reply.status
+    return resp
+
+
+@webhook_bp.before_request
+def _start_timer() -> None:
+    g._webhook_started = time.perf_counter()
 
 
 @webhook_bp.post("/strategy/webhook/<webhook_id>")
 @limiter.limit(_rate_limit, key_func=_rate_key)
 def strategy_webhook(webhook_id: str):
-    reply = webhooks.strategy_alert(webhook_id, _payload())
-    return jsonify(reply.body), reply.status
+    return _answer(webhooks.strategy_alert(webhook_id, _payload()))
 
 
 @webhook_bp.post("/chartink/webhook/<webhook_id>")
 @limiter.limit(_rate_limit, key_func=_rate_key)
 def chartink_webhook(webhook_id: str):
-    reply = webhooks.chartink_alert(webhook_id, _payload())
-    return jsonify(reply.body), reply.status
+    return _answer(webhooks.chartink_alert(webhook_id, _payload()))
+
+
+@webhook_bp.after_request
+def _log_call(response: Response) -> Response:
+    """One api_logs row per call (and order_latency rows per order), through the background writer."""
+    ended = time.perf_counter()
+    kind = "chartink" if request.path.startswith("/chartink/") else "strategy"
+    try:
+        payload = _payload()
+    except _TooLarge:
+        payload = f"(a body of {request.content_length or len(request.get_data())} bytes, not kept)"
+    except Exception:  # noqa: BLE001 - the body is a log detail here; the answer is already made
+        payload = None
+    webhooks.record_call(
+        kind, (request.view_args or {}).get("webhook_id", ""), payload, g.get("_webhook_reply"),
+        status=response.status_code, response_body=response.get_json(silent=True) if response.is_json else None,
+        started=g.get("_webhook_started", ended), ended=ended, response_ms=g.get("_webhook_response_ms", 0.0),
+        client_ip=client_address())
+    return response
+
+
+@webhook_bp.errorhandler(_TooLarge)
+def _too_large(_exc: _TooLarge):
+    return jsonify(status="error", message=f"The body is larger than {MAX_BODY // 1024} KB."), 400
 
 
 @webhook_bp.errorhandler(429)

@@ -34,10 +34,66 @@ from sqlalchemy.exc import (
     ProgrammingError,
     SQLAlchemyError,
 )
+from sqlalchemy.sql import sqltypes
 
 log = logging.getLogger("algobridge.writer")
 
 _STOP = object()
+
+#: What a NUL character becomes in a row written to PostgreSQL (see the module docstring).
+NUL_MARK = "\ufffd"
+
+
+def _without_nul(value: Any) -> Any:
+    """`value` with NUL replaced by NUL_MARK in every string, recursively through dicts and lists."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_MARK)
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
+
+
+def _text_guard(proc: Any) -> Any:
+    """A bind processor for a PostgreSQL text column that replaces NUL first (a cheap `in` test)."""
+
+    def process(value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            value = value.replace("\x00", NUL_MARK)
+        return value if proc is None else proc(value)
+
+    return process
+
+
+def _json_guard(proc: Any, serializer: Any) -> Any:
+    """A bind processor for a PostgreSQL JSON column whose encoded form never holds "\\u0000".
+
+    The encoded text is searched for the escape; only when it is there is the value walked
+    (`_without_nul`) and encoded again. psycopg 3 encodes late (the processor returns a Json wrapper
+    whose `dumps` runs at adaptation), so its `dumps` is wrapped; a driver that gets text is checked
+    at once."""
+    if proc is None:  # the value is handed to the driver as it is (no such driver today)
+        return None
+
+    def process(value: Any) -> Any:
+        out = proc(value)
+        if isinstance(out, str):
+            return proc(_without_nul(value)) if "\\u0000" in out else out
+        if out is not None and hasattr(out, "obj") and hasattr(out, "dumps"):
+            # None means the connection's dumps: the engine's json_serializer (orjson, Decimals
+            # as strings), never the stdlib's, which is slower and refuses Decimal and datetime.
+            dumps = out.dumps or serializer or json.dumps
+
+            def clean_dumps(obj: Any) -> Any:
+                text = dumps(obj)
+                probe = text if isinstance(text, str) else bytes(text).decode("utf-8", "replace")
+                return dumps(_without_nul(obj)) if "\\u0000" in probe else text
+
+            out.dumps = clean_dumps
+        return out
+
+    return process
 
 
 def _encode(value: Any) -> Any:
@@ -259,7 +315,7 @@ class LogWriter:
         if cached is None:
             missing = [(c.key, c.default) for c in table.columns if c.key not in keys and c.default is not None]
             cols = list(keys) + [k for k, _d in missing]
-            procs = [table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in keys]
+            procs = [_bind_processor(table.c[k], dialect) for k in keys]
             sql = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
             cached = self._copies[(name, keys)] = (sql, procs, missing)
         sql, procs, missing = cached
@@ -288,7 +344,7 @@ class LogWriter:
         procs = []
         for bind_name in order:
             column = table.c[compiled.binds[bind_name].key]
-            procs.append((bind_name, column.key, column.type.dialect_impl(dialect).bind_processor(dialect)))
+            procs.append((bind_name, column.key, _bind_processor(column, dialect)))
         defaults = [(c.key, c.default) for c in missing]
 
         def convert(row: dict[str, Any]) -> Any:
@@ -374,6 +430,19 @@ class LogWriter:
                         n += 1
             os.remove(claimed)
             log.info("replaying %d spooled log rows from %s", n, os.path.basename(path))
+
+
+def _bind_processor(column: Any, dialect: Any) -> Any:
+    """The column type's own bind processor; on PostgreSQL wrapped to replace NUL characters."""
+    impl = column.type.dialect_impl(dialect)
+    proc = impl.bind_processor(dialect)
+    if dialect.name != "postgresql":
+        return proc
+    if isinstance(impl, sqltypes.JSON):
+        return _json_guard(proc, getattr(dialect, "_json_serializer", None))
+    if isinstance(impl, sqltypes.String):  # String, Text, Unicode and the str enums built on them
+        return _text_guard(proc)
+    return proc
 
 
 # -- the writer of the current application -------------------------------------------------------

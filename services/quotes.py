@@ -9,9 +9,15 @@ This module owns
   day's close (a Brownian bridge over the 375 minutes of the session); closes follow a walk of daily
   shocks. Futures carry a small premium; options are priced from their simulated underlying
   (intrinsic value plus a time value that shrinks with distance and expiry).
-- `get_quote()`: what the quotes endpoint and the paper broker call. With a live broker it fetches
-  (through the `fetch` callable the caller passes, so this module does not depend on an adapter's
-  signature), stores and returns; otherwise a recent broker quote from the store, else the simulator.
+- `get_quote()`: what the paper broker calls. With a live broker it fetches (through the `fetch`
+  callable the caller passes, so this module does not depend on an adapter's signature), stores and
+  returns; otherwise a recent broker quote from the store, else the simulator.
+- `quote_for_user()`: what the `quotes` API endpoint calls. In live mode with a connected live broker
+  it asks that broker's adapter (`BrokerClient.quotes`), stores and returns its quote; a broker failure
+  is the API's broker error (services.orders.OrderError with the broker's message and status, 403 and
+  the session marked expired when the broker refuses the token). In live mode without a broker session
+  it is the API's 403, as for every live-mode call: a trader trading live is never shown simulated
+  prices as if they were the market's. Analyze mode keeps get_quote() (stored quote, else simulator).
 Prices are Decimal, rounded to the instrument's tick.
 """
 
@@ -32,6 +38,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from brokers.base import BrokerError
 from database import db, token_db
 from database.symbol import Quote
 from database.types import utcnow
@@ -268,6 +275,61 @@ def get_quote(symbol: str, exchange: str, fetch: Callable[[token_db.SymbolInfo],
             and (utcnow() - stored.updated_at).total_seconds() <= STORED_FRESH_SECONDS):
         return stored
     return simulator().quote(info)
+
+
+def quote_for_user(user_id: int, symbol: str, exchange: str) -> QuoteData:
+    """The quote the `quotes` endpoint answers for this user (see the module docstring). Commits the
+    stored broker quote. Raises UnknownSymbolError (404) or services.orders.OrderError."""
+    from services import broker_login, orders, paper  # late: orders -> paper -> quotes
+
+    if orders.is_analyze(user_id):
+        return get_quote(symbol, exchange)
+    active = broker_login.active_session(user_id)
+    if active is None:
+        raise orders.OrderError(orders.NO_SESSION, 403)
+    if active.broker == paper.BROKER:  # a "paper" connection trades on simulated prices by design
+        return get_quote(symbol, exchange)
+    try:
+        client = broker_login.broker(active.broker).session(broker_login.access_token(active))
+
+        def fetch(info: token_db.SymbolInfo) -> dict[str, Any]:
+            key = (info.brexchange, info.brsymbol)
+            found = client.quotes([key]).get(key)
+            if found is None:
+                raise orders.OrderError(f"{active.broker} has no quote for {info.symbol} on {info.exchange}", 404)
+            values = asdict(found)
+            values.pop("timestamp", None)
+            return values
+
+        quote = get_quote(symbol, exchange, fetch, broker=active.broker)
+    except broker_login.BrokerLoginError:
+        raise orders.OrderError(orders.SESSION_EXPIRED, 403) from None
+    except BrokerError as exc:
+        db.session.rollback()
+        raise _broker_error(active, exc) from None
+    db.session.commit()
+    return quote
+
+
+def _broker_error(active: Any, exc: BrokerError) -> Exception:
+    """The API's answer to a broker's failure on a quote: what services.orders answers for an order
+    call (403 and the session marked expired for a dead token; else the broker's message with its
+    HTTP status, 400 when it has none or it is 401/403), without an order to reject."""
+    from database.auth_db import BrokerSession
+    from services import broker_login, orders
+
+    if exc.is_session_error:
+        row = db.session.get(BrokerSession, active.session_id)
+        if row is not None:
+            broker_login.mark_expired(row, reason="was refused by the broker")
+            db.session.commit()
+        log.warning("%s refused the session of user %s on a quote: marked expired", active.broker, active.user_id)
+        return orders.OrderError(orders.SESSION_EXPIRED, 403)
+    status = exc.status if exc.status and 400 <= exc.status < 600 else 400
+    if status in (401, 403):
+        status = 400  # the broker's refusal, not a bad API key
+    log.warning("%s failed a quote for user %s (%s): %s", active.broker, active.user_id, exc.kind.value, exc.message)
+    return orders.OrderError(exc.message, status)
 
 
 def _dec(v: Any) -> Decimal:

@@ -23,12 +23,19 @@ Every call that reaches a known strategy records a `signals` row (one per stock 
 the payload, the outcome (accepted or rejected) and its message; orders placed for it carry its id.
 The signal is committed before the order is placed, so it survives a refused order; the order
 service commits its own unit of work.
+
+Logs, as for /api/v1 (services.observability, through the background writer): `record_call()` queues
+one `api_logs` row per webhook call (api_type "webhook:strategy" or "webhook:chartink") and one
+`order_latency` row per order the call sent to the order service. The webhook id is the call's
+credential: it is replaced by "***" wherever it appears in the logged body (Chartink repeats it in
+`webhook_url`), and secret-named keys are dropped as for the API.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -41,7 +48,7 @@ from database import db
 from database.enums import Action, OrderStatus, Platform, SignalSource, SignalStatus, StrategyMode
 from database.order_db import Signal
 from database.strategy_db import Strategy, StrategySymbolMapping
-from services import strategies
+from services import observability, strategies
 
 log = logging.getLogger("algobridge.webhooks")
 
@@ -58,9 +65,27 @@ CHARTINK_KEYWORDS: tuple[tuple[str, str, bool, str], ...] = (
 
 
 @dataclass(frozen=True)
+class Execution:
+    """One call to the order service made for an alert, timed for its `order_latency` row. Times are
+    time.perf_counter() readings; `broker_ms` is the broker's share (paper engine or HTTP)."""
+
+    symbol: str
+    started: float
+    ended: float
+    mode: str | None
+    broker: str | None
+    broker_ms: float
+    orderid: str | None
+    accepted: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
 class Reply:
     status: int
     body: dict[str, Any]
+    user_id: int | None = None  # the strategy's owner, once the webhook id is known
+    executions: tuple[Execution, ...] = ()
 
 
 class Refused(Exception):  # noqa: N818 - a refusal with its HTTP answer, not a programming error
@@ -106,6 +131,7 @@ class _Outcome:
     accepted: bool
     orderid: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    execution: Execution | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"symbol": self.symbol, "status": "success" if self.accepted else "error",
@@ -197,7 +223,7 @@ def _reject_call(strategy: Strategy, source: SignalSource, payload: Any, message
         db.session.rollback()
         log.exception("could not record a refused %s signal of strategy %s", source.value, sid)
     log.info("%s alert for strategy %r refused: %s", source.value, name, message)
-    return Reply(status, {"status": "error", "message": message})
+    return Reply(status, {"status": "error", "message": message}, strategy.user_id)
 
 
 def _find_mapping(strategy_id: int, symbol: str, exchange: str | None, prefer: tuple[str, ...] = ()) -> _Target:
@@ -218,7 +244,22 @@ def _find_mapping(strategy_id: int, symbol: str, exchange: str | None, prefer: t
 
 
 def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan) -> _Outcome:
-    """Place the order a plan asks for; never raises for a refusal of the order service."""
+    """Place the order a plan asks for, timed (`_Outcome.execution`); never raises for a refusal of
+    the order service."""
+    started = time.perf_counter()
+    broker: list[Any] = []  # the Placed, when an order reached the order service's broker
+    outcome = _place(user_id, strategy_name, signal_id, target, plan, broker)
+    placed = broker[0] if broker else None
+    outcome.execution = Execution(
+        symbol=target.symbol, started=started, ended=time.perf_counter(),
+        mode=placed.mode if placed else None, broker=placed.broker if placed else None,
+        broker_ms=float(placed.broker_ms) if placed else 0.0, orderid=outcome.orderid,
+        accepted=outcome.accepted, error=None if outcome.accepted else outcome.message)
+    return outcome
+
+
+def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan,
+           placed_out: list[Any]) -> _Outcome:
     from services import orders  # engineer A's module; imported late so this module loads without it
 
     symbol = target.symbol
@@ -229,6 +270,7 @@ def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, 
                                     product=target.product)
             _end_transaction()
             placed = orders.place_order(user_id, inp, signal_id=signal_id)
+            placed_out.append(placed)
         else:
             current = int(orders.open_position(user_id, symbol, target.exchange, target.product))
             _end_transaction()
@@ -250,6 +292,8 @@ def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, 
                                     action=plan.action, quantity=abs(wanted - current) if wanted else 0,
                                     pricetype="MARKET", product=target.product)
             placed = orders.place_smart_order(user_id, inp, wanted, signal_id=signal_id)
+            if placed is not None:
+                placed_out.append(placed)
             if placed is None:
                 return _Outcome(symbol, 200, f"No order for {symbol}: positions already matched.", True)
     except orders.OrderError as exc:
@@ -274,13 +318,25 @@ def _check_hours(strategy: Strategy, plan: Plan) -> None:
         raise Refused(refusal)
 
 
+def _plain(value: str, name: str) -> str:
+    """`value` when it is text a database column can hold: no NUL (PostgreSQL refuses it), no lone
+    surrogate (not encodable as UTF-8); both can come from JSON escapes ("\\u0000", "\\ud800")."""
+    if "\x00" in value:
+        raise Refused(f"{name} must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Refused(f"{name} is not valid text (it holds a lone surrogate).") from None
+    return value
+
+
 def _required(payload: dict[str, Any], name: str) -> str:
     value = payload.get(name)
     if value is None or (isinstance(value, str) and not value.strip()):
         raise Refused(f"Missing field: {name}.")
     if not isinstance(value, str | int | float) or isinstance(value, bool):
         raise Refused(f"{name} must be a string.")
-    return str(value).strip()
+    return _plain(str(value).strip(), name)
 
 
 def strategy_alert(webhook_id: str, payload: Any) -> Reply:
@@ -306,7 +362,7 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
         position_size = _parse_position_size(payload.get("position_size"))
         values["position_size"] = position_size
         if payload.get("exchange"):
-            exchange = str(payload["exchange"]).strip().upper()
+            exchange = _plain(str(payload["exchange"]).strip().upper(), "exchange")
         plan = strategy_plan(str(strategy.mode), action, position_size)
         _check_hours(strategy, plan)
         target = _find_mapping(strategy.id, symbol, exchange)
@@ -328,12 +384,13 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
     _finish(signal_id, outcome)
     db.session.commit()
     log.info("strategy %r alert %s %s: %s", name, plan.action, target.symbol, outcome.message)
+    executions = (outcome.execution,) if outcome.execution else ()
     if outcome.accepted:
         body: dict[str, Any] = {"status": "success", "message": outcome.message}
         if outcome.orderid:
             body["orderid"] = outcome.orderid
-        return Reply(200, body)
-    return Reply(outcome.status, {"status": "error", "message": outcome.message})
+        return Reply(200, body, user_id, executions)
+    return Reply(outcome.status, {"status": "error", "message": outcome.message}, user_id, executions)
 
 
 def _stocks(payload: dict[str, Any]) -> list[str]:
@@ -343,7 +400,7 @@ def _stocks(payload: dict[str, Any]) -> list[str]:
     items = raw if isinstance(raw, list) else str(raw).split(",")
     stocks: list[str] = []
     for item in items:
-        s = str(item).strip().upper()
+        s = _plain(str(item).strip().upper(), "stocks")
         if s and s not in stocks:
             stocks.append(s)
     if not stocks:
@@ -415,10 +472,59 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
     log.info("chartink strategy %r: %s", name, message)
     body = {"status": "success" if accepted else "error", "message": message,
             "results": [o.as_dict() for o in outcomes]}
+    executions = tuple(o.execution for o in outcomes if o.execution)
     if accepted:
-        return Reply(200, body)
+        return Reply(200, body, user_id, executions)
     statuses = {o.status for o in outcomes}
-    return Reply(statuses.pop() if len(statuses) == 1 else 400, body)
+    return Reply(statuses.pop() if len(statuses) == 1 else 400, body, user_id, executions)
+
+
+# -- logs ------------------------------------------------------------------------------------------------------------
+def _hide(value: Any, secret: str) -> Any:
+    """`value` with every occurrence of `secret` in its strings (keys too) replaced by "***"."""
+    if isinstance(value, str):
+        return value.replace(secret, "***") if secret in value else value
+    if isinstance(value, dict):
+        return {_hide(k, secret): _hide(v, secret) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_hide(v, secret) for v in value]
+    return value
+
+
+def record_call(kind: str, webhook_id: str, payload: Any, reply: Reply | None, *, status: int,
+                response_body: Any, started: float, ended: float, response_ms: float,
+                client_ip: str | None) -> None:
+    """Queue the logs of one webhook call (`kind` "strategy" or "chartink"): its `api_logs` row and an
+    `order_latency` row per order sent. `started`/`ended` are time.perf_counter() readings of the
+    request's start and of its response being ready; `reply` is None when the call never reached
+    the service (rate limited, failed). Never raises."""
+    try:
+        api_type = f"webhook:{kind}"
+        user_id = reply.user_id if reply else None
+        executions = reply.executions if reply else ()
+        modes = {e.mode for e in executions if e.mode}
+        mode = modes.pop() if len(modes) == 1 else None
+        if mode is None and user_id is not None:
+            from services import orders
+
+            mode = "analyze" if orders.is_analyze(user_id) else "live"
+        request_body = payload if isinstance(payload, dict | list) or payload is None else {"body": payload}
+        if len(webhook_id or "") >= 8 and request_body is not None:  # a shorter id is never a real one
+            request_body = _hide(request_body, webhook_id)
+        total_ms = (ended - started) * 1000
+        observability.log_api_call(api_type, user_id, mode, request_body, response_body, status, total_ms,
+                                   client_ip)
+        for e in executions:
+            # Measured from the request's start: what the alert waited for, its order's share of the
+            # response included (Chartink's orders go one after the other).
+            observability.log_order_latency(
+                user_id=user_id, endpoint=api_type, mode=e.mode or mode, broker=e.broker or (
+                    "paper" if (e.mode or mode) == "analyze" else None),
+                orderid=e.orderid, symbol=e.symbol, validation_ms=(e.started - started) * 1000,
+                broker_ms=e.broker_ms, response_ms=response_ms,
+                total_ms=(e.ended - started) * 1000 + response_ms, is_success=e.accepted, error=e.error)
+    except Exception:  # noqa: BLE001 - logging must never fail the call
+        log.exception("could not log the %s webhook call", kind)
 
 
 # -- intraday square-off -----------------------------------------------------------------------------------------------

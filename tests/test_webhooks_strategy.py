@@ -395,3 +395,50 @@ def test_the_openalgo_sdk_strategy_client_speaks_to_the_webhook(client, user, mo
     assert sdk.strategyorder("RELIANCE", "SELL", 0)["message"] == "Order queued successfully for RELIANCE"
     assert position(user.id) == 0
     assert [(o.action, int(o.quantity)) for o in journal()] == [("BUY", 10), ("SELL", 10)]
+
+
+# -- bodies no alert sends ------------------------------------------------------------------------------------------
+DEEP = "[" * 100_000 + "]" * 100_000  # deeper than the parser can go: RecursionError, not ValueError
+
+
+@pytest.mark.parametrize("path", ["strategy", "chartink"])
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (DEEP, "application/json"),
+        ('{"a": ' * 50_000 + "1" + "}" * 50_000, "text/plain"),
+        ("x" * (70 * 1024), "text/plain"),  # beyond the webhook's 64 KB
+        ('{"symbol": "RELIANCE", "action": "BUY"' + " " * (70 * 1024) + "}", "application/json"),
+        (b"\xff\xfe not utf-8 \x00", "application/octet-stream"),
+        ("buy\x00reliance", "text/plain"),
+        ('{"symbol": "RELI\\u0000ANCE", "action": "BUY"}', "application/json"),
+        ('{"symbol": "RELIANCE", "action": "BUY", "exchange": "N\\u0000SE"}', "application/json"),
+        ('{"symbol": "RELIANCE", "action": "B\\u0000UY"}', "application/json"),
+        ('{"symbol": "\\ud800", "action": "BUY", "note\\u0000": "\\udfff"}', "application/json"),
+        ('{"stocks": "SB\\u0000IN,RELIANCE", "alert_name": "BUY"}', "application/json"),
+        ('{"stocks": ["\\u0000"], "alert_name": "BUY \\u0000", "scan_name": "\\ud800"}', "application/json"),
+    ],
+)
+def test_bodies_no_alert_sends_are_400_json_never_500(client, user, path, body, content_type):
+    wid = make_strategy(user, platform="chartink" if path == "chartink" else "tradingview")
+    resp = client.post(f"/{path}/webhook/{wid}", data=body, content_type=content_type)
+    assert resp.status_code == 400, resp.get_data(as_text=True)[:300]
+    assert resp.is_json and resp.json["status"] == "error" and resp.json["message"]
+    assert journal() == []
+    for sig in signals():  # whatever was recorded is readable back, on both databases
+        assert sig.status == "rejected" and sig.message
+
+
+def test_too_deep_json_is_not_json_for_every_blueprint(app):
+    """The application's request class: a too-deep body is None with silent=True, a 400 without."""
+    from werkzeug.exceptions import BadRequest
+
+    with app.test_request_context("/x", method="POST", data=DEEP, content_type="application/json"):
+        from flask import request
+
+        assert request.get_json(silent=True) is None
+        assert request.get_json(force=True, silent=True) is None
+        with pytest.raises(BadRequest):
+            request.get_json()
+    with app.test_request_context("/x", method="POST", data='{"a": [1]}', content_type="application/json"):
+        assert request.get_json() == {"a": [1]}

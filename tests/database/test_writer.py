@@ -7,6 +7,7 @@ import datetime as dt
 import glob
 import os
 import threading
+from decimal import Decimal
 
 import pytest
 from flask_migrate import upgrade
@@ -129,3 +130,48 @@ def test_a_row_that_cannot_be_converted_is_set_aside_not_retried_forever(app, tm
     assert writer.flush(timeout=10)
     writer.shutdown()
     assert _count() == 3 and writer.dead_lettered == 1 and writer.retries == 0
+
+
+def test_nul_characters_are_stored_not_dead_lettered(app, tmp_path):
+    """PostgreSQL refuses NUL in text; the writer replaces it (with NUL_MARK there), in text columns
+    and inside JSON values, on both the single-row INSERT and the COPY of a batch."""
+    from database.writer import NUL_MARK
+
+    # a Decimal too: the cleaned value is encoded by the engine's serializer (Decimals as strings),
+    # not the stdlib's, which refuses them
+    nul_request = {"symbol": "IN\x00FY", "nested": [{"k\x00": "v\x00"}], "clean": "x", "price": Decimal("101.55")}
+    writer = LogWriter(db.engine, TABLES, spool_dir=str(tmp_path))
+    writer.enqueue(ApiLog, _row(1, api_type="place\x00order", request=nul_request))  # alone: INSERT
+    assert writer.flush(timeout=10)
+    for i in range(2, 5):  # a batch: COPY on PostgreSQL
+        writer.enqueue(ApiLog, _row(i, client_ip="1.2.3.\x00", request={**nul_request, "n": i}))
+    writer.shutdown()
+    assert writer.dead_lettered == 0 and glob.glob(os.path.join(tmp_path, "*")) == []
+    assert _count() == 4
+    rows = db.session.scalars(select(ApiLog).order_by(ApiLog.id)).all()
+    mark = NUL_MARK if db.engine.dialect.name == "postgresql" else "\x00"
+    assert rows[0].api_type == f"place{mark}order"
+    assert rows[0].request == {"symbol": f"IN{mark}FY", "nested": [{f"k{mark}": f"v{mark}"}], "clean": "x",
+                               "price": "101.55"}
+    assert [r.client_ip for r in rows[1:]] == [f"1.2.3.{mark}"] * 3
+    assert [r.request["n"] for r in rows[1:]] == [2, 3, 4]
+
+
+def test_an_api_call_with_nul_in_its_body_and_path_is_logged_not_dead_lettered(app, client):
+    """Through the app: /api/v1 refuses the body (an unknown field, validated nowhere) but its log row
+    keeps what was sent; a NUL in the path (api_type, a text column) is stored too."""
+    from database.writer import NUL_MARK
+
+    writer = app.extensions["algobridge.writer"]
+    before = writer.dead_lettered
+    body = {"apikey": "k" * 64, "note": "a\x00b", "x\x00": [1, "\x00"]}
+    assert client.post("/api/v1/ping", json=body).status_code in (400, 403)
+    assert client.post("/api/v1/pi%00ng", json={"note": "\x00"}).status_code == 404
+    assert writer.flush(timeout=30)
+    assert writer.dead_lettered == before
+    db.session.rollback()
+    rows = db.session.scalars(select(ApiLog).order_by(ApiLog.id)).all()
+    mark = NUL_MARK if db.engine.dialect.name == "postgresql" else "\x00"
+    assert [r.api_type for r in rows] == ["ping", f"pi{mark}ng"]
+    assert rows[0].request == {"note": f"a{mark}b", f"x{mark}": [1, mark]}  # apikey removed
+    assert rows[1].request == {"note": mark}

@@ -108,3 +108,64 @@ def test_concurrent_live_smart_orders_act_once(app, kite, live_alice):
     assert len(kite.fake.order_history) == 1
     assert orders.open_position(live_alice, "INFY", "NSE", "MIS") == 3
     assert THREADS > 1
+
+
+# -- quotes ----------------------------------------------------------------------------------------------
+def _quote_call(client, user_id, symbol="INFY", exchange="NSE"):
+    from database.user_db import User
+    from extensions import limiter
+    from services import api_keys
+
+    limiter.reset()
+    _row, key = api_keys.create_key(db.session.get(User, user_id), f"q{user_id}", ["data"])
+    db.session.commit()
+    return client.post("/api/v1/quotes", json={"apikey": key, "symbol": symbol, "exchange": exchange})
+
+
+def test_live_quotes_come_from_the_broker_in_the_api_shape(app, client, kite, live_alice):
+    from services import quotes
+
+    resp = _quote_call(client, live_alice)
+    assert resp.status_code == 200, resp.json
+    ltp = 1500.5  # the fake's INFY (its quote: open ltp-10, high +20, low -30, close -5), not the simulator's
+    assert resp.json == {"status": "success", "data": {
+        "open": ltp - 10, "high": ltp + 20, "low": ltp - 30, "ltp": ltp, "ask": ltp + 0.05, "bid": ltp - 0.05,
+        "prev_close": ltp - 5, "volume": 123456, "oi": 0}}
+    db.session.rollback()
+    stored = quotes.stored_quote("INFY", "NSE")  # kept for the paper broker and the pages
+    assert (stored.source, float(stored.ltp)) == ("zerodha", 1500.5)
+
+
+def test_analyze_mode_quotes_never_reach_the_broker(app, client, kite, live_alice):
+    from services import quotes
+
+    orders.set_analyze(live_alice, True)
+    kite.fake.expire_all()  # a broker call would fail
+    resp = _quote_call(client, live_alice)
+    assert resp.status_code == 200
+    db.session.rollback()
+    assert resp.json["data"]["ltp"] == float(quotes.get_quote("INFY", "NSE").ltp)
+    assert broker_login.active_session(live_alice) is not None  # nobody asked the broker
+
+
+def test_live_quote_failures_are_the_apis_broker_errors(app, client, kite, live_alice, users):
+    from services import quotes
+
+    kite.fake.fail_next(503, "NetworkException", "Market data is down.")
+    resp = _quote_call(client, live_alice)
+    assert (resp.status_code, resp.json) == (503, {"status": "error", "message": "Market data is down."})
+    kite.fake.fail_next(403, "PermissionException", "Insufficient permission for that call.")
+    resp = _quote_call(client, live_alice)
+    assert resp.status_code == 400 and resp.json["message"] == "Insufficient permission for that call."
+    with pytest.raises(quotes.UnknownSymbolError):
+        quotes.quote_for_user(live_alice, "NOSUCH", "NSE")
+
+    kite.fake.expire_all()  # the token is refused: 403 and the session is marked expired
+    resp = _quote_call(client, live_alice)
+    assert resp.status_code == 403 and "expired" in resp.json["message"]
+    db.session.rollback()
+    assert db.session.scalar(select(BrokerSession.status)) == BrokerSessionStatus.EXPIRED
+    resp = _quote_call(client, live_alice)  # live mode without a session: 403, never simulated prices
+    assert resp.status_code == 403 and "No live broker session" in resp.json["message"]
+    _alice, bob = users
+    assert _quote_call(client, bob).status_code == 200  # analyze mode: the simulator
