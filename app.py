@@ -114,7 +114,8 @@ def register_extensions(app: Flask) -> None:
     # The rate limiter reads the body before the view: bound it (413 beyond).
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask pre-fills it with None: setdefault never took
         app.config["MAX_CONTENT_LENGTH"] = 1_048_576
-    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "memory://")
+    # local://: extensions.LocalStorage, memory:// without a timer thread per few requests.
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "local://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     # Flask pre-fills these keys (SameSite with None), so setdefault would not take.
     app.config["SESSION_COOKIE_HTTPONLY"] = True
@@ -148,6 +149,13 @@ def register_blueprints(app: Flask) -> None:
 
     for bp in (logs_bp, settings_bp, symbols_bp):
         app.register_blueprint(bp)
+    from blueprints._request import AppRequest
+
+    app.request_class = AppRequest  # bad JSON, too-deep included, is "not JSON" for every blueprint
+    from extensions import NoApiSessions, drop_redundant_limit_check, limiter
+
+    app.session_interface = NoApiSessions(app.session_interface)  # the one auth_bp set; none for /api/
+    drop_redundant_limit_check(app, limiter)  # once every blueprint has declared its limits
 
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import orjson
 from flask import Blueprint, Response, current_app, g, json, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from werkzeug.exceptions import HTTPException
@@ -46,6 +47,11 @@ MAX_SPLIT_ORDERS = 100
 ORDER_ENDPOINTS = frozenset({"placeorder", "placesmartorder", "modifyorder", "cancelorder", "cancelallorder",
                              "closeposition", "basketorder", "splitorder"})
 ALREADY_MATCHED = "Positions Already Matched. No Action needed."
+# Endpoints whose successful answers hold no secret and only JSON values: their api_logs row stores the
+# answer as it is, without a redacting walk (an order book's would cost more than building the book).
+# Requests are redacted on every endpoint.
+PLAIN_RESPONSES = frozenset({"orderbook", "tradebook", "positionbook", "holdings", "funds", "orderstatus",
+                             "openposition", "quotes", "search", "symbol", "ping", "analyzer"})
 
 
 # -- per-request state -------------------------------------------------------------------------------
@@ -97,12 +103,17 @@ def _json_body() -> Any:
 
 
 def _rate_key() -> str:
+    # Once per request (the body is parsed once too: Werkzeug keeps the parsed JSON on the request).
+    found = g.get("_api_rate_key")
+    if found is not None:
+        return found
     body = _json_body()
     key = body.get("apikey") if isinstance(body, dict) else None
     # surrogatepass: JSON may carry lone surrogates ("\ud800"), which strict UTF-8 cannot encode.
     who = (hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
            if isinstance(key, str) and key else "nokey")
-    return f"{who}:{client_address()}"
+    found = g._api_rate_key = f"{who}:{client_address()}"
+    return found
 
 
 def _config_limit(name: str):
@@ -338,10 +349,23 @@ def _mode_of(user_id: int) -> str:
 
 
 # -- responses -------------------------------------------------------------------------------------
+_ORJSON_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+
+
+def _encode(body: dict) -> bytes | str:
+    """The answer as JSON: orjson, with Flask's own choices (sorted keys; Decimals, dates and dataclasses
+    through Flask's JSON provider). What orjson refuses (an integer beyond 64 bits, a lone surrogate)
+    goes through Flask's encoder as a whole."""
+    try:
+        return orjson.dumps(body, default=current_app.json.default, option=_ORJSON_OPTIONS)
+    except TypeError:
+        return json.dumps(body)
+
+
 def _respond(body: dict, status: int = 200) -> Response:
     call = _call()
     t = time.perf_counter()
-    resp = current_app.response_class(json.dumps(body), status=status, mimetype="application/json")
+    resp = current_app.response_class(_encode(body), status=status, mimetype="application/json")
     call.response_ms = (time.perf_counter() - t) * 1000
     call.response = body
     return resp
@@ -548,7 +572,7 @@ def quotes():
     from services import quotes as quote_service
 
     data, _uid = _parse(SymbolQuery, "data")
-    quote = quote_service.get_quote(data.symbol, data.exchange)
+    quote = quote_service.quote_for_user(_uid, data.symbol, data.exchange)
     return _respond({"status": "success", "data": quote.to_dict()})
 
 
@@ -654,7 +678,9 @@ def _record(api_type: str, response: Response) -> None:
             call.mode = _mode_of(call.user_id)
         except Exception:  # noqa: BLE001 - the mode is a label here; the call's answer is already made
             call.mode = None
-    observability.log_api_call(api_type, call.user_id, call.mode, body, payload, status, total_ms, client_address())
+    observability.log_api_call(api_type, call.user_id, call.mode, body, payload, status, total_ms, client_address(),
+                               redact_response=not (status == 200 and api_type in PLAIN_RESPONSES
+                                                    and call.response is not None))
     if api_type in ORDER_ENDPOINTS and call.user_id is not None:
         validated = call.validated if call.validated is not None else end
         observability.log_order_latency(

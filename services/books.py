@@ -128,8 +128,29 @@ def orderbook(user_id: int) -> dict:
             db.session.commit()
         return {"orders": orders, "statistics": _statistics(orders)}
     paper.refresh(user_id)
-    orders = [dict(o) for o in paper.account(user_id)["orders"]]
-    return {"orders": orders, "statistics": _statistics(orders)}
+    return _paper_orderbook(user_id, paper.account(user_id)["orders"])
+
+
+# The analyze-mode order book is a pure function of the cached account's order list, which is never
+# changed in place (services.paper.account: a change of the account, here or in another process, gives
+# a new snapshot with a new list). So the book built from one list is kept per user and reused while
+# the account hands out that same list: a user with many orders is not re-shaped on every read.
+# The entry holds the list itself, so its identity cannot be reused by another object meanwhile.
+_paper_books: dict[int, tuple[list, dict]] = {}
+_PAPER_BOOKS_MAX = 10_000
+
+
+def _paper_orderbook(user_id: int, rows: list) -> dict:
+    """The order book of the paper account's `rows`. Shared between readers: do not change it."""
+    cached = _paper_books.get(user_id)
+    if cached is not None and cached[0] is rows:
+        return cached[1]
+    orders = [dict(o) for o in rows]
+    book = {"orders": orders, "statistics": _statistics(orders)}
+    if len(_paper_books) >= _PAPER_BOOKS_MAX:
+        _paper_books.clear()  # a bound, not an eviction policy: rebuilding a book is cheap
+    _paper_books[user_id] = (rows, book)
+    return book
 
 
 def tradebook(user_id: int) -> list:

@@ -50,8 +50,12 @@ def _mode(mode: Any) -> str | None:
 
 
 def log_api_call(api_type: str, user_id: int | None, mode: Any, request_body: Any, response_body: Any,
-                 status_code: int, duration_ms: float | None, client_ip: str | None) -> None:
-    """Queue the `api_logs` row of one API call (the request is redacted here as well)."""
+                 status_code: int, duration_ms: float | None, client_ip: str | None, *,
+                 redact_response: bool = True) -> None:
+    """Queue the `api_logs` row of one API call. The request is always redacted here. The response is
+    too, unless the caller vouches that it holds no secret and only JSON values (`redact_response=False`:
+    the read API's answers, e.g. an order book, whose walk would cost more than building it); it is then
+    stored as it is, and must not be changed after this call."""
     try:
         writer.enqueue(ApiLog, {
             "created_at": utcnow(),
@@ -59,7 +63,8 @@ def log_api_call(api_type: str, user_id: int | None, mode: Any, request_body: An
             "api_type": (api_type or "")[:32],
             "mode": _mode(mode),
             "request": redact(request_body) if request_body is not None else None,
-            "response": redact(response_body) if response_body is not None else None,
+            "response": (redact(response_body) if redact_response else response_body)
+            if response_body is not None else None,
             "status_code": int(status_code),
             "duration_ms": round(duration_ms, 3) if duration_ms is not None else None,
             "client_ip": (client_ip or "")[:45] or None,

@@ -91,12 +91,14 @@ def init_app(app: Flask) -> None:
         try:
             started = g.get("_traffic_started")
             duration = (time.perf_counter() - started) * 1000 if started is not None else 0.0
-            agent = request.headers.get("User-Agent")
+            environ = request.environ  # plain dict reads: this runs on every request
+            agent = environ.get("HTTP_USER_AGENT")
+            query, view_args = environ.get("QUERY_STRING"), request.view_args
             writer.enqueue(TrafficLog, {
                 "created_at": utcnow(),
                 "client_ip": (request.remote_addr or "")[:45] or None,
                 "method": request.method[:8],
-                "path": safe_path(path, request.query_string, request.view_args),
+                "path": safe_path(path, query, view_args) if query or view_args else path[:_PATH_MAX],
                 "status_code": response.status_code,
                 "duration_ms": round(duration, 3),
                 "user_id": _user_id(),
