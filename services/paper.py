@@ -128,7 +128,11 @@ def _touch_locked_funds(session: Session, _ctx, _instances) -> None:
     locked = session.info.get(_LOCKED)
     if not locked:
         return
-    if any(isinstance(obj, (Order, Position, Fill)) for group in (session.new, session.dirty) for obj in group):
+    # session.dirty also holds objects whose attributes were set to the values they had (matching
+    # open orders on a read does that): only a net change counts, or every read would write.
+    if any(isinstance(obj, (Order, Position, Fill)) for obj in session.new) or any(
+        isinstance(obj, (Order, Position, Fill)) and session.is_modified(obj) for obj in session.dirty
+    ):
         now = utcnow()
         for row in locked:
             if row in session:

@@ -60,3 +60,31 @@ def test_open_orders_are_still_matched_lazily(app, users):
     assert book["orders"][0]["order_status"] == "complete"
     assert books.positionbook(alice)[0]["quantity"] == 10
     assert D(books.funds(alice)["utiliseddebits"]) > 0
+
+
+def test_a_read_that_matches_nothing_writes_nothing(app, users):
+    """Open orders are matched on read under the funds lock; when none fills, the account is not
+    touched: no UPDATE, Funds.updated_at unchanged, the cached account kept."""
+    from services import paper
+
+    alice, _ = users
+    set_quote("INFY", "1500")
+    orders.place_order(alice, order(pricetype="LIMIT", price="1490"))
+    books.orderbook(alice)
+    before = paper.read_funds(alice).updated_at
+    db.session.rollback()
+    updates = []
+
+    def hook(_conn, _cursor, statement, *_a):
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", hook)
+    try:
+        for _ in range(3):
+            assert books.orderbook(alice)["statistics"]["total_open_orders"] == 1
+            books.funds(alice)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", hook)
+    assert updates == []
+    assert paper.read_funds(alice).updated_at == before
