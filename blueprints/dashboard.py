@@ -36,8 +36,7 @@ def index():
         equity = Decimal(funds["availablecash"]) + Decimal(funds["utiliseddebits"]) + Decimal(funds["m2munrealized"])
     points = []
     if mode is not None:
-        points = [{"t": int(s.taken_at.timestamp() * 1000), "equity": float(s.equity), "reason": s.reason.value}
-                  for s in portfolio.equity_curve(uid, mode)]
+        points = list(portfolio.curve_points(uid, mode))  # a copy: the cached list stays as it is
         if equity is not None:
             points.append({"t": int(utcnow().timestamp() * 1000), "equity": float(equity), "reason": "now"})
     return render_template(

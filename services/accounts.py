@@ -33,7 +33,7 @@ from flask_login.config import EXEMPT_METHODS
 from sqlalchemy import func, select, text
 
 from config import parse_time_of_day
-from database import db, write_unit
+from database import cache, db, write_unit
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.repository import Page, Repository
@@ -279,6 +279,7 @@ def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
             db.session.flush()
             _audit(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
             api_keys.forget_user_keys(db.session)  # cached keys follow the account, once committed
+            forget_principal(user.id)
     except Exception:
         db.session.rollback()
         raise
@@ -304,6 +305,7 @@ def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
             db.session.flush()
             _audit(actor, "user.role_change", user, before, _snapshot(user))
             api_keys.forget_user_keys(db.session)  # a viewer's keys lose the orders scope
+            forget_principal(user.id)
     except Exception:
         db.session.rollback()
         raise
@@ -322,6 +324,7 @@ def reset_password(ref: int | str, password: str, *, actor: Actor) -> User:
         user.password_hash = password_hash
         db.session.flush()
         _audit(actor, "user.password_reset", user, None, {"password_reset": True})
+        forget_principal(user.id)
     except Exception:
         db.session.rollback()
         raise
@@ -354,6 +357,7 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
     """Check a sign-in and record the attempt. One unit of work; commits."""
     name = (username or "").strip().lower()[:64]
     user = find_user(name) if name else None
+    rehashed = False
     if user is None:
         _burn_verify(password)
         result = LoginResult(None, REASON_UNKNOWN_USER)
@@ -363,12 +367,15 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
         # Checked after the password, so only someone who knows it learns the account is disabled.
         result = LoginResult(user, REASON_DISABLED)
     else:
-        if _hasher.check_needs_rehash(user.password_hash):
+        rehashed = _hasher.check_needs_rehash(user.password_hash)
+        if rehashed:
             user.password_hash = _hasher.hash(password)
         user.last_login_at = utcnow()
         result = LoginResult(user, REASON_SUCCESS)
     record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
                          success=result.ok, reason=result.reason)
+    if result.ok and rehashed:
+        forget_principal(user.id)  # a new hash is a new session stamp
     _commit()
     if result.ok:
         log.info("sign-in of %s from %s", name, ip)
@@ -380,7 +387,7 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
 # -- the signed-in principal (Flask-Login) ----------------------------------------------------------------------
 @dataclass(frozen=True)
 class AccountPrincipal:
-    """The user of a web session: a snapshot taken from the database at each request.
+    """The user of a web session: a snapshot of the users row (cached per user id, see load_principal).
 
     `get_id()` carries a stamp derived from the password hash, so resetting a password ends every
     session of that user; a disabled user loads as nobody.
@@ -416,6 +423,23 @@ def principal_for(user: User) -> AccountPrincipal:
     return AccountPrincipal(id=user.id, username=user.username, role=Role(user.role), stamp=session_stamp(user))
 
 
+# The principal of each user id, cached (database.cache) so a signed-in page does not read the users
+# table: {"username", "role", "stamp", "active"} (the stamp, never the password hash). The use cases
+# that change a password, a role or the active flag (set_active, change_role, reset_password, a
+# rehash at sign-in) drop that entry in every process when they commit (forget_principal): a disabled
+# or re-passworded user is refused within a second everywhere, as before.
+PRINCIPALS_NS = "principals"
+cache.shard_by_key(PRINCIPALS_NS)  # without Redis: a generation row per user, not one for all
+
+
+def _principal_entry(user_id: int) -> dict | None:
+    user = db.session.get(User, user_id)
+    if user is None:
+        return None
+    return {"username": user.username, "role": str(Role(user.role)), "stamp": session_stamp(user),
+            "active": bool(user.is_active)}
+
+
 def load_principal(session_id: str) -> AccountPrincipal | None:
     """Flask-Login's user loader: None for an unknown, disabled or re-passworded user."""
     ident, _, stamp = (session_id or "").partition(":")
@@ -423,13 +447,18 @@ def load_principal(session_id: str) -> AccountPrincipal | None:
         user_id = int(ident)
     except ValueError:
         return None
-    user = db.session.get(User, user_id)
-    if user is None or not user.is_active:
+    entry = cache.get_or_load(PRINCIPALS_NS, str(user_id), lambda: _principal_entry(user_id))
+    if entry is None or not entry["active"]:
         return None
-    principal = principal_for(user)
-    if not hmac.compare_digest(principal.stamp, stamp):
+    if not hmac.compare_digest(entry["stamp"], stamp):
         return None
-    return principal
+    return AccountPrincipal(id=user_id, username=entry["username"], role=Role(entry["role"]), stamp=entry["stamp"])
+
+
+def forget_principal(user_id: int) -> None:
+    """Drop the cached principal of `user_id` in every process once the current unit commits. Call it
+    after the unit's last savepoint (Repository.add): a savepoint's commit would announce it early."""
+    cache.invalidate(PRINCIPALS_NS, str(user_id), session=db.session)
 
 
 def role_required(*roles: Role | str) -> Callable[[F], F]:

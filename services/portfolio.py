@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
+from cachetools import TTLCache
 from flask import current_app
 from sqlalchemy import select, text
 
-from database import db, write_unit
+from database import cache, db, write_unit
 from database.enums import Mode, SnapshotReason
 from database.portfolio_db import Funds, PortfolioSnapshot
 from database.types import utcnow
@@ -94,6 +96,59 @@ def equity_curve(user_id: int, mode: Mode, *, days: int = CURVE_DAYS,
                 PortfolioSnapshot.taken_at >= start)
          .order_by(PortfolioSnapshot.taken_at.desc()).limit(CURVE_MAX_POINTS))
     return list(reversed(db.session.scalars(q).all()))
+
+
+# The dashboard's points of a user's curve, cached in this process per (user, mode, latest snapshot):
+# a new snapshot changes the key, so no invalidation is needed; entries expire after CURVE_CACHE_TTL
+# seconds so the window's start moves on even when no snapshot is taken.
+CURVE_CACHE_TTL = 60
+# A clear of the application's cache (database.cache: a missed invalidation, a test's end) clears it too.
+CURVES_NS = "portfolio_curves"
+_curves: TTLCache = TTLCache(maxsize=64, ttl=CURVE_CACHE_TTL)
+_curves_lock = threading.Lock()
+_curves_subscribed: set[int] = set()
+
+
+def _clear_curves(_key: str | None = None) -> None:
+    with _curves_lock:
+        _curves.clear()
+
+
+def _subscribe_curves() -> None:
+    shared = cache.current()
+    if id(shared) not in _curves_subscribed:
+        shared.subscribe(CURVES_NS, _clear_curves)
+        _curves_subscribed.add(id(shared))
+
+
+def curve_points(user_id: int, mode: Mode, *, days: int = CURVE_DAYS) -> list[dict]:
+    """The user's equity curve in `mode` as the dashboard draws it: [{"t": ms, "equity", "reason"}],
+    oldest first. One index-backed look at the latest snapshot per call; the points themselves are
+    read (columns only, no ORM objects) only when a snapshot was taken since. Callers must not change
+    the list."""
+    latest = db.session.execute(
+        select(PortfolioSnapshot.id, PortfolioSnapshot.taken_at)
+        .where(PortfolioSnapshot.user_id == user_id, PortfolioSnapshot.mode == mode)
+        .order_by(PortfolioSnapshot.taken_at.desc()).limit(1)).first()
+    if latest is None:
+        return []
+    _subscribe_curves()
+    key = (user_id, str(mode), days, latest.id, latest.taken_at.isoformat())
+    with _curves_lock:
+        points = _curves.get(key)
+    if points is not None:
+        return points
+    start = utcnow() - dt.timedelta(days=days)
+    rows = db.session.execute(
+        select(PortfolioSnapshot.taken_at, PortfolioSnapshot.equity, PortfolioSnapshot.reason)
+        .where(PortfolioSnapshot.user_id == user_id, PortfolioSnapshot.mode == mode,
+               PortfolioSnapshot.taken_at >= start)
+        .order_by(PortfolioSnapshot.taken_at.desc()).limit(CURVE_MAX_POINTS)).all()
+    points = [{"t": int(r.taken_at.timestamp() * 1000), "equity": float(r.equity), "reason": r.reason.value}
+              for r in reversed(rows)]
+    with _curves_lock:
+        _curves[key] = points
+    return points
 
 
 # -- taking snapshots --------------------------------------------------------------------------------

@@ -232,6 +232,38 @@ def test_a_password_reset_ends_open_sessions(client):
     assert login(client, "bob", "another-password").location == "/"
 
 
+def test_the_signed_in_user_is_cached_and_changes_reach_open_sessions(client, app):
+    from sqlalchemy import event
+
+    from database import cache
+
+    make_user("root", Role.ADMIN)
+    bob = make_user("bob")
+    login(client, "bob")
+    assert client.get("/dashboard").status_code == 200
+    assert cache.get(accounts.PRINCIPALS_NS, str(bob.id))["role"] == "trader"
+    reads = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "FROM users" in statement:
+            reads.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert client.get("/dashboard").status_code == 200
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert reads == []  # the principal came from the cache
+    accounts.change_role(bob.id, Role.VIEWER, actor=accounts.Actor("root"))
+    assert cache.get(accounts.PRINCIPALS_NS, str(bob.id)) is None
+    assert client.get("/dashboard").status_code == 200
+    assert cache.get(accounts.PRINCIPALS_NS, str(bob.id))["role"] == "viewer"
+    # A change that does not touch the principal (the last sign-in time) keeps the entry.
+    db.session.get(User, bob.id).last_login_at = utcnow()
+    db.session.commit()
+    assert cache.get(accounts.PRINCIPALS_NS, str(bob.id)) is not None
+
+
 # -- the daily session end -------------------------------------------------------------------------------------------
 def _boundary(app) -> dt.datetime:
     at, zone = accounts.expiry_settings(app.config)

@@ -95,6 +95,23 @@ def test_the_equity_curve_draws_the_users_snapshots_in_their_mode(signed_in):
     assert '<canvas id="equity-curve"' in html
 
 
+def test_a_new_snapshot_reaches_the_cached_curve_at_once(signed_in):
+    uid, client = signed_in("trader")
+    now = utcnow()
+    db.session.add(PortfolioSnapshot(user_id=uid, mode=Mode.ANALYZE, taken_at=now - dt.timedelta(minutes=30),
+                                     equity=Decimal("100"), cash=Decimal("100")))
+    db.session.commit()
+    first = equity_points(client.get("/dashboard").get_data(as_text=True))
+    assert [p["equity"] for p in first] == [100.0, 10_000_000.0]
+    assert [p["equity"] for p in equity_points(client.get("/dashboard").get_data(as_text=True))] == [
+        100.0, 10_000_000.0]  # served from the cache: the "now" point is not added to it twice
+    db.session.add(PortfolioSnapshot(user_id=uid, mode=Mode.ANALYZE, taken_at=now - dt.timedelta(minutes=5),
+                                     equity=Decimal("120"), cash=Decimal("120")))
+    db.session.commit()
+    points = equity_points(client.get("/dashboard").get_data(as_text=True))
+    assert [p["equity"] for p in points] == [100.0, 120.0, 10_000_000.0]
+
+
 def test_live_mode_without_a_broker_session_is_explained(signed_in):
     uid, client = signed_in("trader")
     orders.set_analyze(uid, False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import threading
 from decimal import Decimal
 
 import pytest
@@ -96,6 +97,42 @@ def test_every_page_renders_with_the_right_actions(book, role):
     for marker, page in (("js-cancel-all", orderbook), ("js-close", positions), ("js-close-all", positions)):
         assert (marker in page) == can_act, marker
     assert "js/confirm.js" in orderbook
+
+
+def test_the_orderbook_runs_as_many_queries_whatever_its_rows(book):
+    from sqlalchemy import event
+
+    me = book["trader"]
+    client = me["client"]
+
+    def page() -> tuple[str, int]:
+        statements = []
+        me_thread = threading.get_ident()
+
+        def count(*_args):
+            if threading.get_ident() == me_thread:  # not the log writer's thread
+                statements.append(1)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            resp = client.get("/orderbook")
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+        assert resp.status_code == 200
+        return resp.get_data(as_text=True), len(statements)
+
+    page()  # warm the caches
+    _, few = page()
+    more = [orders.place_order(me["id"], order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=n)).orderid
+            for n in range(1, 6)]
+    page()
+    html, many = page()
+    assert many == few  # no query per row
+    tokens = {re.search(r'name="csrf_token"[^>]*value="([^"]+)"', row_html(html, oid)).group(1) for oid in more}
+    assert len(tokens) == 1  # one token for every row's form
+    assert row_html(html, more[0]).count('name="csrf_token"') == 1
+    resp = client.post(f"/orderbook/{more[0]}/cancel", data={"csrf_token": tokens.pop()})
+    assert resp.status_code == 303 and status_of(more[0]) == OrderStatus.CANCELLED
 
 
 def test_pages_show_only_the_users_own_books(book):
