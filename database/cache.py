@@ -444,6 +444,8 @@ def _bump_before_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _announce_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released: nothing is committed until the outermost transaction is
     bumped = session.info.pop(_BUMPED, None)
     # Pending ones that missed before_commit (a flush inside the commit added them): the old way.
     late = session.info.pop(_PENDING, None)

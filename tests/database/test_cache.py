@@ -41,6 +41,25 @@ def test_invalidation_waits_for_commit_when_given_a_session(app):
     assert cache.get("t", "k2") is None
 
 
+def test_an_invalidation_inside_a_savepoint_waits_for_the_outer_commit(app):
+    """A savepoint's release is not the commit: an invalidation registered before or inside it is
+    announced when the outermost transaction commits (before, it went out at the release, ahead of
+    the data, and on SQLite without Redis its counter bump waited on the unit's own write lock)."""
+    from database import db, write_unit
+    from database.user_db import User
+
+    cache.set("t", "k3", 1)
+    write_unit()
+    db.session.add(User(username="y", password_hash="h"))
+    db.session.flush()
+    cache.invalidate("t", "k3", session=db.session)
+    with db.session.begin_nested():
+        db.session.add(User(username="x", password_hash="h"))
+    assert cache.get("t", "k3") == 1  # the savepoint is released, the transaction is not committed
+    db.session.commit()
+    assert cache.get("t", "k3") is None
+
+
 CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
