@@ -20,6 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import select, text
@@ -30,7 +31,7 @@ from database.audit_db import AuditEvent
 from database.auth_db import BrokerSession
 from database.enums import Action, Exchange, Mode, OrderStatus, PriceType, Product
 from database.order_db import Order
-from database.portfolio_db import Position
+from database.portfolio_db import Funds, Position
 from database.settings_db import Setting
 from database.types import utcnow
 from database.user_db import User
@@ -448,20 +449,27 @@ def _not_found(orderid: str) -> OrderError:
     return OrderError(f"Order {orderid} not found", 404)
 
 
+def _open_paper_order(user_id: int, orderid: str, verb: str) -> tuple[Order, Funds, datetime]:
+    """The user's paper order `orderid` in a new write unit holding the funds lock, after housekeeping
+    (it may have filled meanwhile): (order, locked funds, now); 400 unless it is still open."""
+    db.session.rollback()
+    write_unit()
+    now = utcnow()
+    funds = paper.lock_funds(user_id)
+    paper.housekeeping_locked(user_id, funds, now)
+    row = _journal(user_id, orderid)
+    if row.status not in paper.LIVE_STATUSES:
+        raise OrderError(f"Order {orderid} cannot be {verb}: it is {row.status.value}", 400)
+    return row, funds, now
+
+
 @_rollback_on_error
 def modify_order(user_id: int, orderid: str, inp: OrderInput) -> Placed:
     """Change quantity, price, trigger price and type of an open order (symbol, side, product stay)."""
     _tradable(inp)
     row = _journal(user_id, orderid)
     if row is not None and row.mode == Mode.ANALYZE:
-        db.session.rollback()
-        write_unit()
-        now = utcnow()
-        funds = paper.lock_funds(user_id)
-        paper.housekeeping_locked(user_id, funds, now)
-        row = _journal(user_id, orderid)
-        if row.status not in paper.LIVE_STATUSES:
-            raise OrderError(f"Order {orderid} cannot be modified: it is {row.status.value}", 400)
+        row, funds, now = _open_paper_order(user_id, orderid, "modified")
         t0 = time.perf_counter()
         row.quantity = Decimal(inp.quantity)
         row.pricetype = PriceType(inp.pricetype)
@@ -498,14 +506,7 @@ def cancel_order(user_id: int, orderid: str) -> str:
     """Cancel an open order; 404 for an unknown order or another user's."""
     row = _journal(user_id, orderid)
     if row is not None and row.mode == Mode.ANALYZE:
-        db.session.rollback()
-        write_unit()
-        now = utcnow()
-        funds = paper.lock_funds(user_id)
-        paper.housekeeping_locked(user_id, funds, now)
-        row = _journal(user_id, orderid)
-        if row.status not in paper.LIVE_STATUSES:
-            raise OrderError(f"Order {orderid} cannot be cancelled: it is {row.status.value}", 400)
+        row, _funds, now = _open_paper_order(user_id, orderid, "cancelled")
         row.status = OrderStatus.CANCELLED
         row.updated_at = now
         db.session.commit()
