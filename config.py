@@ -89,6 +89,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds between checks of the database invalidation counter (without Redis)"),
     Setting("WRITER_QUEUE_SIZE", "50000", _parse_int(100), "rows the background log writer queues before pushing back"),
     Setting("WRITER_BATCH_SIZE", "1000", _parse_int(1), "rows per insert batch of the log writer"),
+    Setting("WRITER_LINGER_MS", "10", _parse_int(0),
+            "milliseconds the log writer waits after a row for more to batch with it (0: write at once)"),
     Setting("WRITER_SHUTDOWN_TIMEOUT", "30", _parse_int(1),
             "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
     Setting("SAMPLE_CONTRACT", None, parse_bool,

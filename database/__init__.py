@@ -8,8 +8,11 @@ SQLite, and downgrades, depend on it).  Engine options come from the configurati
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sqlite3
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -144,6 +147,34 @@ def _sqlite_before_execute(conn: Any, _cursor: Any, statement: str, *_args: Any)
         return
     if statement.lstrip()[:9].upper().startswith(_SQLITE_WRITES):
         raw.execute("BEGIN IMMEDIATE")
+
+
+_SQLITE_TURN = threading.Lock()
+
+
+def _new_turn_after_fork() -> None:
+    global _SQLITE_TURN
+    _SQLITE_TURN = threading.Lock()  # a fork may happen while another thread holds it
+
+
+os.register_at_fork(after_in_child=_new_turn_after_fork)
+
+
+@contextlib.contextmanager
+def sqlite_write_turn(dialect_name: str):
+    """Queue the threads of this process that write SQLite (the log writer, paper orders) on one lock.
+
+    SQLite has one writer at a time, and a connection waiting for the write lock polls for it with
+    sleeps that grow to 100 ms (busy_timeout), so the lock often sits free while the waiters sleep.
+    Threads queued here are woken the moment the one before them lets go. The caller opens and ends
+    its transaction inside. Other processes still meet at SQLite's own lock. No-op on PostgreSQL,
+    where writers meet at row locks.
+    """
+    if dialect_name != "sqlite":
+        yield
+        return
+    with _SQLITE_TURN:
+        yield
 
 
 def write_unit(session: Any = None) -> None:

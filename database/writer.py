@@ -36,6 +36,8 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql import sqltypes
 
+from database import sqlite_write_turn
+
 log = logging.getLogger("algobridge.writer")
 
 _STOP = object()
@@ -119,11 +121,14 @@ def _decode(obj: dict[str, Any]) -> Any:
 
 class LogWriter:
     def __init__(self, engine: Engine, tables: dict[str, Table], *, queue_size: int = 50000,
-                 batch_size: int = 1000, shutdown_timeout: float = 30.0, spool_dir: str | None = None):
+                 batch_size: int = 1000, shutdown_timeout: float = 30.0, spool_dir: str | None = None,
+                 linger: float = 0.0):
         self.engine = engine
         self.tables = tables  # name -> Table, the tables this writer may write
         self.queue_size = queue_size
         self.batch_size = batch_size
+        self.linger = linger  # seconds the thread waits after a first row for more to join its batch
+        self._hurry = threading.Event()  # set by flush() and shutdown(): write now, do not linger
         self.shutdown_timeout = shutdown_timeout
         self.spool_dir = spool_dir
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -163,6 +168,7 @@ class LogWriter:
         been in use at the fork), and its own thread."""
         self._lock = threading.Lock()
         self._done = threading.Condition()
+        self._hurry = threading.Event()
         self._queue = queue.Queue(maxsize=self.queue_size)
         self._conn = None
         self._thread = None
@@ -177,6 +183,7 @@ class LogWriter:
             return
         self._deadline = time.monotonic() + (self.shutdown_timeout if timeout is None else timeout)
         self._stopping = True
+        self._hurry.set()
         self._queue.put(_STOP)
         thread.join()
         if self._conn is not None:
@@ -205,6 +212,7 @@ class LogWriter:
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every row queued before this call is in the database (or spooled)."""
+        self._hurry.set()
         with self._done:
             target = self.enqueued
             return self._done.wait_for(lambda: self.written + self.spooled + self.dead_lettered >= target, timeout)
@@ -226,6 +234,11 @@ class LogWriter:
                 except queue.Empty:
                     return
                 batch = [] if item is _STOP else [item]
+                if batch and self.linger and not self._stopping:
+                    # Let the rows of the next few milliseconds join this batch: one transaction for
+                    # them all, and the thread wakes once instead of at every row.
+                    self._hurry.wait(self.linger)
+                self._hurry.clear()
                 while len(batch) < self.batch_size:
                     try:
                         nxt = self._queue.get_nowait()
@@ -298,13 +311,19 @@ class LogWriter:
         if self._conn is None:
             self._conn = self.engine.connect()
         conn = self._conn
-        with conn.begin():
-            for (name, keys), rows in groups.items():
-                if conn.dialect.name == "postgresql" and len(rows) > 1:
+        work = []  # (rows for COPY) or (sql, converted rows): converted before the write turn is taken
+        for (name, keys), rows in groups.items():
+            if conn.dialect.name == "postgresql" and len(rows) > 1:
+                work.append((name, keys, rows, None))
+            else:
+                sql, convert = self._statement(name, keys)
+                work.append((name, keys, [convert(r) for r in rows], sql))
+        with sqlite_write_turn(conn.dialect.name), conn.begin():
+            for name, keys, rows, sql in work:
+                if sql is None:
                     self._copy(conn, name, keys, rows)
                 else:
-                    sql, convert = self._statement(name, keys)
-                    conn.exec_driver_sql(sql, [convert(r) for r in rows])
+                    conn.exec_driver_sql(sql, rows)
         self.batches += 1
 
     def _copy(self, conn: Connection, name: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
@@ -460,6 +479,7 @@ def init_app(app: Any) -> LogWriter:
         queue_size=app.config.get("WRITER_QUEUE_SIZE", 50000),
         batch_size=app.config.get("WRITER_BATCH_SIZE", 1000),
         shutdown_timeout=app.config.get("WRITER_SHUTDOWN_TIMEOUT", 30),
+        linger=app.config.get("WRITER_LINGER_MS", 10) / 1000,
         spool_dir=os.path.join(app.instance_path, "spool"),
     )
     app.extensions["algobridge.writer"] = writer

@@ -15,8 +15,10 @@ worker processes and hosts); on SQLite write_unit()'s BEGIN IMMEDIATE already se
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -26,7 +28,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from brokers.base import BrokerClient, BrokerError, OrderRequest
-from database import cache, db, token_db, write_unit
+from database import cache, db, sqlite_write_turn, token_db, write_unit
 from database.audit_db import AuditEvent
 from database.auth_db import BrokerSession
 from database.enums import Action, Exchange, Mode, OrderStatus, PriceType, Product
@@ -294,10 +296,10 @@ def place_order(user_id: int, inp: OrderInput, *, signal_id: int | None = None, 
     # broker's round trip would be; the journal commit is the bridge's own.
     t0 = time.perf_counter()
     now = utcnow()
+    fast = _place_paper_fast(user_id, inp, now, t0, signal_id=signal_id, parent_id=parent_id)
+    if fast is not None:
+        return fast
     with _writer_turn():
-        fast = _place_paper_fast(user_id, inp, now, t0, signal_id=signal_id, parent_id=parent_id)
-        if fast is not None:
-            return fast
         funds = paper.lock_funds(user_id)
         paper.housekeeping_locked(user_id, funds, now)
         order = _place_paper_locked(user_id, inp, funds, now, signal_id=signal_id, parent_id=parent_id)
@@ -305,19 +307,11 @@ def place_order(user_id: int, inp: OrderInput, *, signal_id: int | None = None, 
         return _commit_paper(order, broker_ms)
 
 
-_SQLITE_WRITERS = threading.Lock()
-
-
 @contextlib.contextmanager
 def _writer_turn():
-    """SQLite has one writer at a time, and a connection waiting for the write lock polls for it with
-    sleeps that grow to 100 ms, so the lock often sits free while the waiters sleep. Threads of this
-    process placing paper orders queue here instead (woken the moment the unit before them ends); the
-    unit commits or rolls back inside. PostgreSQL queues on the funds row lock itself: nothing here."""
-    if db.session.get_bind().dialect.name != "sqlite":
-        yield
-        return
-    with _SQLITE_WRITERS:
+    """Paper orders of this process take SQLite's write lock in turn (database.sqlite_write_turn); the
+    unit commits or rolls back inside. PostgreSQL queues on the funds row lock itself."""
+    with sqlite_write_turn(db.session.get_bind().dialect.name):
         try:
             yield
         except BaseException:
@@ -327,25 +321,131 @@ def _writer_turn():
 
 def _place_paper_fast(user_id: int, inp: OrderInput, now, t0: float, *, signal_id: int | None,
                       parent_id: int | None) -> Placed | None:
-    """services.paper.place_fast: the common order in a few statements, committed here; None when it
-    needs the full path (the unit is then open, with the funds lock held)."""
+    """services.paper.place_fast: the common order in a few statements, committed with the fast orders
+    of the same account that arrive meanwhile (_FastBatches); None when it needs the full path."""
+    return _FAST.place(_fast_job(user_id, inp, now, t0, signal_id=signal_id, parent_id=parent_id))
+
+
+def _fast_job(user_id: int, inp: OrderInput, now, t0: float, *, signal_id: int | None = None,
+              parent_id: int | None = None) -> _FastJob:
     quote = paper.quote_for(inp.symbol, inp.exchange)  # before the lock: from the cache
-    orderid = paper.new_id(now)
-    values = {"user_id": user_id, "signal_id": signal_id, "parent_id": parent_id, "orderid": orderid,
+    values = {"user_id": user_id, "signal_id": signal_id, "parent_id": parent_id, "orderid": paper.new_id(now),
               "broker": paper.BROKER,
               "mode": Mode.ANALYZE, "strategy": (inp.strategy or None) and inp.strategy[:100], "symbol": inp.symbol,
               "exchange": Exchange(inp.exchange), "action": Action(inp.action), "pricetype": PriceType(inp.pricetype),
               "product": Product(inp.product), "quantity": Decimal(inp.quantity), "price": Decimal(inp.price),
               "trigger_price": Decimal(inp.trigger_price), "disclosed_quantity": Decimal(inp.disclosed_quantity),
               "status_message": None}
-    write_unit()
-    fill = paper.place_fast(user_id, values, quote, now)
-    if fill is None:
-        return None
-    broker_ms = (time.perf_counter() - t0) * 1000
-    db.session.commit()
+    return _FastJob(user_id, values, quote, now, t0)
+
+
+class _FastJob:
+    __slots__ = ("user_id", "values", "quote", "now", "t0", "result", "woken")
+
+    def __init__(self, user_id: int, values: dict, quote, now: datetime, t0: float):
+        self.user_id, self.values, self.quote, self.now, self.t0 = user_id, values, quote, now, t0
+        self.result: Placed | None | object = _PENDING
+        self.woken = threading.Event()
+
+
+_PENDING = object()  # a job not run yet
+_ALONE = object()  # a job whose batch failed: its thread runs it again on its own
+
+
+class _FastBatches:
+    """Group commit of one account's fast paper orders in this process.
+
+    Every order of an account takes that account's funds lock (SQLite: the write lock), so under load
+    its orders queue there one after another, each paying a transaction of its own. Here they queue in
+    memory instead: the first thread in line runs every order waiting behind it (at most MAX_BATCH) in
+    one transaction, in arrival order, each exactly as it would have run alone (place_fast on the state
+    the one before left), commits once, hands each waiting thread its answer, and wakes the next thread
+    in line to run the orders that arrived meanwhile. No thread runs more than one batch. An order the
+    fast path declines (None) takes the full path in its own thread afterwards; when a batch fails,
+    each of its orders is run again alone, so an error stays with the order that caused it."""
+
+    MAX_BATCH = 32
+
+    def __init__(self) -> None:
+        self.largest = 0  # the most orders one batch of this process committed (bench, tests)
+        self._reset()
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()  # a fork may happen while another thread holds it
+        self._lines: dict[int, collections.deque[_FastJob]] = {}
+
+    def place(self, job: _FastJob) -> Placed | None:
+        with self._lock:
+            line = self._lines.get(job.user_id)
+            first = line is None
+            if first:
+                line = self._lines[job.user_id] = collections.deque()
+            line.append(job)
+        if not first:
+            job.woken.wait()  # answered, or at the head of the line: run the batch
+        if job.result is _PENDING:
+            with self._lock:
+                batch = [line.popleft() for _ in range(min(len(line), self.MAX_BATCH))]
+            try:
+                self._run(batch)
+            finally:
+                for other in batch:
+                    if other.result is _PENDING:  # _run raised before answering it (BaseException)
+                        other.result = _ALONE
+                    if other is not job:
+                        other.woken.set()
+                with self._lock:
+                    if line:
+                        line[0].woken.set()  # the next batch is theirs
+                    else:
+                        del self._lines[job.user_id]
+        if job.result is _ALONE:
+            return _place_fast_alone(job)
+        return job.result
+
+    def _run(self, batch: list[_FastJob]) -> None:
+        fills = []
+        try:
+            with _writer_turn():
+                write_unit()
+                planned = paper.place_fast_batch(batch[0].user_id, [(j.values, j.quote, j.now) for j in batch])
+                for job, fill in zip(batch, planned, strict=True):
+                    if fill is not None:
+                        fills.append((job, fill))
+                    else:
+                        job.result = None  # the full path, in its own thread
+                done = time.perf_counter()
+                db.session.commit()
+            self.largest = max(self.largest, len(fills))
+        except Exception as exc:
+            if len(batch) == 1:
+                raise  # the order of this thread alone: its error is its own
+            log.warning("a batch of %s paper orders failed (%s); each is run again on its own", len(batch),
+                        str(exc).splitlines()[0][:300])
+            for job in batch:
+                job.result = _ALONE
+            return
+        for job, fill in fills:
+            fill.committed()
+            job.result = Placed(job.values["orderid"], Mode.ANALYZE.value, OrderStatus.COMPLETE.value, paper.BROKER,
+                                (done - job.t0) * 1000)
+
+
+_FAST = _FastBatches()
+
+
+def _place_fast_alone(job: _FastJob) -> Placed | None:
+    with _writer_turn():
+        write_unit()
+        fill = paper.place_fast(job.user_id, job.values, job.quote, job.now)
+        if fill is None:
+            db.session.rollback()
+            return None
+        broker_ms = (time.perf_counter() - job.t0) * 1000
+        db.session.commit()
     fill.committed()
-    return Placed(orderid, Mode.ANALYZE.value, OrderStatus.COMPLETE.value, paper.BROKER, broker_ms)
+    return Placed(job.values["orderid"], Mode.ANALYZE.value, OrderStatus.COMPLETE.value, paper.BROKER, broker_ms)
 
 
 def _smart_quantity(inp: OrderInput, current: int, position_size: int) -> tuple[str, int] | None:

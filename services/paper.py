@@ -27,7 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import secrets
+import os
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -83,11 +84,17 @@ def squareoff_cutoff(now: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC)
 
 
+# Order and trade ids need to be unique, not unguessable: a generator seeded from the OS once per process
+# (again in every forked worker, so two workers never share a sequence), not a system call per id.
+_IDS = random.Random()  # noqa: S311 - uniqueness only; access to an order is checked by its owner
+os.register_at_fork(after_in_child=_IDS.seed)
+
+
 def new_id(now: dt.datetime | None = None) -> str:
     """A numeric id unique across processes: exchange date, microsecond of the day, 4 random digits."""
     local = (now or utcnow()).astimezone(exchange_tz())
     micros = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
-    return f"{local:%y%m%d}{micros:011d}{secrets.randbelow(10_000):04d}"
+    return f"{local:%y%m%d}{micros:011d}{_IDS.randrange(10_000):04d}"
 
 
 # -- unit of work ------------------------------------------------------------------------------------
@@ -599,6 +606,7 @@ _Q_LOCK = _Q_READ.with_for_update(of=_F)
 _POS_KEY = and_(_P.c.user_id == bindparam("k_uid"), _P.c.mode == Mode.ANALYZE, _P.c.symbol == bindparam("k_symbol"),
                 _P.c.exchange == bindparam("k_exchange"), _P.c.product == bindparam("k_product"))
 _I_ORDER = insert(_O).returning(_O.c.id)
+_I_ORDERS = insert(_O).returning(_O.c.id, sort_by_parameter_order=True)
 _I_FILL = insert(_FILLS)
 _I_POSITION = insert(_P)
 _U_POSITION = update(_P).where(_POS_KEY)
@@ -644,18 +652,35 @@ def _pg_writes(new_position: bool, bump: bool):
     return select(o.c.id, g.c.generation).select_from(o.join(g, true())).add_cte(f, p, u)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
+class _Writes:
+    """The rows a planned fast fill writes (write_fast())."""
+
+    key: PosKey
+    order: dict
+    fill: dict
+    position: dict
+    position_key: dict
+    position_exists: bool
+    funds: dict
+
+
+@dataclass(slots=True)
 class FastFill:
-    """A fill written by place_fast(); call `committed()` after the unit commits."""
+    """A fill planned by _plan_fast() and written by write_fast(); call `committed()` after the unit
+    commits."""
 
     user_id: int
     generation: int | None
     before: str | None  # Funds.updated_at the fill started from (ISO)
+    funds_id: int
+    funds_state: engine.FundsState  # after the fill
     known: _Known  # the account after the fill, for the next fast fill of this process
     funds: dict
     position: dict
     order: dict
     trade: dict
+    writes: _Writes
 
     def committed(self) -> None:
         _KNOWN[self.user_id] = self.known
@@ -710,19 +735,9 @@ def _cached_position(user_id: int, version: dt.datetime, key: PosKey,
     return None
 
 
-def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime) -> FastFill | None:
-    """Inside a write unit (write_unit() called): fill the order `values` (the `orders` columns) at once,
-    or return None, having written nothing, when it needs the full path (no Funds row yet, open orders
-    or a square-off due, an order that would not fill or would be rejected); the lock is held either way."""
-    from services import books
-
-    action, product, qty = values["action"].value, values["product"].value, values["quantity"]
-    decision = engine.decide(action, values["pricetype"].value, values["price"], values["trigger_price"], quote)
-    if decision.status != engine.COMPLETE:
-        return None
-    conn = db.session.connection()
-    pg = conn.dialect.name == "postgresql"
-    cutoff = squareoff_cutoff(now)
+def _read_locked(conn, user_id: int, values: dict, cutoff: dt.datetime, key: PosKey):
+    """Lock the Funds row and read what a fast fill needs: (funds id, Funds.updated_at, funds state,
+    position state, whether the position row exists), or None when the account needs the full path."""
     params = {"uid": user_id, "cutoff": cutoff, "symbol": values["symbol"], "exchange": values["exchange"],
               "product": values["product"]}
     row = conn.execute(_Q_LOCK, params).first()
@@ -734,7 +749,6 @@ def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
         # position and the open orders above predate it. The account as this process cached it is
         # exact when it is of the version now locked (every writer moves Funds.updated_at); else read
         # them again (the lock is held now, so a new statement sees that unit's writes).
-        key = (values["symbol"], values["exchange"].value, values["product"].value)
         pos = _cached_position(user_id, row.updated_at, key, cutoff)
         if pos is None:
             row = conn.execute(_Q_READ, params).first()
@@ -748,17 +762,80 @@ def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
             **{f: getattr(row, f"pos_{f}") for f in _POSITION_FIELDS})
     funds = engine.FundsState(opening_balance=row.opening_balance, realized_pnl=row.realized_pnl,
                               used_margin=row.used_margin)
+    return row.id, row.updated_at, funds, pos, exists
+
+
+def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime) -> FastFill | None:
+    """Inside a write unit (write_unit() called): fill the order `values` (the `orders` columns) at once,
+    or return None, having written nothing, when it needs the full path (no Funds row yet, open orders
+    or a square-off due, an order that would not fill or would be rejected); the lock is held either way."""
+    fill = _plan_fast(user_id, values, quote, now)
+    if fill is not None:
+        write_fast([fill])
+    return fill
+
+
+def place_fast_batch(user_id: int, items: list[tuple[dict, engine.Quote, dt.datetime]]) -> list[FastFill | None]:
+    """place_fast() for several orders of one user in one write unit, in order, each on the state the
+    one before left; the rows are written together (write_fast()): one insert of the orders, one of the
+    fills, one write per position and one of the funds, instead of a set per order."""
+    out: list[FastFill | None] = []
+    pending: list[FastFill] = []
+    for values, quote, now in items:
+        prior = pending[-1] if pending else None
+        if prior is not None and not _continues(prior, values, now):
+            write_fast(pending)  # the next plan reads the database: it must hold what came before
+            pending, prior = [], None
+        fill = _plan_fast(user_id, values, quote, now, prior)
+        out.append(fill)
+        if fill is not None:
+            pending.append(fill)
+    write_fast(pending)
+    return out
+
+
+def _continues(prior: FastFill, values: dict, now: dt.datetime) -> bool:
+    """Can the next order be planned from `prior` alone (same square-off cutoff, position known)?"""
+    key = (values["symbol"], values["exchange"].value, values["product"].value)
+    return prior.known.cutoff == squareoff_cutoff(now) and key in prior.known.positions
+
+
+def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime,
+               prior: FastFill | None = None) -> FastFill | None:
+    """place_fast() without the writes: the fill and the rows it writes, or None. `prior`: the fill
+    planned last in this unit for the same user, whose state this one starts from (no query when it
+    knows the position; _continues())."""
+    from services import books
+
+    action, product, qty = values["action"].value, values["product"].value, values["quantity"]
+    decision = engine.decide(action, values["pricetype"].value, values["price"], values["trigger_price"], quote)
+    if decision.status != engine.COMPLETE:
+        return None
+    conn = db.session.connection()
+    cutoff = squareoff_cutoff(now)
+    key = (values["symbol"], values["exchange"].value, product)
+    if prior is not None and prior.known.cutoff == cutoff and key in prior.known.positions:
+        # Still under the lock the prior fill's statement took, with nothing else written since.
+        funds_id, version, funds = prior.funds_id, prior.known.version, prior.funds_state
+        pos, exists = prior.known.positions[key], True
+    else:
+        found = _read_locked(conn, user_id, values, cutoff, key)
+        if found is None:
+            return None
+        funds_id, version, funds, pos, exists = found
     lev = leverage()
     price = decision.price
     try:
         result = engine.fill(pos, funds, product, action, qty, price, lev)
     except (engine.InsufficientFunds, engine.CannotSell):
         return None  # the full path journals the rejection, with its alert
-    now = next_version(row.updated_at, now)  # Funds.updated_at is the cached account's version: it must move
-    key = (values["symbol"], values["exchange"].value, product)
-    known = _KNOWN.get(user_id)
-    carried = known.positions if known is not None and known.version == row.updated_at and \
-        known.cutoff == cutoff else {}
+    now = next_version(version, now)  # Funds.updated_at is the cached account's version: it must move
+    if prior is not None and prior.known.version == version and prior.known.cutoff == cutoff:
+        carried = prior.known.positions
+    else:
+        known = _KNOWN.get(user_id)
+        carried = known.positions if known is not None and known.version == version and \
+            known.cutoff == cutoff else {}
     after, new = result.position, result.funds
     order_row = {**values, "status": OrderStatus.COMPLETE, "filled_quantity": qty, "average_price": price,
                  "placed_at": now, "updated_at": now}
@@ -772,32 +849,13 @@ def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
                "k_product": values["product"]}
     funds_row = {"realized_pnl": new.realized_pnl, "used_margin": new.used_margin, "available_cash": new.available,
                  "updated_at": now}
-    two_level = cache.current()
-    if pg:
-        # One round trip for every write, while the funds row is locked (see _pg_writes).
-        bump = not two_level.uses_redis
-        stmt = _pg_writes(not exists, bump)
-        params = {**{f"o_{k}": v for k, v in order_row.items()}, **{f"f_{k}": v for k, v in fill_row.items()},
-                  **{f"p_{k}": v for k, v in pos_row.items()}, **{f"u_{k}": v for k, v in funds_row.items()},
-                  **pos_key, "funds_id": row.id, "gen_row": cache.generation_row(CACHE_NS, str(user_id)),
-                  "gen_at": now}
-        found = conn.execute(stmt, params).one().generation
-        generation = int(found) if bump else None
-    else:
-        order_id = conn.execute(_I_ORDER, order_row).scalar_one()
-        conn.execute(_I_FILL, {**fill_row, "order_id": order_id})
-        if not exists:
-            conn.execute(_I_POSITION, pos_row)
-        else:
-            conn.execute(_U_POSITION, {**pos_row, **pos_key})
-        conn.execute(_U_FUNDS, {**funds_row, "funds_id": row.id})
-        generation = two_level.bump_in_transaction(conn, CACHE_NS, str(user_id))
-    log.info("paper order %s of user %s filled: %s %s %s:%s at %s", values["orderid"], user_id, action, qty,
-             values["exchange"].value, values["symbol"], price)
     return FastFill(
-        user_id=user_id, generation=generation,
+        user_id=user_id, generation=None,
+        writes=_Writes(key=key, order=order_row, fill=fill_row, position=pos_row, position_key=pos_key,
+                       position_exists=exists, funds={**funds_row, "funds_id": funds_id}),
         known=_Known(version=now, cutoff=cutoff, positions={**carried, key: result.position}),
-        before=row.updated_at.isoformat() if row.updated_at is not None else None,
+        before=version.isoformat() if version is not None else None,
+        funds_id=funds_id, funds_state=new,
         funds={"opening_balance": str(new.opening_balance), "realized_pnl": str(new.realized_pnl),
                "used_margin": str(new.used_margin), "updated_at": now.isoformat()},
         position={**{f: str(getattr(after, f)) for f in _POSITION_FIELDS}, "symbol": values["symbol"],
@@ -812,6 +870,55 @@ def place_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
                "average_price": books.num(price), "timestamp": books.fmt_time(now),
                "trade_value": books.num(qty * price)},
     )
+
+
+def write_fast(fills: list[FastFill]) -> None:
+    """Write planned fast fills of one user (in plan order) on the unit's connection, and bump the
+    generation of the cached accounts once (database.cache); sets each fill's `generation`."""
+    if not fills:
+        return
+    if log.isEnabledFor(logging.INFO):
+        for f in fills:
+            o = f.writes.order
+            log.info("paper order %s of user %s filled: %s %s %s:%s at %s", o["orderid"], f.user_id,
+                     o["action"].value, o["quantity"], o["exchange"].value, o["symbol"], o["average_price"])
+    conn = db.session.connection()
+    two_level = cache.current()
+    user_id, last = fills[0].user_id, fills[-1].writes
+    if conn.dialect.name == "postgresql" and len(fills) == 1:
+        # One round trip for every write, while the funds row is locked (see _pg_writes).
+        w = last
+        bump = not two_level.uses_redis
+        params = {**{f"o_{k}": v for k, v in w.order.items()}, **{f"f_{k}": v for k, v in w.fill.items()},
+                  **{f"p_{k}": v for k, v in w.position.items()},
+                  **{f"u_{k}": v for k, v in w.funds.items() if k != "funds_id"},
+                  **w.position_key, "funds_id": w.funds["funds_id"],
+                  "gen_row": cache.generation_row(CACHE_NS, str(user_id)), "gen_at": w.funds["updated_at"]}
+        found = conn.execute(_pg_writes(not w.position_exists, bump), params).one().generation
+        fills[0].generation = int(found) if bump else None
+        return
+    if len(fills) == 1:
+        ids = [conn.execute(_I_ORDER, last.order).scalar_one()]
+    else:
+        ids = list(conn.execute(_I_ORDERS, [f.writes.order for f in fills]).scalars())
+    conn.execute(_I_FILL, [{**f.writes.fill, "order_id": order_id} for f, order_id in zip(fills, ids, strict=True)])
+    positions: dict[PosKey, tuple[bool, dict, dict]] = {}  # key -> (exists, row, key params): the last state
+    for f in fills:
+        w = f.writes
+        first = positions.get(w.key)
+        if first is None:
+            positions[w.key] = (w.position_exists, w.position, w.position_key)
+        else:  # a new position is inserted with its last state (the first row has its identity)
+            positions[w.key] = (first[0], {**first[1], **w.position}, w.position_key)
+    for exists, row, key in positions.values():
+        if exists:
+            conn.execute(_U_POSITION, {**row, **key})
+        else:
+            conn.execute(_I_POSITION, row)
+    conn.execute(_U_FUNDS, last.funds)
+    generation = two_level.bump_in_transaction(conn, CACHE_NS, str(user_id))
+    for f in fills:
+        f.generation = generation
 
 
 # -- entry points (units of their own) ---------------------------------------------------------------

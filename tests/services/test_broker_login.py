@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import text
 
+from brokers.base import next_daily_expiry
 from database import db
 from database.alert_db import Alert
 from database.auth_db import BrokerSession
@@ -66,11 +67,14 @@ def test_login_stores_the_token_encrypted_and_resumes(app, kite, caplog):
 
 
 def test_a_session_ends_at_the_configured_time(app, kite):
-    app.config["SESSION_EXPIRY_TIME"] = "03:00"
+    # A daily end that comes before Kite's own 06:00 flush, whatever the time of day the test runs.
+    kite_end = next_daily_expiry(utcnow())
+    ours = (kite_end - min(dt.timedelta(hours=1), (kite_end - utcnow()) / 2)).astimezone(IST)
+    app.config["SESSION_EXPIRY_TIME"] = f"{ours:%H:%M}"
     alice = make_user("alice")
     row = _login(kite, alice)
     local = row.expires_at.astimezone(IST)
-    assert (local.hour, local.minute) == (3, 0)  # before Kite's own 06:00
+    assert (local.hour, local.minute) == (ours.hour, ours.minute) and row.expires_at < kite_end
     assert row.expires_at - utcnow() <= dt.timedelta(days=1)
     # Move the clock past it: the session is expired, an alert is raised, nothing is active.
     row.expires_at = utcnow() - dt.timedelta(seconds=1)

@@ -167,3 +167,75 @@ def test_a_full_path_unit_that_writes_orders_moves_the_funds_version(app, users)
     row = db.session.scalar(select(Funds).where(Funds.user_id == alice))
     assert row.updated_at > before
     assert row.used_margin == Decimal(1500) / 5  # the figures themselves did not change
+
+
+# -- group commit (services.orders._FastBatches) ---------------------------------------------------------
+def test_concurrent_orders_committed_in_batches_end_as_if_placed_one_by_one(app, users):
+    import threading
+
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1499.5", ask="1500.5")
+    set_quote("SBIN", "800")
+    orders.place_order(alice, order(symbol="SBIN", quantity=1))  # the funds row exists
+    books.funds(alice)  # the account is cached: every batch must bring it forward exactly
+    plan = [("SBIN" if k % 5 == 4 else "INFY", "BUY" if k % 2 == 0 else "SELL", 2 if k % 2 == 0 else 1)
+            for k in range(20)]
+    threads, barrier, errors = 6, threading.Barrier(6), []
+    orders._FAST.largest = 0
+
+    def worker() -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                for symbol, action, qty in plan:
+                    orders.place_order(alice, order(symbol=symbol, action=action, quantity=qty))
+            except Exception as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+    running = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join(timeout=120)
+    assert not errors and not any(t.is_alive() for t in running)
+    assert orders._FAST.largest > 1, "no two orders ever shared a transaction"
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 1 + threads * len(plan)
+    assert db.session.scalar(select(func.count()).select_from(Fill)) == 1 + threads * len(plan)
+    for symbol, extra in (("INFY", 0), ("SBIN", 1)):
+        bought = extra + threads * sum(q for s, a, q in plan if s == symbol and a == "BUY")
+        sold = threads * sum(q for s, a, q in plan if s == symbol and a == "SELL")
+        pos = db.session.scalar(select(Position).where(Position.symbol == symbol))
+        assert (pos.buy_quantity, pos.sell_quantity, pos.quantity) == (bought, sold, bought - sold)
+    funds = db.session.scalar(select(Funds))
+    assert funds.used_margin == db.session.scalar(select(func.sum(Position.margin_blocked)))
+    cached = cache.get(paper.CACHE_NS, str(alice))  # brought forward batch by batch (or dropped when stale)
+    if cached is not None:
+        assert _normal(cached) == _normal(_fresh(alice))
+
+
+def test_a_failing_batch_runs_each_order_again_alone_and_the_error_stays_with_its_order(app, users):
+    import time
+
+    from database.types import utcnow
+
+    alice, _ = users
+    set_quote("INFY", "1500")
+    first = orders.place_order(alice, order(quantity=1))
+    before = db.session.scalar(select(func.count()).select_from(Order))
+    jobs = [orders._fast_job(alice, order(quantity=q), utcnow(), time.perf_counter()) for q in (1, 2, 3)]
+    jobs[1].values["orderid"] = first.orderid  # taken: the batch's insert of it fails
+    orders._FAST._run(jobs)
+    assert all(job.result is orders._ALONE for job in jobs)
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Order)) == before  # nothing of the batch stayed
+    assert orders._place_fast_alone(jobs[0]).orderid == jobs[0].values["orderid"]
+    try:
+        orders._place_fast_alone(jobs[1])
+        raise AssertionError("a taken order id was accepted")
+    except Exception as exc:  # noqa: BLE001 - the database's refusal, whatever its driver's class
+        assert "orderid" in str(exc).lower() or "unique" in str(exc).lower()
+    db.session.rollback()
+    assert orders._place_fast_alone(jobs[2]).orderid == jobs[2].values["orderid"]
+    pos = db.session.scalar(select(Position).where(Position.symbol == "INFY"))
+    assert pos.quantity == 1 + 1 + 3

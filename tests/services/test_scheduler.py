@@ -18,8 +18,11 @@ def test_a_run_after_the_squareoff_time_closes_mis_positions(app, users):  # noq
     set_quote("INFY", "1500")
     orders.place_order(alice, order(quantity=10))
     now = dt.datetime.now(IST)
-    before = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(15, 0), tzinfo=IST)
-    after = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(15, 16), tzinfo=IST)
+    # The next 15:15 square-off after now (today's or tomorrow's, by the time of day the test runs).
+    due = dt.datetime.combine(now.date(), dt.time(15, 15), tzinfo=IST)
+    if due <= now + dt.timedelta(minutes=2):
+        due = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(15, 15), tzinfo=IST)
+    before, after = due - dt.timedelta(minutes=1), due + dt.timedelta(minutes=1)
     scheduler.run_once(app, since=now, until=before)
     assert orders.open_position(alice, "INFY", "NSE", "MIS") == 10  # not yet
     nxt = scheduler.run_once(app, since=before, until=after)
