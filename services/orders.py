@@ -345,7 +345,8 @@ class _FastJob:
     def __init__(self, user_id: int, values: dict, quote, now: datetime, t0: float):
         self.user_id, self.values, self.quote, self.now, self.t0 = user_id, values, quote, now, t0
         self.result: Placed | None | object = _PENDING
-        self.woken = threading.Event()
+        self.woken = threading.Lock()  # held until the job is answered or its thread is to lead
+        self.woken.acquire()
 
 
 _PENDING = object()  # a job not run yet
@@ -383,7 +384,7 @@ class _FastBatches:
                 line = self._lines[job.user_id] = collections.deque()
             line.append(job)
         if not first:
-            job.woken.wait()  # answered, or at the head of the line: run the batch
+            job.woken.acquire()  # answered, or at the head of the line: run the batch
         if job.result is _PENDING:
             with self._lock:
                 batch = [line.popleft() for _ in range(min(len(line), self.MAX_BATCH))]
@@ -394,10 +395,10 @@ class _FastBatches:
                     if other.result is _PENDING:  # _run raised before answering it (BaseException)
                         other.result = _ALONE
                     if other is not job:
-                        other.woken.set()
+                        other.woken.release()
                 with self._lock:
                     if line:
-                        line[0].woken.set()  # the next batch is theirs
+                        line[0].woken.release()  # the next batch is theirs
                     else:
                         del self._lines[job.user_id]
         if job.result is _ALONE:

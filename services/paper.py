@@ -94,7 +94,7 @@ def new_id(now: dt.datetime | None = None) -> str:
     """A numeric id unique across processes: exchange date, microsecond of the day, 4 random digits."""
     local = (now or utcnow()).astimezone(exchange_tz())
     micros = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
-    return f"{local:%y%m%d}{micros:011d}{_IDS.randrange(10_000):04d}"
+    return f"{local.year % 100:02d}{local.month:02d}{local.day:02d}{micros:011d}{_IDS.randrange(10_000):04d}"
 
 
 # -- unit of work ------------------------------------------------------------------------------------
@@ -652,6 +652,44 @@ def _pg_writes(new_position: bool, bump: bool):
     return select(o.c.id, g.c.generation).select_from(o.join(g, true())).add_cte(f, p, u)
 
 
+@functools.cache
+def _pg_order_and_fill():
+    """PostgreSQL: one order and its fill in one statement (of one shape: psycopg prepares it)."""
+    o = insert(_O).values(_params(_O, "o_", _ORDER_COLS)).returning(_O.c.id).cte("o")
+    f = insert(_FILLS).from_select(["order_id", *_FILL_COLS],
+                                   select(o.c.id, *_params(_FILLS, "f_", _FILL_COLS).values())).cte("f")
+    return select(o.c.id).add_cte(f)
+
+
+@functools.cache
+def _pg_account_writes(positions: tuple[bool, ...], bump: bool):
+    """PostgreSQL: the positions (`positions`: whether each exists), the funds and (`bump`) the cache
+    generation after a batch of fills, in one statement."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    writes = []
+    for j, exists in enumerate(positions):
+        if exists:
+            key = and_(_P.c.user_id == bindparam(f"k{j}_uid"), _P.c.mode == Mode.ANALYZE,
+                       _P.c.symbol == bindparam(f"k{j}_symbol"), _P.c.exchange == bindparam(f"k{j}_exchange"),
+                       _P.c.product == bindparam(f"k{j}_product"))
+            writes.append(update(_P).where(key).values(_params(_P, f"p{j}_", _POS_COLS)).cte(f"p{j}"))
+        else:
+            columns = (*_POS_COLS, "user_id", "mode", "symbol", "exchange", "product")
+            writes.append(insert(_P).values(_params(_P, f"p{j}_", columns)).cte(f"p{j}"))
+    u = update(_F).where(_F.c.id == bindparam("funds_id")).values(_params(_F, "u_", _FUNDS_COLS)).cte("u")
+    if not bump:
+        return select(literal(None).label("generation")).add_cte(*writes, u)
+    gens = CacheGeneration.__table__
+    upsert = pg_insert(gens).values(namespace=bindparam("gen_row"), generation=1,
+                                    updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
+    g = upsert.on_conflict_do_update(
+        index_elements=[gens.c.namespace],
+        set_={"generation": gens.c.generation + 1, "updated_at": upsert.excluded.updated_at},
+    ).returning(gens.c.generation).cte("g")
+    return select(g.c.generation).add_cte(*writes, u)
+
+
 @dataclass(slots=True)
 class _Writes:
     """The rows a planned fast fill writes (write_fast())."""
@@ -897,11 +935,6 @@ def write_fast(fills: list[FastFill]) -> None:
         found = conn.execute(_pg_writes(not w.position_exists, bump), params).one().generation
         fills[0].generation = int(found) if bump else None
         return
-    if len(fills) == 1:
-        ids = [conn.execute(_I_ORDER, last.order).scalar_one()]
-    else:
-        ids = list(conn.execute(_I_ORDERS, [f.writes.order for f in fills]).scalars())
-    conn.execute(_I_FILL, [{**f.writes.fill, "order_id": order_id} for f, order_id in zip(fills, ids, strict=True)])
     positions: dict[PosKey, tuple[bool, dict, dict]] = {}  # key -> (exists, row, key params): the last state
     for f in fills:
         w = f.writes
@@ -910,6 +943,27 @@ def write_fast(fills: list[FastFill]) -> None:
             positions[w.key] = (w.position_exists, w.position, w.position_key)
         else:  # a new position is inserted with its last state (the first row has its identity)
             positions[w.key] = (first[0], {**first[1], **w.position}, w.position_key)
+    if conn.dialect.name == "postgresql":
+        # A statement per order and its fill (one shape, prepared), then one for the rest.
+        for f in fills:
+            conn.execute(_pg_order_and_fill(), {**{f"o_{k}": v for k, v in f.writes.order.items()},
+                                                **{f"f_{k}": v for k, v in f.writes.fill.items()}})
+        bump = not two_level.uses_redis
+        params = {f"u_{k}": v for k, v in last.funds.items() if k != "funds_id"}
+        params.update(funds_id=last.funds["funds_id"], gen_row=cache.generation_row(CACHE_NS, str(user_id)),
+                      gen_at=last.funds["updated_at"])
+        for j, (_exists, row, key) in enumerate(positions.values()):
+            params.update({f"p{j}_{k}": v for k, v in row.items()})
+            params.update({f"k{j}_{k[2:]}": v for k, v in key.items()})  # k_uid -> k0_uid
+        found = conn.execute(_pg_account_writes(tuple(e for e, _, _ in positions.values()), bump), params).one()
+        for f in fills:
+            f.generation = int(found.generation) if bump else None
+        return
+    if len(fills) == 1:
+        ids = [conn.execute(_I_ORDER, last.order).scalar_one()]
+    else:
+        ids = list(conn.execute(_I_ORDERS, [f.writes.order for f in fills]).scalars())
+    conn.execute(_I_FILL, [{**f.writes.fill, "order_id": order_id} for f, order_id in zip(fills, ids, strict=True)])
     for exists, row, key in positions.values():
         if exists:
             conn.execute(_U_POSITION, {**row, **key})
