@@ -945,9 +945,8 @@ def write_fast(fills: list[FastFill]) -> None:
             positions[w.key] = (first[0], {**first[1], **w.position}, w.position_key)
     if conn.dialect.name == "postgresql":
         # A statement per order and its fill (one shape, prepared), then one for the rest.
-        for f in fills:
-            conn.execute(_pg_order_and_fill(), {**{f"o_{k}": v for k, v in f.writes.order.items()},
-                                                **{f"f_{k}": v for k, v in f.writes.fill.items()}})
+        conn.execute(_pg_order_and_fill(), [{**{f"o_{k}": v for k, v in f.writes.order.items()},
+                                             **{f"f_{k}": v for k, v in f.writes.fill.items()}} for f in fills])
         bump = not two_level.uses_redis
         params = {f"u_{k}": v for k, v in last.funds.items() if k != "funds_id"}
         params.update(funds_id=last.funds["funds_id"], gen_row=cache.generation_row(CACHE_NS, str(user_id)),
