@@ -35,7 +35,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, true, update
+from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 import config as config_module
@@ -603,9 +603,14 @@ _Q_READ = (
     .where(_F.c.user_id == _uid, _F.c.mode == Mode.ANALYZE)
 )
 _Q_LOCK = _Q_READ.with_for_update(of=_F)
-_POS_KEY = and_(_P.c.user_id == bindparam("k_uid"), _P.c.mode == Mode.ANALYZE, _P.c.symbol == bindparam("k_symbol"),
-                _P.c.exchange == bindparam("k_exchange"), _P.c.product == bindparam("k_product"))
-_I_ORDER = insert(_O).returning(_O.c.id)
+def _pos_key(prefix: str):
+    """The position of (user, analyze mode, symbol, exchange, product) from the parameters `prefix`uid etc."""
+    return and_(_P.c.user_id == bindparam(f"{prefix}uid"), _P.c.mode == Mode.ANALYZE,
+                _P.c.symbol == bindparam(f"{prefix}symbol"), _P.c.exchange == bindparam(f"{prefix}exchange"),
+                _P.c.product == bindparam(f"{prefix}product"))
+
+
+_POS_KEY = _pos_key("k_")
 _I_ORDERS = insert(_O).returning(_O.c.id, sort_by_parameter_order=True)
 _I_FILL = insert(_FILLS)
 _I_POSITION = insert(_P)
@@ -625,61 +630,39 @@ def _params(table, prefix: str, columns: Iterable[str]) -> dict:
     return {c: bindparam(f"{prefix}{c}", type_=table.c[c].type) for c in columns}
 
 
-@functools.cache
-def _pg_writes(new_position: bool, bump: bool):
-    """PostgreSQL: the order, its fill, the position, the funds and (`bump`) the cache generation in one
-    statement (data-modifying CTEs), returning the order id and the generation."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-    gens = CacheGeneration.__table__
+def _pg_order_ctes():
+    """PostgreSQL: CTEs inserting an order (parameters o_*) and its fill (f_*)."""
     o = insert(_O).values(_params(_O, "o_", _ORDER_COLS)).returning(_O.c.id).cte("o")
-    fill_cols = _params(_FILLS, "f_", _FILL_COLS)
-    f = insert(_FILLS).from_select(["order_id", *_FILL_COLS], select(o.c.id, *fill_cols.values())).cte("f")
-    if new_position:
-        p = insert(_P).values(_params(_P, "p_", (*_POS_COLS, "user_id", "mode", "symbol", "exchange",
-                                                  "product"))).cte("p")
-    else:
-        p = update(_P).where(_POS_KEY).values(_params(_P, "p_", _POS_COLS)).cte("p")
-    u = update(_F).where(_F.c.id == bindparam("funds_id")).values(_params(_F, "u_", _FUNDS_COLS)).cte("u")
-    if not bump:
-        return select(o.c.id, literal(None).label("generation")).add_cte(f, p, u)
-    upsert = pg_insert(gens).values(namespace=bindparam("gen_row"), generation=1,
-                                    updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
-    g = upsert.on_conflict_do_update(
-        index_elements=[gens.c.namespace],
-        set_={"generation": gens.c.generation + 1, "updated_at": upsert.excluded.updated_at},
-    ).returning(gens.c.generation).cte("g")
-    return select(o.c.id, g.c.generation).select_from(o.join(g, true())).add_cte(f, p, u)
+    f = insert(_FILLS).from_select(["order_id", *_FILL_COLS],
+                                   select(o.c.id, *_params(_FILLS, "f_", _FILL_COLS).values())).cte("f")
+    return o, f
 
 
 @functools.cache
 def _pg_order_and_fill():
     """PostgreSQL: one order and its fill in one statement (of one shape: psycopg prepares it)."""
-    o = insert(_O).values(_params(_O, "o_", _ORDER_COLS)).returning(_O.c.id).cte("o")
-    f = insert(_FILLS).from_select(["order_id", *_FILL_COLS],
-                                   select(o.c.id, *_params(_FILLS, "f_", _FILL_COLS).values())).cte("f")
+    o, f = _pg_order_ctes()
     return select(o.c.id).add_cte(f)
 
 
 @functools.cache
-def _pg_account_writes(positions: tuple[bool, ...], bump: bool):
-    """PostgreSQL: the positions (`positions`: whether each exists), the funds and (`bump`) the cache
-    generation after a batch of fills, in one statement."""
+def _pg_writes(positions: tuple[bool, ...], bump: bool, with_order: bool):
+    """PostgreSQL, in one statement (data-modifying CTEs), returning the generation (or NULL): the
+    positions (parameters p{j}_* and k{j}_*; `positions`: whether each exists), the funds (u_*,
+    funds_id), with `bump` the cache generation (gen_row, gen_at), with `with_order` also an order
+    and its fill (o_*, f_*)."""
     from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-    writes = []
+    ctes = list(_pg_order_ctes()) if with_order else []
     for j, exists in enumerate(positions):
         if exists:
-            key = and_(_P.c.user_id == bindparam(f"k{j}_uid"), _P.c.mode == Mode.ANALYZE,
-                       _P.c.symbol == bindparam(f"k{j}_symbol"), _P.c.exchange == bindparam(f"k{j}_exchange"),
-                       _P.c.product == bindparam(f"k{j}_product"))
-            writes.append(update(_P).where(key).values(_params(_P, f"p{j}_", _POS_COLS)).cte(f"p{j}"))
+            ctes.append(update(_P).where(_pos_key(f"k{j}_")).values(_params(_P, f"p{j}_", _POS_COLS)).cte(f"p{j}"))
         else:
             columns = (*_POS_COLS, "user_id", "mode", "symbol", "exchange", "product")
-            writes.append(insert(_P).values(_params(_P, f"p{j}_", columns)).cte(f"p{j}"))
-    u = update(_F).where(_F.c.id == bindparam("funds_id")).values(_params(_F, "u_", _FUNDS_COLS)).cte("u")
+            ctes.append(insert(_P).values(_params(_P, f"p{j}_", columns)).cte(f"p{j}"))
+    ctes.append(update(_F).where(_F.c.id == bindparam("funds_id")).values(_params(_F, "u_", _FUNDS_COLS)).cte("u"))
     if not bump:
-        return select(literal(None).label("generation")).add_cte(*writes, u)
+        return select(literal(None).label("generation")).add_cte(*ctes)
     gens = CacheGeneration.__table__
     upsert = pg_insert(gens).values(namespace=bindparam("gen_row"), generation=1,
                                     updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
@@ -687,7 +670,7 @@ def _pg_account_writes(positions: tuple[bool, ...], bump: bool):
         index_elements=[gens.c.namespace],
         set_={"generation": gens.c.generation + 1, "updated_at": upsert.excluded.updated_at},
     ).returning(gens.c.generation).cte("g")
-    return select(g.c.generation).add_cte(*writes, u)
+    return select(g.c.generation).add_cte(*ctes)
 
 
 @dataclass(slots=True)
@@ -711,7 +694,6 @@ class FastFill:
     user_id: int
     generation: int | None
     before: str | None  # Funds.updated_at the fill started from (ISO)
-    funds_id: int
     funds_state: engine.FundsState  # after the fill
     known: _Known  # the account after the fill, for the next fast fill of this process
     funds: dict
@@ -841,8 +823,8 @@ def _continues(prior: FastFill, values: dict, now: dt.datetime) -> bool:
 def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime,
                prior: FastFill | None = None) -> FastFill | None:
     """place_fast() without the writes: the fill and the rows it writes, or None. `prior`: the fill
-    planned last in this unit for the same user, whose state this one starts from (no query when it
-    knows the position; _continues())."""
+    planned last in this unit for the same user, not written yet, whose state this one starts from
+    without a query (only when _continues(prior, ...): the database does not hold it)."""
     from services import books
 
     action, product, qty = values["action"].value, values["product"].value, values["quantity"]
@@ -852,9 +834,9 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     conn = db.session.connection()
     cutoff = squareoff_cutoff(now)
     key = (values["symbol"], values["exchange"].value, product)
-    if prior is not None and prior.known.cutoff == cutoff and key in prior.known.positions:
+    if prior is not None:
         # Still under the lock the prior fill's statement took, with nothing else written since.
-        funds_id, version, funds = prior.funds_id, prior.known.version, prior.funds_state
+        funds_id, version, funds = prior.writes.funds["funds_id"], prior.known.version, prior.funds_state
         pos, exists = prior.known.positions[key], True
     else:
         found = _read_locked(conn, user_id, values, cutoff, key)
@@ -868,7 +850,7 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     except (engine.InsufficientFunds, engine.CannotSell):
         return None  # the full path journals the rejection, with its alert
     now = next_version(version, now)  # Funds.updated_at is the cached account's version: it must move
-    if prior is not None and prior.known.version == version and prior.known.cutoff == cutoff:
+    if prior is not None:
         carried = prior.known.positions
     else:
         known = _KNOWN.get(user_id)
@@ -893,7 +875,7 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
                        position_exists=exists, funds={**funds_row, "funds_id": funds_id}),
         known=_Known(version=now, cutoff=cutoff, positions={**carried, key: result.position}),
         before=version.isoformat() if version is not None else None,
-        funds_id=funds_id, funds_state=new,
+        funds_state=new,
         funds={"opening_balance": str(new.opening_balance), "realized_pnl": str(new.realized_pnl),
                "used_margin": str(new.used_margin), "updated_at": now.isoformat()},
         position={**{f: str(getattr(after, f)) for f in _POSITION_FIELDS}, "symbol": values["symbol"],
@@ -923,18 +905,6 @@ def write_fast(fills: list[FastFill]) -> None:
     conn = db.session.connection()
     two_level = cache.current()
     user_id, last = fills[0].user_id, fills[-1].writes
-    if conn.dialect.name == "postgresql" and len(fills) == 1:
-        # One round trip for every write, while the funds row is locked (see _pg_writes).
-        w = last
-        bump = not two_level.uses_redis
-        params = {**{f"o_{k}": v for k, v in w.order.items()}, **{f"f_{k}": v for k, v in w.fill.items()},
-                  **{f"p_{k}": v for k, v in w.position.items()},
-                  **{f"u_{k}": v for k, v in w.funds.items() if k != "funds_id"},
-                  **w.position_key, "funds_id": w.funds["funds_id"],
-                  "gen_row": cache.generation_row(CACHE_NS, str(user_id)), "gen_at": w.funds["updated_at"]}
-        found = conn.execute(_pg_writes(not w.position_exists, bump), params).one().generation
-        fills[0].generation = int(found) if bump else None
-        return
     positions: dict[PosKey, tuple[bool, dict, dict]] = {}  # key -> (exists, row, key params): the last state
     for f in fills:
         w = f.writes
@@ -944,9 +914,8 @@ def write_fast(fills: list[FastFill]) -> None:
         else:  # a new position is inserted with its last state (the first row has its identity)
             positions[w.key] = (first[0], {**first[1], **w.position}, w.position_key)
     if conn.dialect.name == "postgresql":
-        # A statement per order and its fill (one shape, prepared), then one for the rest.
-        conn.execute(_pg_order_and_fill(), [{**{f"o_{k}": v for k, v in f.writes.order.items()},
-                                             **{f"f_{k}": v for k, v in f.writes.fill.items()}} for f in fills])
+        # One statement for everything when there is one order; else the orders with their fills
+        # (one prepared shape, sent as one executemany), then one statement for the rest.
         bump = not two_level.uses_redis
         params = {f"u_{k}": v for k, v in last.funds.items() if k != "funds_id"}
         params.update(funds_id=last.funds["funds_id"], gen_row=cache.generation_row(CACHE_NS, str(user_id)),
@@ -954,14 +923,18 @@ def write_fast(fills: list[FastFill]) -> None:
         for j, (_exists, row, key) in enumerate(positions.values()):
             params.update({f"p{j}_{k}": v for k, v in row.items()})
             params.update({f"k{j}_{k[2:]}": v for k, v in key.items()})  # k_uid -> k0_uid
-        found = conn.execute(_pg_account_writes(tuple(e for e, _, _ in positions.values()), bump), params).one()
+        orders = [{**{f"o_{k}": v for k, v in f.writes.order.items()},
+                   **{f"f_{k}": v for k, v in f.writes.fill.items()}} for f in fills]
+        if len(orders) == 1:
+            params.update(orders[0])
+        else:
+            conn.execute(_pg_order_and_fill(), orders)
+        stmt = _pg_writes(tuple(e for e, _, _ in positions.values()), bump, with_order=len(orders) == 1)
+        generation = conn.execute(stmt, params).one().generation
         for f in fills:
-            f.generation = int(found.generation) if bump else None
+            f.generation = int(generation) if bump else None
         return
-    if len(fills) == 1:
-        ids = [conn.execute(_I_ORDER, last.order).scalar_one()]
-    else:
-        ids = list(conn.execute(_I_ORDERS, [f.writes.order for f in fills]).scalars())
+    ids = list(conn.execute(_I_ORDERS, [f.writes.order for f in fills]).scalars())
     conn.execute(_I_FILL, [{**f.writes.fill, "order_id": order_id} for f, order_id in zip(fills, ids, strict=True)])
     for exists, row, key in positions.values():
         if exists:
