@@ -123,7 +123,7 @@ def register_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
-    from services import traffic
+    from services.logs import traffic
 
     traffic.init_app(app)  # a traffic_logs row per request, through the log writer
 
@@ -284,7 +284,7 @@ def setup_environment(app: Flask) -> None:
             importlib.import_module(f"database.{name}").init_db()
         cache.current().start()
         writer.current().start()
-        from services.startup import on_start
+        from services.runtime.startup import on_start
 
         on_start(app)
 
@@ -299,7 +299,7 @@ def upgrade_to_head(app: Flask) -> None:
     from sqlalchemy import text
 
     def upgrade() -> None:
-        from services.startup import run_isolated
+        from services.runtime.startup import run_isolated
 
         # alembic, only when a migration runs, and in a child process when this one has no threads
         # yet (a server's master): its ~12 MB leave with the child instead of staying in every worker.
@@ -334,7 +334,7 @@ def after_fork(app: Flask) -> None:
     app.extensions["algobridge.cache"].after_fork()
     app.extensions["algobridge.writer"].after_fork()
     if "algobridge.scheduler" in app.extensions:  # its thread did not come along
-        from services import scheduler
+        from services.runtime import scheduler
 
         scheduler.start(app)
 

@@ -81,7 +81,7 @@ def when_ready(server) -> None:
     any worker is forked; every worker starts its own (app.after_fork), and the jobs are idempotent."""
     application = getattr(server.app, "callable", None)
     if application is not None:
-        from services import scheduler
+        from services.runtime import scheduler
 
         scheduler.pause_in_this_process(application)
 

@@ -72,8 +72,8 @@ def free_port() -> int:
 
 def prepare(url: str, instance: str, users: int = 1) -> list[str]:
     """Migrate, load the sample contract, create `users` traders with an API key each; return the keys."""
-    from services import api_keys
-    from services.master_contract import ensure_sample_contract
+    from services.accounts import api_keys
+    from services.market.master_contract import ensure_sample_contract
     from tests.helpers.accounts import make_user
 
     app = create_app(app_overrides(url, instance, LOG_LEVEL="WARNING", **UNLIMITED))

@@ -39,8 +39,8 @@ from tests.helpers.databases import app_overrides, create_pg_database, drop_pg_d
 def prepare(url: str, instance: str, users: int) -> list[str]:
     """Migrate, load the sample contract, create `users` traders with a key each; their keys."""
     from app import create_app
-    from services import api_keys
-    from services.master_contract import ensure_sample_contract
+    from services.accounts import api_keys
+    from services.market.master_contract import ensure_sample_contract
     from tests.helpers.accounts import make_user
 
     app = create_app(app_overrides(url, instance, LOG_LEVEL="WARNING", **UNLIMITED))

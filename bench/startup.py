@@ -77,7 +77,8 @@ MAKE_KEY = textwrap.dedent(
     import secrets
     from app import create_app
     from database import db
-    from services import accounts, api_keys
+    from services.accounts import users as accounts
+    from services.accounts import api_keys
 
     app = create_app({"SETUP_ENVIRONMENT": False})
     with app.app_context():

@@ -53,7 +53,7 @@ def _floor(mapped, dialect: str) -> float:
     from sqlalchemy import text
 
     from database import db, write_unit
-    from services.master_contract import COLUMNS, _sqlite_values
+    from services.market.master_contract import COLUMNS, _sqlite_values
 
     session = db.session()  # the Session itself (write_unit needs in_transaction())
     session.rollback()
@@ -77,8 +77,9 @@ def _floor(mapped, dialect: str) -> float:
 
 
 def bench_import(app, rows, repeat: int) -> dict[str, float]:
-    from database import db, token_db
-    from services import master_contract
+    from database import db
+    from services.market import master_contract
+    from services.market import symbol_index as token_db
 
     with app.app_context():
         dialect = db.engine.dialect.name
@@ -124,7 +125,7 @@ def _queries(index, n: int, rng: random.Random) -> dict[str, list[tuple[str, str
 
 
 def bench_lookups(app, n: int = 2000, seed: int = 7) -> None:
-    from database import token_db
+    from services.market import symbol_index as token_db
 
     rng = random.Random(seed)
     with app.app_context():
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import psycopg
 
-    from services import sample_contract
+    from services.market import sample_contract
 
     rows = list(sample_contract.generate(args.rows, today=TODAY))
     print(f"symbol master benchmark: {len(rows):,} generated Zerodha rows, best of {args.repeat}")

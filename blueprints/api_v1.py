@@ -3,7 +3,7 @@
 HTTP only: parse the JSON body, validate it (pydantic; the message names the field), verify the API
 key for the endpoint's scope, call the service, shape the answer, and log the call. Every response
 under /api/v1 (errors, 405s and 429s included) is logged once, by an after-request hook, through
-services.observability: an `api_logs` row with the apikey removed, and for order calls an
+services.logs.recording: an `api_logs` row with the apikey removed, and for order calls an
 `order_latency` row.
 
 Rate limits per endpoint family, read from the configuration on every request (API_RATE_LIMIT,
@@ -26,9 +26,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from werkzeug.exceptions import HTTPException
 
 from extensions import client_address, csrf, limiter
-from services import api_keys, observability
-from services.api_keys import ApiKeyError
-from services.quotes import UnknownSymbolError
+from services.accounts import api_keys
+from services.accounts.api_keys import ApiKeyError
+from services.logs import recording as observability
+from services.market.quotes import UnknownSymbolError
 
 log = logging.getLogger("algobridge.api")
 
@@ -335,7 +336,7 @@ def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
 
 
 def _order_input(strategy: str, f: _OrderFields):
-    from services.orders import OrderInput
+    from services.trading.orders import OrderInput
 
     return OrderInput(strategy=strategy, exchange=f.exchange, symbol=f.symbol, action=f.action,
                       quantity=f.quantity, pricetype=f.pricetype, product=f.product, price=f.price,
@@ -343,7 +344,7 @@ def _order_input(strategy: str, f: _OrderFields):
 
 
 def _mode_of(user_id: int) -> str:
-    from services import orders
+    from services.trading import orders
 
     return "analyze" if orders.is_analyze(user_id) else "live"
 
@@ -396,7 +397,7 @@ def _placed(placed) -> None:
 @order_limit
 def placeorder():
     data, uid = _parse(PlaceOrder, "orders")
-    from services import orders
+    from services.trading import orders
 
     _call().symbol = data.symbol
     placed = orders.place_order(uid, _order_input(data.strategy, data))
@@ -408,7 +409,7 @@ def placeorder():
 @smart_limit
 def placesmartorder():
     data, uid = _parse(SmartOrder, "orders")
-    from services import orders
+    from services.trading import orders
 
     _call().symbol = data.symbol
     placed = orders.place_smart_order(uid, _order_input(data.strategy, data), data.position_size)
@@ -422,7 +423,7 @@ def placesmartorder():
 @order_limit
 def basketorder():
     data, uid = _parse(BasketOrder, "orders")
-    from services import orders
+    from services.trading import orders
 
     results = orders.basket_order(uid, data.strategy, [_order_input(data.strategy, o) for o in data.orders])
     return _success({"results": results}, _mode_of(uid))
@@ -432,7 +433,7 @@ def basketorder():
 @order_limit
 def splitorder():
     data, uid = _parse(SplitOrder, "orders")
-    from services import orders
+    from services.trading import orders
 
     _call().symbol = data.symbol
     result = orders.split_order(uid, _order_input(data.strategy, data), data.splitsize)
@@ -443,7 +444,7 @@ def splitorder():
 @order_limit
 def modifyorder():
     data, uid = _parse(ModifyOrder, "orders")
-    from services import orders
+    from services.trading import orders
 
     _call().symbol = data.symbol
     placed = orders.modify_order(uid, data.orderid, _order_input(data.strategy, data))
@@ -455,7 +456,7 @@ def modifyorder():
 @order_limit
 def cancelorder():
     data, uid = _parse(WithOrderId, "orders")
-    from services import orders
+    from services.trading import orders
 
     orderid = orders.cancel_order(uid, data.orderid)
     _call().orderid = orderid
@@ -466,7 +467,7 @@ def cancelorder():
 @order_limit
 def cancelallorder():
     _data, uid = _parse(StrategyOnly, "orders")
-    from services import orders
+    from services.trading import orders
 
     canceled, failed = orders.cancel_all_orders(uid)
     return _success({"message": f"Canceled {len(canceled)} orders. Failed to cancel {len(failed)} orders.",
@@ -477,7 +478,7 @@ def cancelallorder():
 @order_limit
 def closeposition():
     _data, uid = _parse(StrategyOnly, "orders")
-    from services import orders
+    from services.trading import orders
 
     orders.close_all_positions(uid)
     return _success({"message": "All Open Positions Squared Off"}, _mode_of(uid))
@@ -487,7 +488,7 @@ def closeposition():
 @api_limit
 def orderstatus():
     data, uid = _parse(WithOrderId, "read")
-    from services import orders
+    from services.trading import orders
 
     return _success({"data": orders.order_status(uid, data.orderid)}, _mode_of(uid))
 
@@ -496,7 +497,7 @@ def orderstatus():
 @api_limit
 def openposition():
     data, uid = _parse(OpenPosition, "read")
-    from services import orders
+    from services.trading import orders
 
     quantity = orders.open_position(uid, data.symbol, data.exchange, data.product)
     return _success({"quantity": quantity}, _mode_of(uid))
@@ -505,7 +506,7 @@ def openposition():
 # -- books and account -----------------------------------------------------------------------------
 def _book(getter: str) -> Response:
     _data, uid = _parse(KeyOnly, "read")
-    from services import books
+    from services.trading import books
 
     return _success({"data": getattr(books, getter)(uid)}, _mode_of(uid))
 
@@ -544,7 +545,7 @@ def funds():
 @api_limit
 def analyzer():
     _data, uid = _parse(KeyOnly, "read")
-    from services import books
+    from services.trading import books
 
     data = books.analyzer_status(uid)
     _call().mode = data.get("mode")
@@ -556,7 +557,7 @@ def analyzer():
 def analyzer_toggle():
     # Switching a user to live trading is an order-level permission, not a read.
     data, uid = _parse(AnalyzerToggle, "orders")
-    from services import books, orders
+    from services.trading import books, orders
 
     orders.set_analyze(uid, data.mode, ip=client_address())
     status = dict(books.analyzer_status(uid))
@@ -569,7 +570,7 @@ def analyzer_toggle():
 @api_v1_bp.post("/quotes", strict_slashes=False)
 @api_limit
 def quotes():
-    from services import quotes as quote_service
+    from services.market import quotes as quote_service
 
     data, _uid = _parse(SymbolQuery, "data")
     quote = quote_service.quote_for_user(_uid, data.symbol, data.exchange)
@@ -579,7 +580,7 @@ def quotes():
 @api_v1_bp.post("/search", strict_slashes=False)
 @api_limit
 def search():
-    from database import token_db
+    from services.market import symbol_index as token_db
 
     data, _uid = _parse(SearchQuery, "data")
     found = [info.to_dict() for info in token_db.search(data.query, data.exchange)]
@@ -589,7 +590,7 @@ def search():
 @api_v1_bp.post("/symbol", strict_slashes=False)
 @api_limit
 def symbol():
-    from database import token_db
+    from services.market import symbol_index as token_db
 
     data, _uid = _parse(SymbolQuery, "data")
     info = token_db.get_symbol_info(data.symbol, data.exchange)
@@ -601,7 +602,7 @@ def symbol():
 @api_v1_bp.post("/ping", strict_slashes=False)
 @api_limit
 def ping():
-    from services import broker_login
+    from services.accounts import broker_login
 
     _data, uid = _parse(KeyOnly, "data")
     active = broker_login.active_session(uid)
@@ -641,7 +642,7 @@ def _http_error(exc: HTTPException) -> Response:
 def _unexpected(exc: Exception) -> Response:
     import sys
 
-    orders = sys.modules.get("services.orders")
+    orders = sys.modules.get("services.trading.orders")
     order_error = getattr(orders, "OrderError", None)
     if order_error is not None and isinstance(exc, order_error):
         return _error(getattr(exc, "message", None) or str(exc), int(getattr(exc, "status", 400) or 400))

@@ -14,7 +14,7 @@ from database import db
 from database.repository import NotFoundError, ValidationError
 from database.types import utcnow
 from extensions import client_address
-from services import api_keys
+from services.accounts import api_keys
 
 apikey_bp = Blueprint("apikey", __name__)
 

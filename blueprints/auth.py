@@ -36,8 +36,8 @@ from wtforms.validators import DataRequired, EqualTo, Length
 from database import db
 from database.types import utcnow
 from extensions import client_address, limiter, login_manager
-from services import accounts
-from services.accounts import AccountError, SetupClosedError, role_required
+from services.accounts import users as accounts
+from services.accounts.users import AccountError, SetupClosedError, role_required
 
 __all__ = ["PASSWORD_LENGTH", "auth_bp", "render_error", "role_required", "start_session"]
 
@@ -261,7 +261,7 @@ def login():
 def _resume_broker_session(user) -> None:
     """A broker session still valid from earlier today is picked up again, with no new broker
     login; one the broker no longer honours is marked expired. Never blocks the sign-in."""
-    from services import broker_login
+    from services.accounts import broker_login
 
     try:
         broker_login.resume(user)

@@ -12,9 +12,9 @@ from flask_wtf import FlaskForm
 from brokers import BrokerError
 from database import db
 from extensions import client_address
-from services import broker_login
-from services.accounts import role_required
-from services.broker_login import BrokerLoginError
+from services.accounts import broker_login
+from services.accounts.broker_login import BrokerLoginError
+from services.accounts.users import role_required
 
 log = logging.getLogger("algobridge.broker")
 

@@ -10,7 +10,8 @@ from flask_login import current_user, login_required
 
 from database.enums import Mode
 from database.types import utcnow
-from services import books, broker_login, orders, portfolio
+from services.accounts import broker_login
+from services.trading import books, orders, portfolio
 
 dashboard_bp = Blueprint("dashboard", __name__)
 

@@ -1,7 +1,7 @@
 """`/logs/...`: API log, traffic, latency, system log, alerts (acknowledge) and the audit trail.
 
 Admins see every user's rows; traders and viewers their own. The system log is for admins only.
-Every table pages newest first with a keyset cursor (`?before=<id>`), see services.logs.
+Every table pages newest first with a keyset cursor (`?before=<id>`), see services.logs.reading.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from database.enums import Role
-from services import accounts
-from services import logs as log_service
-from services import settings as settings_service
-from services.observability import redact
+from services.accounts import settings as settings_service
+from services.accounts import users as accounts
+from services.logs import reading as log_service
+from services.logs.recording import redact
 
 logs_bp = Blueprint("logs", __name__, url_prefix="/logs")
 

@@ -2,7 +2,7 @@
 current mode, their CSV exports (`/orderbook.csv`, ...), and the actions on them: cancel or modify an
 open order, cancel all orders, close a position, close all positions.
 
-Reads and actions go through services.books and services.orders, so they follow the same rules as the
+Reads and actions go through services.trading.books and services.trading.orders, so they follow the same rules as the
 REST API: a user only ever sees and acts on their own books (another user's order id answers 404).
 Actions are POST forms (CSRF-checked by the application's CSRFProtect), confirmed in the browser
 (static/js/confirm.js), and refused to viewers (403).
@@ -23,9 +23,9 @@ from wtforms.validators import DataRequired, InputRequired, NumberRange
 
 from database.enums import Exchange, Product
 from database.types import utcnow
-from services import books, orders, portfolio
-from services.accounts import role_required
-from services.orders import OrderError, OrderInput
+from services.accounts.users import role_required
+from services.trading import books, orders, portfolio
+from services.trading.orders import OrderError, OrderInput
 
 log = logging.getLogger("algobridge.orders")
 

@@ -1,6 +1,6 @@
 """`/settings`: analyze mode (per user), display time zone, session expiry (read-only) and, for
 admins, log retention. Every change writes the setting, a config_versions snapshot and the audit
-trail in one unit (services.settings)."""
+trail in one unit (services.accounts.settings)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,11 @@ from database.enums import Role
 from database.settings_db import ConfigVersion
 from database.types import utcnow
 from extensions import client_address
-from services import accounts, log_retention, orders
-from services import settings as settings_service
-from services.settings import SettingsError
+from services.accounts import settings as settings_service
+from services.accounts import users as accounts
+from services.accounts.settings import SettingsError
+from services.logs import retention as log_retention
+from services.trading import orders
 
 settings_bp = Blueprint("settings", __name__, url_prefix="/settings")
 

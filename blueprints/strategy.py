@@ -1,7 +1,7 @@
 """`/strategy`: the signed-in user's webhook strategies and their symbol mappings.
 
 Everyone signed in sees their own strategies; admins and traders change them (viewers only look).
-A strategy of another user answers 404, like one that does not exist. services.strategies does the
+A strategy of another user answers 404, like one that does not exist. services.strategies.strategy does the
 work (and the audit trail); this module is HTTP only.
 """
 
@@ -17,13 +17,13 @@ from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, Strin
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from blueprints.auth import render_error
-from database import token_db
 from database.enums import Platform, Product, StrategyMode
 from database.strategy_db import Strategy
 from extensions import client_address
-from services import strategies
-from services.accounts import TRADE_ROLES, Actor, role_required
-from services.strategies import StrategyError, StrategyInput, StrategyNotFoundError
+from services.accounts.users import TRADE_ROLES, Actor, role_required
+from services.market import symbol_index as token_db
+from services.strategies import strategy as strategies
+from services.strategies.strategy import StrategyError, StrategyInput, StrategyNotFoundError
 
 strategy_bp = Blueprint("strategy", __name__, url_prefix="/strategy")
 

@@ -18,9 +18,12 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
-from database import db, token_db
+from database import db
 from database.enums import Exchange, ImportState, Role
-from services import accounts, broker_login, master_contract, sample_contract
+from services.accounts import broker_login
+from services.accounts import users as accounts
+from services.market import master_contract, sample_contract
+from services.market import symbol_index as token_db
 
 log = logging.getLogger("algobridge.symbols")
 

@@ -13,8 +13,8 @@ from blueprints.auth import PASSWORD_LENGTH, render_error, start_session
 from database.enums import Role
 from database.repository import ValidationError
 from extensions import client_address
-from services import accounts
-from services.accounts import AccountError, Actor, UserNotFoundError
+from services.accounts import users as accounts
+from services.accounts.users import AccountError, Actor, UserNotFoundError
 
 users_bp = Blueprint("users", __name__, url_prefix="/users")
 

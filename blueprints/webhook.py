@@ -1,10 +1,10 @@
 """Webhooks: `POST /strategy/webhook/<webhook_id>` (TradingView, Amibroker, Python) and
-`POST /chartink/webhook/<webhook_id>` (Chartink scans). HTTP only; services.webhooks does the work.
+`POST /chartink/webhook/<webhook_id>` (Chartink scans). HTTP only; services.strategies.webhooks does the work.
 
 Machine to machine: no session, no CSRF (the unguessable webhook id is the credential). Rate limited
 per webhook id and client address (`WEBHOOK_RATE_LIMIT`). Every answer is JSON, errors included: a
 body that is not a JSON object (too deep, too large, not UTF-8, ...) is a 400 with a message. Every
-call, answered or refused, is logged once by an after-request hook (services.webhooks.record_call).
+call, answered or refused, is logged once by an after-request hook (services.strategies.webhooks.record_call).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from database import db
 from extensions import client_address, csrf, limiter
-from services import webhooks
+from services.strategies import webhooks
 
 log = logging.getLogger("algobridge.webhooks")
 

@@ -19,7 +19,7 @@ def purge_command(older_than: str | None, include_audit: bool, batch_size: int) 
     """Delete log rows older than --older-than from api_logs, traffic_logs, order_latency and
     system_logs (and audit_events with --include-audit), in batches, printing progress."""
     from cli import ready
-    from services import log_retention
+    from services.logs import retention as log_retention
 
     ready()
     if older_than is None:

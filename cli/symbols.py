@@ -53,7 +53,7 @@ def _print_result(result) -> None:
 @with_appcontext
 def import_command(broker: str, force: bool, path: str) -> None:
     """Import a broker's instruments CSV (Zerodha's format) and replace the contract atomically."""
-    from services import master_contract
+    from services.market import master_contract
 
     _ready()
     bar = _Bar()
@@ -73,7 +73,7 @@ def import_command(broker: str, force: bool, path: str) -> None:
 @with_appcontext
 def sample_command(rows: int, out: str | None) -> None:
     """Generate the realistic sample contract: write it as a CSV, or load it (replacing the contract)."""
-    from services import master_contract, sample_contract
+    from services.market import master_contract, sample_contract
 
     if out:
         with open(out, "w", newline="", encoding="utf-8") as f:
@@ -101,7 +101,7 @@ def status_command(broker: str | None) -> None:
 
     from database import db
     from database.symbol import MasterContractStatus
-    from services import master_contract
+    from services.market import master_contract
 
     _ready()
     brokers = [broker] if broker else list(db.session.execute(select(MasterContractStatus.broker)).scalars())

@@ -34,7 +34,7 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _run(action):
-    from services.accounts import AccountError
+    from services.accounts.users import AccountError
 
     try:
         return action()
@@ -53,7 +53,7 @@ _password_stdin = click.option("--password-stdin", is_flag=True,
 @with_appcontext
 def create(username: str, role: str, password_stdin: bool) -> None:
     """Create a user."""
-    from services import accounts
+    from services.accounts import users as accounts
 
     _ready()
     password = _read_password(password_stdin)
@@ -68,7 +68,7 @@ def create(username: str, role: str, password_stdin: bool) -> None:
 @with_appcontext
 def list_users() -> None:
     """List every user: username, role, status and last sign-in."""
-    from services import accounts
+    from services.accounts import users as accounts
 
     _ready()
     rows = []
@@ -93,7 +93,7 @@ def list_users() -> None:
 @with_appcontext
 def disable(username: str) -> None:
     """Disable a user: they cannot sign in, and their open sessions end."""
-    from services import accounts
+    from services.accounts import users as accounts
 
     _ready()
     user = _run(lambda: accounts.set_active(username, False, actor=accounts.Actor.cli()))
@@ -105,7 +105,7 @@ def disable(username: str) -> None:
 @with_appcontext
 def enable(username: str) -> None:
     """Enable a disabled user."""
-    from services import accounts
+    from services.accounts import users as accounts
 
     _ready()
     user = _run(lambda: accounts.set_active(username, True, actor=accounts.Actor.cli()))
@@ -118,7 +118,7 @@ def enable(username: str) -> None:
 @with_appcontext
 def reset_password(username: str, password_stdin: bool) -> None:
     """Set a new password for a user; their open sessions end."""
-    from services import accounts
+    from services.accounts import users as accounts
 
     _ready()
     _run(lambda: accounts.get_user(username))  # say "no such user" before asking for a password
@@ -133,7 +133,7 @@ def reset_password(username: str, password_stdin: bool) -> None:
 @with_appcontext
 def set_role(username: str, role: str) -> None:
     """Change a user's role (admin, trader or viewer)."""
-    from services import accounts
+    from services.accounts import users as accounts
 
     _ready()
     user = _run(lambda: accounts.change_role(username, role, actor=accounts.Actor.cli()))

@@ -44,7 +44,6 @@ DOMAIN_MODULES = (
     "user_db",
     "auth_db",
     "symbol",
-    "token_db",
     "strategy_db",
     "order_db",
     "portfolio_db",

@@ -9,7 +9,7 @@ from database import db
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.user_db import User
-from services import accounts
+from services.accounts import users as accounts
 from tests.helpers.accounts import make_user, use_test_hasher
 
 

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.accounts import last_expiry_boundary, next_expiry, parse_expiry_time, session_expired
+from services.accounts.users import last_expiry_boundary, next_expiry, parse_expiry_time, session_expired
 
 IST = ZoneInfo("Asia/Kolkata")
 UTC = dt.UTC

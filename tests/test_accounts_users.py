@@ -14,8 +14,8 @@ from database.audit_db import AuditEvent
 from database.enums import Role
 from database.user_db import User
 from extensions import limiter
-from services import accounts
-from services.accounts import role_required
+from services.accounts import users as accounts
+from services.accounts.users import role_required
 from tests.helpers.accounts import PASSWORD, csrf_token, isolated_client, login, make_user, post_form, use_test_hasher
 
 

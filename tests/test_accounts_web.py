@@ -14,7 +14,7 @@ from database.enums import Role
 from database.types import utcnow
 from database.user_db import LoginAttempt, User
 from extensions import limiter
-from services import accounts
+from services.accounts import users as accounts
 from tests.helpers.accounts import (
     PASSWORD,
     csrf_token,

@@ -15,7 +15,8 @@ from database.settings_db import Setting
 from database.systemlog_db import SystemLog
 from database.traffic_db import TrafficLog
 from database.types import utcnow
-from services import log_retention, scheduler
+from services.logs import retention as log_retention
+from services.runtime import scheduler
 
 MODELS = (ApiLog, TrafficLog, OrderLatency, SystemLog, AuditEvent)
 

@@ -11,7 +11,7 @@ from werkzeug.serving import make_server
 from tests.api import load_symbols, raise_limits, user_with_key
 
 openalgo = pytest.importorskip("openalgo")
-pytest.importorskip("services.orders")
+pytest.importorskip("services.trading.orders")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from sqlalchemy import text
 
 from database import Base, db
 from database.auth_db import BrokerSession
-from services import broker_login
+from services.accounts import broker_login
 from tests.fakes.kite_server import running_kite
 from tests.helpers.accounts import csrf_token, login, logout, post_form, use_test_hasher
 
@@ -77,8 +77,8 @@ def kite(app, monkeypatch):
 
 
 def _scenario(app, rec: Recorder, kite, password: str, skipped: list[str]) -> dict[str, str]:
-    from database import token_db
-    from services.master_contract import ensure_sample_contract
+    from services.market import symbol_index as token_db
+    from services.market.master_contract import ensure_sample_contract
 
     client = rec.client
     ensure_sample_contract(rows=500)

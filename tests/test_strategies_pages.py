@@ -8,12 +8,13 @@ import re
 import pytest
 from sqlalchemy import select
 
-from database import db, token_db
+from database import db
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.strategy_db import Strategy, StrategySymbolMapping
 from extensions import limiter
-from services import master_contract
+from services.market import master_contract
+from services.market import symbol_index as token_db
 from tests.helpers.accounts import csrf_token, login, make_user, post_form, use_test_hasher
 
 

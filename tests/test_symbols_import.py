@@ -14,10 +14,11 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from database import db, token_db
+from database import db
 from database.symbol import MasterContractStatus, SymToken
-from services import master_contract as mc
-from services import sample_contract
+from services.market import master_contract as mc
+from services.market import sample_contract
+from services.market import symbol_index as token_db
 
 TODAY = dt.date(2024, 3, 20)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -181,7 +182,7 @@ CHILD = textwrap.dedent(
     import json, sys, time
     sys.path.insert(0, {root!r})
     from app import create_app
-    from database import token_db
+    from services.market import symbol_index as token_db
     app = create_app(json.loads({overrides!r}))
     with app.app_context():
         print("ready", token_db.get_token("OLDCO", "NSE"), flush=True)

@@ -10,9 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from database.token_db import SymbolInfo, build_index
-from services import master_contract as mc
-from services import sample_contract
+from services.market import master_contract as mc
+from services.market import sample_contract
+from services.market.symbol_index import SymbolInfo, build_index
 
 
 def zrow(**kw):

@@ -7,9 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from database import db, token_db
-from services import master_contract as mc
-from services import quotes, sample_contract
+from database import db
+from services.market import master_contract as mc
+from services.market import quotes, sample_contract
+from services.market import symbol_index as token_db
 
 # 11:00 IST on a Wednesday, inside the session.
 T = dt.datetime(2024, 3, 20, 11, 0, tzinfo=quotes.IST).timestamp()

@@ -13,9 +13,10 @@ import threading
 
 import pytest
 
-from database import db, token_db
-from services import master_contract as mc
-from services import sample_contract
+from database import db
+from services.market import master_contract as mc
+from services.market import sample_contract
+from services.market import symbol_index as token_db
 from tests.helpers.databases import app_overrides, sqlite_url
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -171,7 +172,7 @@ def test_a_fresh_start_migrates_in_a_child_and_keeps_alembic_out_of_the_server(t
 
 
 def test_a_failed_migration_child_stops_start_up(tmp_path, monkeypatch):
-    from services import startup
+    from services.runtime import startup
 
     calls = []
     monkeypatch.setattr(threading, "active_count", lambda: 1)  # pretend to be a fresh server master

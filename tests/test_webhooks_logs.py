@@ -69,7 +69,7 @@ def test_refused_and_unknown_calls_are_logged_without_latency_rows(app, client, 
 
 
 def test_a_refused_order_writes_a_failed_latency_row(app, client, user, monkeypatch):
-    from services import orders
+    from services.trading import orders
 
     wid = make_strategy(user)
     monkeypatch.setattr(orders, "place_order", lambda *_a, **_k: (_ for _ in ()).throw(

@@ -8,12 +8,16 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from database import db, token_db
+from database import db
 from database.order_db import Order, Signal
 from extensions import limiter
-from services import master_contract, orders, strategies, webhooks
-from services.accounts import Actor
-from services.strategies import StrategyInput
+from services.accounts.users import Actor
+from services.market import master_contract
+from services.market import symbol_index as token_db
+from services.strategies import strategy as strategies
+from services.strategies import webhooks
+from services.strategies.strategy import StrategyInput
+from services.trading import orders
 from tests.helpers.accounts import make_user
 
 IST = ZoneInfo("Asia/Kolkata")

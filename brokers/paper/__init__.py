@@ -4,10 +4,10 @@ It connects without credentials, so a user can trade on paper before (or instead
 live account. Its session is shaped like a live broker's (a random token that lapses at 06:00 IST)
 so services treat both alike.
 
-The order simulator is `brokers.paper.engine`: pure arithmetic (fill rules, margin by product,
-positions and P&L, funds) that services.paper drives, since the paper account lives in the database
+The order simulator is `services.trading.paper.engine`: pure arithmetic (fill rules, margin by product,
+positions and P&L, funds) that services.trading.paper.account drives, since the paper account lives in the database
 and brokers never touch it. This client's order and book calls therefore raise
-BrokerError(kind="unsupported"): analyze-mode orders go through services.orders, not through here.
+BrokerError(kind="unsupported"): analyze-mode orders go through services.trading.orders, not through here.
 """
 
 from __future__ import annotations

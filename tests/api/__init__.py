@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from database import db, token_db
+from database import db
 from database.apilog_db import ApiLog
 from database.latency_db import OrderLatency
 from database.order_db import Order
-from services import api_keys
-from services.master_contract import ensure_sample_contract
+from services.accounts import api_keys
+from services.market import symbol_index as token_db
+from services.market.master_contract import ensure_sample_contract
 from tests.helpers.accounts import make_user
 
 ALL_SCOPES = ("orders", "read", "data")

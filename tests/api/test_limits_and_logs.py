@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from services.observability import redact
+from services.logs.recording import redact
 from tests.api import api_logs, flush_logs, latency_rows, load_symbols, post, raise_limits, user_with_key
 
 
@@ -94,7 +94,7 @@ def test_redact_removes_secrets_at_any_depth():
 
 
 def test_order_call_writes_a_latency_row(app, client, key):
-    pytest.importorskip("services.orders")
+    pytest.importorskip("services.trading.orders")
     load_symbols()
     resp = post(client, "placeorder", order(key))
     assert resp.status_code == 200, resp.get_json()

@@ -7,8 +7,8 @@ import pytest
 
 from tests.api import load_symbols, orders_count, post, raise_limits, user_with_key
 
-pytest.importorskip("services.orders")
-pytest.importorskip("services.books")
+pytest.importorskip("services.trading.orders")
+pytest.importorskip("services.trading.books")
 
 
 @pytest.fixture

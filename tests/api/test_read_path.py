@@ -14,7 +14,7 @@ from blueprints import api_v1
 from tests.api import api_logs, flush_logs, load_symbols, post, raise_limits, user_with_key
 from tests.helpers.accounts import isolated_client, login, use_test_hasher
 
-books = pytest.importorskip("services.books")
+books = pytest.importorskip("services.trading.books")
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from services import api_keys
+from services.accounts import api_keys
 from tests.api import orders_count, post, raise_limits, user_with_key
 
 

@@ -7,8 +7,8 @@ import re
 import pytest
 
 from database.auth_db import ApiKey
-from services import api_keys
-from services.api_keys import ApiKeyError
+from services.accounts import api_keys
+from services.accounts.api_keys import ApiKeyError
 from tests.helpers.accounts import login, make_user, post_form, use_test_hasher
 
 

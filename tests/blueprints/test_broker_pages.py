@@ -11,7 +11,7 @@ import pytest
 from database import db
 from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus
-from services import broker_login
+from services.accounts import broker_login
 from tests.fakes.kite_server import API_KEY, API_SECRET, running_kite
 from tests.helpers.accounts import login, logout, make_user, post_form, use_test_hasher
 

@@ -1,5 +1,5 @@
 """The dashboard (/dashboard, and / for a signed-in user) for admin, trader and viewer; and the portfolio
-snapshots behind its equity curve (services.portfolio): scheduled, at square-off, once per slot
+snapshots behind its equity curve (services.trading.portfolio): scheduled, at square-off, once per slot
 whatever the number of workers."""
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from database import db
 from database.enums import Mode, Role, SnapshotReason
 from database.portfolio_db import PortfolioSnapshot
 from database.types import utcnow
-from services import orders, paper, portfolio, scheduler
+from services.runtime import scheduler
+from services.trading import orders, portfolio
+from services.trading.paper import account as paper
 from tests.helpers.accounts import isolated_client, login, make_user, use_test_hasher
 from tests.services.test_orders_fixtures import contract, order, set_quote  # noqa: F401 - fixtures
 

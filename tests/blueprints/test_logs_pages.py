@@ -18,7 +18,7 @@ from database.latency_db import OrderLatency
 from database.systemlog_db import SystemLog
 from database.traffic_db import TrafficLog
 from database.types import utcnow
-from services import logs as log_service
+from services.logs import reading as log_service
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user
 
 PAGES = ["/logs/api", "/logs/traffic", "/logs/latency", "/logs/system", "/logs/alerts", "/logs/audit"]

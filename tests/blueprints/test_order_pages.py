@@ -17,7 +17,7 @@ from database import db
 from database.enums import Mode, OrderStatus, Role
 from database.order_db import Order
 from database.portfolio_db import Holding
-from services import orders
+from services.trading import orders
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user, use_test_hasher
 from tests.services.test_orders_fixtures import contract, order, set_quote  # noqa: F401 - fixtures
 

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from database import db
 from database.audit_db import AuditEvent
 from database.settings_db import ConfigVersion, Setting
-from services import log_retention, orders
+from services.logs import retention as log_retention
+from services.trading import orders
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from blueprints import symbols as symbols_bp
-from database import token_db
-from services import master_contract
+from services.market import master_contract
+from services.market import symbol_index as token_db
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user
 
 

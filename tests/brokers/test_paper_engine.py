@@ -6,8 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from brokers.paper import engine
-from brokers.paper.engine import FundsState, Leverage, PositionState, Quote, apply_fill, decide
+from services.trading.paper import engine
+from services.trading.paper.engine import FundsState, Leverage, PositionState, Quote, apply_fill, decide
 
 LEV = Leverage(mis=D(5), nrml=D(1))
 

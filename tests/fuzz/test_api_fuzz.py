@@ -306,7 +306,7 @@ class World:
         if isinstance(orderid, str) and orderid not in self.orderids:
             self.orderids.append(orderid)
         if name == "analyzer/toggle" and not answer["data"].get("analyze_mode", True):
-            from services import orders
+            from services.trading import orders
 
             orders.set_analyze(self.user.id, True)  # back to analyze mode, so order calls go deep
 

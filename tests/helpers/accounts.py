@@ -42,8 +42,8 @@ def isolated_client(app) -> IsolatedClient:
 
 
 def use_test_hasher(monkeypatch) -> None:
-    """Make services.accounts hash with cheap parameters for the current test."""
-    from services import accounts
+    """Make services.accounts.users hash with cheap parameters for the current test."""
+    from services.accounts import users as accounts
 
     monkeypatch.setattr(accounts, "_hasher", TEST_HASHER)
 

@@ -21,8 +21,9 @@ def main(spec: dict) -> dict:
     out: dict = {}
     try:
         with app.app_context():
-            from services import api_keys, broker_login, orders
-            from services.master_contract import ensure_sample_contract
+            from services.accounts import api_keys, broker_login
+            from services.market.master_contract import ensure_sample_contract
+            from services.trading import orders
             from tests.helpers.accounts import make_user
 
             ensure_sample_contract(rows=spec.get("symbols", 2000))  # the servers hear of it (cache)

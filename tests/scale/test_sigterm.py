@@ -93,7 +93,7 @@ def test_sigterm_under_load_loses_no_log_row(scale_db, redis_url, start_server, 
     assert by_status == {s: sum(1 for _n, a in every if a.status == s) for s in {a.status for _n, a in every}}
     assert query(scale_db, "SELECT count(*) FROM order_latency")[0][0] == orders_ok
     assert query(scale_db, "SELECT count(*) FROM orders")[0][0] == orders_ok
-    if importlib.util.find_spec("services.traffic") is not None:
+    if importlib.util.find_spec("services.logs.traffic") is not None:
         (traffic_rows,) = query(scale_db, "SELECT count(*) FROM traffic_logs WHERE path LIKE '/api/v1/%%' "
                                           "AND path <> '/api/v1/symbol'")[0]
         assert traffic_rows == len(every)

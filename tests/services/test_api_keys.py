@@ -15,8 +15,9 @@ from sqlalchemy import event, text
 from database import db
 from database.repository import NotFoundError, ValidationError
 from database.types import utcnow
-from services import accounts, api_keys
-from services.api_keys import ApiKeyError
+from services.accounts import api_keys
+from services.accounts import users as accounts
+from services.accounts.api_keys import ApiKeyError
 from tests.helpers.accounts import make_user
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -135,7 +136,8 @@ CHILD = r"""
 import json, sys, time
 sys.path.insert(0, {root!r})
 from app import create_app
-from services import accounts, api_keys
+from services.accounts import users as accounts
+from services.accounts import api_keys
 app = create_app(json.loads({overrides!r}))
 with app.app_context():
     api_keys.verify({key!r})

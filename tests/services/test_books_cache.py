@@ -6,7 +6,7 @@ from decimal import Decimal as D
 from sqlalchemy import event
 
 from database import db
-from services import books, orders
+from services.trading import books, orders
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 
@@ -65,7 +65,7 @@ def test_open_orders_are_still_matched_lazily(app, users):
 def test_a_read_that_matches_nothing_writes_nothing(app, users):
     """Open orders are matched on read under the funds lock; when none fills, the account is not
     touched: no UPDATE, Funds.updated_at unchanged, the cached account kept."""
-    from services import paper
+    from services.trading.paper import account as paper
 
     alice, _ = users
     set_quote("INFY", "1500")

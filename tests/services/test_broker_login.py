@@ -16,8 +16,8 @@ from database.alert_db import Alert
 from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus
 from database.types import utcnow
-from services import broker_login
-from services.broker_login import BrokerLoginError
+from services.accounts import broker_login
+from services.accounts.broker_login import BrokerLoginError
 from tests.fakes.kite_server import API_KEY, API_SECRET, USER_ID, running_kite
 from tests.helpers.accounts import make_user
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from database import db
 from database.order_db import Order
 from database.portfolio_db import Funds, Position
-from services import orders
+from services.trading import orders
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 

@@ -1,4 +1,4 @@
-"""The fast path of paper orders (services.paper.place_fast): the same journal and books as the full
+"""The fast path of paper orders (services.trading.paper.account.place_fast): the same journal and books as the full
 path, the cached account brought forward in place (equal to a fresh load), and the cache generation
 bumped in the order's own transaction."""
 
@@ -14,7 +14,8 @@ from database import cache, db
 from database.cache import CacheGeneration
 from database.order_db import Fill, Order
 from database.portfolio_db import Funds, Position
-from services import books, orders, paper
+from services.trading import books, orders
+from services.trading.paper import account as paper
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 
@@ -171,7 +172,7 @@ def test_a_full_path_unit_that_writes_orders_moves_the_funds_version(app, users)
     assert row.used_margin == Decimal(1500) / 5  # the figures themselves did not change
 
 
-# -- group commit (services.orders._FastBatches) ---------------------------------------------------------
+# -- group commit (services.trading.orders._FastBatches) ---------------------------------------------------------
 def test_concurrent_orders_committed_in_batches_end_as_if_placed_one_by_one(app, users, caplog):
     import threading
 

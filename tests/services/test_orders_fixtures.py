@@ -7,10 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from database import db, token_db
+from database import db
 from database.symbol import SymToken
-from services import quotes
-from services.orders import OrderInput
+from services.market import quotes
+from services.market import symbol_index as token_db
+from services.trading.orders import OrderInput
 from tests.helpers.accounts import make_user
 
 ROWS = [

@@ -10,8 +10,9 @@ from database.alert_db import Alert
 from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus, Mode, OrderStatus
 from database.order_db import Order
-from services import books, broker_login, orders
-from services.orders import OrderError
+from services.accounts import broker_login
+from services.trading import books, orders
+from services.trading.orders import OrderError
 from tests.fakes.kite_server import API_KEY, API_SECRET, running_kite
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order
@@ -114,7 +115,7 @@ def test_concurrent_live_smart_orders_act_once(app, kite, live_alice):
 def _quote_call(client, user_id, symbol="INFY", exchange="NSE"):
     from database.user_db import User
     from extensions import limiter
-    from services import api_keys
+    from services.accounts import api_keys
 
     limiter.reset()
     _row, key = api_keys.create_key(db.session.get(User, user_id), f"q{user_id}", ["data"])
@@ -123,7 +124,7 @@ def _quote_call(client, user_id, symbol="INFY", exchange="NSE"):
 
 
 def test_live_quotes_come_from_the_broker_in_the_api_shape(app, client, kite, live_alice):
-    from services import quotes
+    from services.market import quotes
 
     resp = _quote_call(client, live_alice)
     assert resp.status_code == 200, resp.json
@@ -137,7 +138,7 @@ def test_live_quotes_come_from_the_broker_in_the_api_shape(app, client, kite, li
 
 
 def test_analyze_mode_quotes_never_reach_the_broker(app, client, kite, live_alice):
-    from services import quotes
+    from services.market import quotes
 
     orders.set_analyze(live_alice, True)
     kite.fake.expire_all()  # a broker call would fail
@@ -149,7 +150,7 @@ def test_analyze_mode_quotes_never_reach_the_broker(app, client, kite, live_alic
 
 
 def test_live_quote_failures_are_the_apis_broker_errors(app, client, kite, live_alice, users):
-    from services import quotes
+    from services.market import quotes
 
     kite.fake.fail_next(503, "NetworkException", "Market data is down.")
     resp = _quote_call(client, live_alice)

@@ -14,8 +14,8 @@ from database.alert_db import Alert
 from database.enums import OrderStatus, SnapshotReason
 from database.order_db import Fill, Order
 from database.portfolio_db import Funds, PortfolioSnapshot, Position
-from services import books, orders
-from services.orders import OrderError
+from services.trading import books, orders
+from services.trading.orders import OrderError
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 

@@ -7,7 +7,8 @@ from zoneinfo import ZoneInfo
 
 from database import db
 from database.order_db import Order
-from services import orders, scheduler
+from services.runtime import scheduler
+from services.trading import orders
 from tests.services.test_orders_fixtures import contract, order, set_quote, users  # noqa: F401 - fixtures
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -34,7 +35,7 @@ def test_a_run_after_the_squareoff_time_closes_mis_positions(app, users):  # noq
 
 
 def test_a_failing_job_does_not_stop_the_others(app, users, monkeypatch, caplog):  # noqa: F811
-    from services import paper
+    from services.trading.paper import account as paper
 
     def boom(**_kw):
         raise RuntimeError("quote feed down")

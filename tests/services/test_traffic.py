@@ -8,7 +8,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from database import db
 from database.traffic_db import TrafficLog
-from services.traffic import safe_path
+from services.logs.traffic import safe_path
 from tests.api import flush_logs, post, raise_limits, user_with_key
 from tests.helpers.accounts import login, make_user
 

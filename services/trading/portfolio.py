@@ -8,7 +8,7 @@ When (the scheduler calls `snapshot_due(since, until)` on every run, right after
   user has none of reason "scheduled" since the start of the current slot), so the curve's points are
   evenly spaced whatever the number of workers or their timing;
 - at the MIS square-off: when the run's window (`since`, `until`] holds a square-off moment, every
-  analyze-mode account gets a "squareoff" snapshot, unless services.paper took one already (it does for
+  analyze-mode account gets a "squareoff" snapshot, unless services.trading.paper.account took one already (it does for
   the accounts whose positions it closed).
 
 Which users: active users whose book exists, that is an analyze account (a `funds` row) when they are
@@ -37,7 +37,9 @@ from database.enums import Mode, SnapshotReason
 from database.portfolio_db import Funds, PortfolioSnapshot
 from database.types import utcnow
 from database.user_db import User
-from services import books, broker_login, orders, paper
+from services.accounts import broker_login
+from services.trading import books, orders
+from services.trading.paper import account as paper
 
 log = logging.getLogger("algobridge.portfolio")
 
@@ -73,7 +75,7 @@ def book_mode(user_id: int) -> Mode | None:
 
 
 def figures(user_id: int) -> Figures | None:
-    """The user's funds and P&L now (services.books.funds), or None when they cannot be had."""
+    """The user's funds and P&L now (services.trading.books.funds), or None when they cannot be had."""
     mode = book_mode(user_id)
     if mode is None:
         return None

@@ -1,4 +1,4 @@
-"""Analyze mode's book-keeping: the paper engine (brokers.paper.engine) run against the database.
+"""Analyze mode's book-keeping: the paper engine (services.trading.paper.engine) run against the database.
 
 The engine decides; this module loads the rows it needs (the user's Funds row, locked, and the
 Position rows), hands the engine plain values, and writes back the Order, Fill, Position and Funds
@@ -39,8 +39,7 @@ from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, upd
 from sqlalchemy.orm import Session
 
 import config as config_module
-from brokers.paper import engine
-from database import cache, db, token_db, write_unit
+from database import cache, db, write_unit
 from database.alert_db import Alert
 from database.cache import CacheGeneration
 from database.enums import Action, Mode, OrderStatus, PriceType, Product, SnapshotReason
@@ -48,7 +47,9 @@ from database.order_db import Fill, Order
 from database.portfolio_db import Funds, PortfolioSnapshot, Position
 from database.symbol import Quote as QuoteRow
 from database.types import utcnow
-from services import quotes
+from services.market import quotes
+from services.market import symbol_index as token_db
+from services.trading.paper import engine
 
 log = logging.getLogger("algobridge.orders")
 
@@ -238,7 +239,7 @@ def _stored_broker_quotes(symbol: str) -> dict:
 
 def quote_for(symbol: str, exchange: str) -> engine.Quote:
     """The quote an order of (symbol, exchange) fills against: quotes_for()'s rule, from the cache (no
-    query per order); services.quotes.get_quote() for what the cache cannot answer (it raises for an
+    query per order); services.market.quotes.get_quote() for what the cache cannot answer (it raises for an
     unknown symbol)."""
     found = quotes_for([(symbol, exchange)]).get((symbol, exchange))
     if found is not None:
@@ -248,7 +249,7 @@ def quote_for(symbol: str, exchange: str) -> engine.Quote:
 
 
 def quotes_for(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], engine.Quote]:
-    """Quotes of many instruments: a fresh stored broker quote, else the simulator's (services.quotes.
+    """Quotes of many instruments: a fresh stored broker quote, else the simulator's (services.market.quotes.
     get_quote's rule, in bulk; the stored quotes come from the cache)."""
     wanted = set(pairs)
     if not wanted:
@@ -464,7 +465,7 @@ _OPEN_STATUSES = frozenset(s.value for s in LIVE_STATUSES)
 
 
 def _load_account(user_id: int, day: dt.datetime) -> dict:
-    from services import books
+    from services.trading import books
 
     params = {"uid": user_id, "day": day}
     row = db.session.scalars(_Q_FUNDS, params).first()
@@ -497,7 +498,7 @@ def _mis_oldest(positions: list[dict]) -> str | None:
 
 def account(user_id: int) -> dict:
     """The user's cached paper account (see above). Read-only: callers must not change it."""
-    from services import books
+    from services.trading import books
 
     day = books.day_start()
     snap = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load_account(user_id, day))
@@ -825,7 +826,7 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     """place_fast() without the writes: the fill and the rows it writes, or None. `prior`: the fill
     planned last in this unit for the same user, not written yet, whose state this one starts from
     without a query (only when _continues(prior, ...): the database does not hold it)."""
-    from services import books
+    from services.trading import books
 
     action, product, qty = values["action"].value, values["product"].value, values["quantity"]
     decision = engine.decide(action, values["pricetype"].value, values["price"], values["trigger_price"], quote)

@@ -639,7 +639,8 @@ def _sqlite_values(r: MappedRow, memo: dict[Any, Any] | None = None) -> tuple[An
 def invalidate_symbols(rebuild: bool = True) -> None:
     """Tell every process that the contract changed: their token_db indexes go stale and rebuild on
     their next lookup. This process rebuilds now, so the importer's next lookup is fast."""
-    from database import cache, token_db
+    from database import cache
+    from services.market import symbol_index as token_db
 
     token_db.invalidate()
     try:
@@ -665,7 +666,7 @@ def ensure_sample_contract(rows: int = SAMPLE_ROWS) -> ImportResult | None:
 
     Idempotent: a second call (or a second worker racing the first) finds rows and returns None.
     """
-    from services import sample_contract
+    from services.market import sample_contract
 
     if symbol_count():
         db.session.rollback()

@@ -7,7 +7,7 @@ sample contract on a fresh install (SAMPLE_CONTRACT) and building the symbol ind
 (WARM_SYMBOL_INDEX). Deferring them to a served request rather than a timer keeps them out of a
 pre-forking server's master process (gunicorn's never serves): the index is built once per worker,
 where the lookups are, and no thread of the master is caught mid-work by a fork. Until the index is
-built, point lookups ask the database (database.token_db) and a search waits for the build.
+built, point lookups ask the database (services.market.symbol_index) and a search waits for the build.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ EXTENSION_KEY = "algobridge.startup"
 def on_start(app: Flask) -> None:
     """Start the scheduler of on-time housekeeping (square-offs, session expiry), and arrange the
     deferred start-up work (above) for after the first response of each serving process."""
-    from services import scheduler
+    from services.market import symbol_index
+    from services.runtime import scheduler
 
+    symbol_index.init_db()
     scheduler.start(app)
     if app.config["SAMPLE_CONTRACT"] or app.config["WARM_SYMBOL_INDEX"]:
         if EXTENSION_KEY not in app.extensions:  # setup_environment may run twice (CLI, then serve)
@@ -66,12 +68,12 @@ def start_deferred(app: Flask) -> threading.Thread | None:
 
 def run_deferred(app: Flask) -> None:
     """The deferred work itself: the sample contract when the table is empty, then the index."""
-    from database import token_db
+    from services.market import symbol_index as token_db
 
     with app.app_context():
         try:
             if app.config["SAMPLE_CONTRACT"]:
-                from services.master_contract import ensure_sample_contract
+                from services.market.master_contract import ensure_sample_contract
 
                 # Its import rebuilds this process's index and invalidates the others'.
                 ensure_sample_contract(rows=app.config["SAMPLE_CONTRACT_ROWS"])

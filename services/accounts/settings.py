@@ -6,9 +6,9 @@ user's settings) and an `audit_events` row, and commits once.
 
 Keys:
   - `display_timezone` (per user): the zone times are shown in; default EXCHANGE_TIMEZONE;
-  - `analyze_mode` (per user): owned by services.orders.set_analyze (the same as the API's
+  - `analyze_mode` (per user): owned by services.trading.orders.set_analyze (the same as the API's
     analyzer/toggle); this module only adds the snapshot to that unit;
-  - `log_retention_days` (global, admins): see services.log_retention.
+  - `log_retention_days` (global, admins): see services.logs.retention.
 """
 
 from __future__ import annotations
@@ -146,8 +146,8 @@ def set_retention_days(actor: Any, days: int, *, ip: str | None = None) -> bool:
 
 
 def set_analyze_mode(actor: Any, analyze: bool, *, ip: str | None = None) -> bool:
-    """The API's analyzer/toggle (services.orders.set_analyze), plus the config snapshot, in one unit."""
-    from services import orders
+    """The API's analyzer/toggle (services.trading.orders.set_analyze), plus the config snapshot, in one unit."""
+    from services.trading import orders
 
     analyze = bool(analyze)
     if orders.is_analyze(actor.id) == analyze:

@@ -24,7 +24,7 @@ from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus
 from database.types import utcnow
 from database.user_db import User
-from services import accounts
+from services.accounts import users as accounts
 
 log = logging.getLogger("algobridge.broker")
 

@@ -22,7 +22,11 @@ log = logging.getLogger("algobridge.scheduler")
 
 def run_once(app: Flask, since: Any, until: Any = None) -> Any:
     """Run every job once for the time (`since`, `until`]; returns `until`, the next `since`."""
-    from services import broker_login, log_retention, paper, portfolio, webhooks
+    from services.accounts import broker_login
+    from services.logs import retention as log_retention
+    from services.strategies import webhooks
+    from services.trading import portfolio
+    from services.trading.paper import account as paper
 
     until = until or utcnow()
     jobs = (

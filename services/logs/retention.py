@@ -2,7 +2,7 @@
 
 Purged: api_logs, traffic_logs, order_latency, system_logs; audit_events only when asked (the audit
 trail is kept forever by default). Used by `flask logs purge --older-than 30d` and by the daily job
-of services.scheduler (`purge_due`).
+of services.runtime.scheduler (`purge_due`).
 
 The retention period is the global setting `log_retention_days` (changed by an admin on /settings),
 or LOG_RETENTION_DAYS when it was never set; 0 keeps logs forever.

@@ -21,13 +21,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from database import db, token_db, write_unit
+from database import db, write_unit
 from database.audit_db import AuditEvent
 from database.enums import Exchange, Platform, Product, StrategyMode
 from database.order_db import Signal
 from database.repository import DuplicateError, translate_error
 from database.strategy_db import Strategy, StrategySymbolMapping
-from services.accounts import Actor
+from services.accounts.users import Actor
+from services.market import symbol_index as token_db
 
 log = logging.getLogger("algobridge.strategies")
 

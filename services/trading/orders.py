@@ -1,9 +1,9 @@
 """Orders: place, smart, basket, split, modify, cancel, cancel all, close all, status, open position.
 
 Each call is a unit of work that commits once. The user's mode decides where an order goes:
-- analyze (the default, per user: setting "analyze_mode"): the paper broker (services.paper and
-  brokers.paper.engine) with virtual funds; nothing reaches a live broker;
-- live: the user's connected broker adapter (services.broker_login). A user whose connected "broker" is
+- analyze (the default, per user: setting "analyze_mode"): the paper broker (services.trading.paper.account and
+  services.trading.paper.engine) with virtual funds; nothing reaches a live broker;
+- live: the user's connected broker adapter (services.accounts.broker_login). A user whose connected "broker" is
   the paper broker trades on paper in either mode.
 Every order is journaled (`orders`, with `fills` for paper fills), linked to its signal when it came
 from a strategy. Calls about an existing order follow the order's own journal row (a paper order stays
@@ -28,7 +28,7 @@ from decimal import Decimal
 from sqlalchemy import select, text
 
 from brokers.base import BrokerClient, BrokerError, OrderRequest
-from database import cache, db, sqlite_write_turn, token_db, write_unit
+from database import cache, db, sqlite_write_turn, write_unit
 from database.audit_db import AuditEvent
 from database.auth_db import BrokerSession
 from database.enums import Action, Exchange, Mode, OrderStatus, PriceType, Product
@@ -37,9 +37,11 @@ from database.portfolio_db import Funds, Position
 from database.settings_db import Setting
 from database.types import utcnow
 from database.user_db import User
-from services import broker_login, paper
-from services.books import order_status_data
-from services.paper import match_open_orders, square_off_due  # noqa: F401 - part of this module's API
+from services.accounts import broker_login
+from services.market import symbol_index as token_db
+from services.trading.books import order_status_data
+from services.trading.paper import account as paper
+from services.trading.paper.account import match_open_orders, square_off_due  # noqa: F401 - part of this module's API
 
 log = logging.getLogger("algobridge.orders")
 
@@ -321,7 +323,7 @@ def _writer_turn():
 
 def _place_paper_fast(user_id: int, inp: OrderInput, now, t0: float, *, signal_id: int | None,
                       parent_id: int | None) -> Placed | None:
-    """services.paper.place_fast: the common order in a few statements, committed with the fast orders
+    """services.trading.paper.account.place_fast: the common order in a few statements, committed with the fast orders
     of the same account that arrive meanwhile (_FastBatches); None when it needs the full path."""
     return _FAST.place(_fast_job(user_id, inp, now, t0, signal_id=signal_id, parent_id=parent_id))
 
@@ -739,11 +741,11 @@ def order_status(user_id: int, orderid: str) -> dict:
             raise _not_found(orderid) from None
         raise _broker_failure(live.active, exc) from None
     if row is not None:
-        from services.books import sync_journal
+        from services.trading.books import sync_journal
 
         sync_journal(row, bo)
         db.session.commit()
-    from services.books import broker_order_data
+    from services.trading.books import broker_order_data
 
     data = broker_order_data(bo)
     data["average_price"] = float(bo.average_price)

@@ -4,9 +4,9 @@ This module owns an in-memory index of the contract, per application (app.extens
 piece from one SELECT and swapped in as a single reference: a lookup or a search holds one index for
 its whole run, so it answers either from the previous contract or from the new one, never a mix, and
 never from a half-built index. `init_db()` subscribes it to the "symbols" cache namespace; the index
-is built on first use in the process that uses it (or by the start-up warm-up of services.startup
+is built on first use in the process that uses it (or by the start-up warm-up of services.runtime.startup
 once the process has served its first page), never in a pre-forking server's master. An
-invalidation (services.master_contract after an import, from any process) marks it stale, and the
+invalidation (services.market.master_contract after an import, from any process) marks it stale, and the
 next lookup rebuilds it off to the side while concurrent lookups keep answering from the old one.
 
 Lookups are dictionary reads (`get_token`, `get_symbol`, `get_br_symbol`, `get_oa_symbol`,
@@ -16,7 +16,7 @@ with the same answers; `search()` waits for the index. It matches every word of
 the query against symbol, broker symbol, name (and its words), token and strike, ranked exact >
 prefix > substring, then by instrument (index, equity, future, option), exchange and nearest expiry.
 
-Code that writes `sym_tokens` other than through services.master_contract calls `invalidate()`.
+Code that writes `sym_tokens` other than through services.market.master_contract calls `invalidate()`.
 """
 
 from __future__ import annotations
@@ -722,7 +722,7 @@ def _state(app: Any = None) -> _State:
 def init_db() -> None:
     """Subscribe the current application's index to "symbols" invalidations. The index itself is
     built on first use, in the process that uses it (not in a server's master process), or by the
-    start-up warm-up (services.startup) once the first page is served."""
+    start-up warm-up (services.runtime.startup) once the first page is served."""
     _state()
 
 

@@ -2,7 +2,7 @@
 data shapes of API.md.
 
 Analyze mode reads the paper account (after bringing it up to date: MIS square-off and open orders
-matched against current quotes, services.paper.refresh); live mode asks the connected broker and maps
+matched against current quotes, services.trading.paper.account.refresh); live mode asks the connected broker and maps
 its symbols back to ours through the master contract, keeping the order journal's statuses current.
 Each book is a handful of queries, whatever its length (quotes in bulk, no query per row).
 """
@@ -16,13 +16,14 @@ from decimal import ROUND_HALF_UP, Decimal
 from sqlalchemy import func, select
 
 from brokers.base import BrokerError, BrokerOrder
-from database import db, token_db
+from database import db
 from database.apilog_db import ApiLog
 from database.enums import Mode, OrderStatus
 from database.order_db import Order
 from database.portfolio_db import Holding
 from database.types import utcnow
-from services import paper
+from services.market import symbol_index as token_db
+from services.trading.paper import account as paper
 
 log = logging.getLogger("algobridge.orders")
 
@@ -99,13 +100,13 @@ def _statistics(orders: list[dict]) -> dict:
 
 
 def _live(user_id: int):
-    from services import orders
+    from services.trading import orders
 
     return orders._live(user_id)
 
 
 def _fail(live, exc: BrokerError):
-    from services import orders
+    from services.trading import orders
 
     return orders._broker_failure(live.active, exc)
 
@@ -132,7 +133,7 @@ def orderbook(user_id: int) -> dict:
 
 
 # The analyze-mode order book is a pure function of the cached account's order list, which is never
-# changed in place (services.paper.account: a change of the account, here or in another process, gives
+# changed in place (services.trading.paper.account.account: a change of the account, here or in another process, gives
 # a new snapshot with a new list). So the book built from one list is kept per user and reused while
 # the account hands out that same list: a user with many orders is not re-shaped on every read.
 # The entry holds the list itself, so its identity cannot be reused by another object meanwhile.
@@ -253,7 +254,7 @@ def funds(user_id: int) -> dict:
 
 def analyzer_status(user_id: int) -> dict:
     """{mode, analyze_mode, total_logs}: total_logs counts the user's API calls made in analyze mode."""
-    from services import orders
+    from services.trading import orders
 
     analyze = orders.is_analyze(user_id)
     total = db.session.scalar(select(func.count()).select_from(ApiLog).where(

@@ -14,7 +14,7 @@ This module owns
   returns; otherwise a recent broker quote from the store, else the simulator.
 - `quote_for_user()`: what the `quotes` API endpoint calls. In live mode with a connected live broker
   it asks that broker's adapter (`BrokerClient.quotes`), stores and returns its quote; a broker failure
-  is the API's broker error (services.orders.OrderError with the broker's message and status, 403 and
+  is the API's broker error (services.trading.orders.OrderError with the broker's message and status, 403 and
   the session marked expired when the broker refuses the token). In live mode without a broker session
   it is the API's 403, as for every live-mode call: a trader trading live is never shown simulated
   prices as if they were the market's. Analyze mode keeps get_quote() (stored quote, else simulator).
@@ -39,9 +39,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from brokers.base import BrokerError
-from database import db, token_db
+from database import db
 from database.symbol import Quote
 from database.types import utcnow
+from services.market import symbol_index as token_db
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -154,7 +155,7 @@ class PriceSimulator:
         itype = info.instrumenttype
         underlying = (info.name or info.symbol) if itype in ("FUT", "CE", "PE") else info.symbol
         key = underlying.replace(" ", "").upper()
-        from services.sample_contract import base_price, fallback_price
+        from services.market.sample_contract import base_price, fallback_price
 
         base = base_price(key) or fallback_price(key)
         s, o, h, lo, prev, minute = self.spot(key, base, at)
@@ -279,8 +280,10 @@ def get_quote(symbol: str, exchange: str, fetch: Callable[[token_db.SymbolInfo],
 
 def quote_for_user(user_id: int, symbol: str, exchange: str) -> QuoteData:
     """The quote the `quotes` endpoint answers for this user (see the module docstring). Commits the
-    stored broker quote. Raises UnknownSymbolError (404) or services.orders.OrderError."""
-    from services import broker_login, orders, paper  # late: orders -> paper -> quotes
+    stored broker quote. Raises UnknownSymbolError (404) or services.trading.orders.OrderError."""
+    from services.accounts import broker_login  # late: orders -> paper -> quotes
+    from services.trading import orders
+    from services.trading.paper import account as paper
 
     if orders.is_analyze(user_id):
         return get_quote(symbol, exchange)
@@ -312,11 +315,12 @@ def quote_for_user(user_id: int, symbol: str, exchange: str) -> QuoteData:
 
 
 def _broker_error(active: Any, exc: BrokerError) -> Exception:
-    """The API's answer to a broker's failure on a quote: what services.orders answers for an order
+    """The API's answer to a broker's failure on a quote: what services.trading.orders answers for an order
     call (403 and the session marked expired for a dead token; else the broker's message with its
     HTTP status, 400 when it has none or it is 401/403), without an order to reject."""
     from database.auth_db import BrokerSession
-    from services import broker_login, orders
+    from services.accounts import broker_login
+    from services.trading import orders
 
     if exc.is_session_error:
         row = db.session.get(BrokerSession, active.session_id)

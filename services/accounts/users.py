@@ -39,7 +39,7 @@ from database.enums import Role
 from database.repository import Page, Repository
 from database.types import UTC, utcnow
 from database.user_db import LoginAttempt, User
-from services import api_keys
+from services.accounts import api_keys
 
 log = logging.getLogger("algobridge.auth")
 

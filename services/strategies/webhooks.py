@@ -24,7 +24,7 @@ the payload, the outcome (accepted or rejected) and its message; orders placed f
 The signal is committed before the order is placed, so it survives a refused order; the order
 service commits its own unit of work.
 
-Logs, as for /api/v1 (services.observability, through the background writer): `record_call()` queues
+Logs, as for /api/v1 (services.logs.recording, through the background writer): `record_call()` queues
 one `api_logs` row per webhook call (api_type "webhook:strategy" or "webhook:chartink") and one
 `order_latency` row per order the call sent to the order service. The webhook id is the call's
 credential: it is replaced by "***" wherever it appears in the logged body (Chartink repeats it in
@@ -48,7 +48,8 @@ from database import db
 from database.enums import Action, OrderStatus, Platform, SignalSource, SignalStatus, StrategyMode
 from database.order_db import Signal
 from database.strategy_db import Strategy, StrategySymbolMapping
-from services import observability, strategies
+from services.logs import recording as observability
+from services.strategies import strategy as strategies
 
 log = logging.getLogger("algobridge.webhooks")
 
@@ -260,7 +261,7 @@ def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, 
 
 def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan,
            placed_out: list[Any]) -> _Outcome:
-    from services import orders  # engineer A's module; imported late so this module loads without it
+    from services.trading import orders  # engineer A's module; imported late so this module loads without it
 
     symbol = target.symbol
     try:
@@ -505,7 +506,7 @@ def record_call(kind: str, webhook_id: str, payload: Any, reply: Reply | None, *
         modes = {e.mode for e in executions if e.mode}
         mode = modes.pop() if len(modes) == 1 else None
         if mode is None and user_id is not None:
-            from services import orders
+            from services.trading import orders
 
             mode = "analyze" if orders.is_analyze(user_id) else "live"
         request_body = payload if isinstance(payload, dict | list) or payload is None else {"body": payload}
@@ -574,7 +575,7 @@ def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[
 
 
 def _squareoff_one(user_id: int, strategy_name: str, signal_id: int, target: _Target) -> _Outcome:
-    from services import orders
+    from services.trading import orders
 
     try:
         current = int(orders.open_position(user_id, target.symbol, target.exchange, target.product))

@@ -1,0 +1,1 @@
+"""Logs: recording, reading and retention."""

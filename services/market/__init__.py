@@ -1,0 +1,1 @@
+"""Market data: the symbol index, master contracts, quotes."""

@@ -1,0 +1,1 @@
+"""Runtime: start-up work and the scheduler."""

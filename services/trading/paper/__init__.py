@@ -1,0 +1,1 @@
+"""The analyze-mode exchange."""
