@@ -10,6 +10,7 @@ placeholder or weak secret is an error: a production deployment must bring its o
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import re
@@ -18,8 +19,12 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet
+
+from database.crypto import VaultError, parse_keys
+from vocabulary import DEFAULT_EXCHANGE_TIMEZONE
 
 
 class ConfigError(RuntimeError):
@@ -99,7 +104,8 @@ SETTINGS: tuple[Setting, ...] = (
             "rows of the generated sample master contract (the index of every worker grows with it)"),
     Setting("WARM_SYMBOL_INDEX", "true", parse_bool,
             "build the symbol index in the background once a process has served its first page; off: on first use"),
-    Setting("EXCHANGE_TIMEZONE", "Asia/Kolkata", _parse_str, "time zone of the exchange (session expiry, hours)"),
+    Setting("EXCHANGE_TIMEZONE", DEFAULT_EXCHANGE_TIMEZONE, _parse_str,
+            "time zone of the exchange (session expiry, hours)"),
     Setting("SESSION_EXPIRY_TIME", "03:00", _parse_str,
             "exchange time (HH:MM) at which web and broker sessions end every day"),
     Setting("LOGIN_RATE_LIMIT", "5 per minute;25 per hour", _parse_str, "login attempts allowed per client address"),
@@ -174,8 +180,6 @@ def check_secret(name: str, value: str) -> None:
     if _PLACEHOLDER.match(value.strip()):
         raise ConfigError(f"{name} is a placeholder: set a real random value")
     if name == "TOKEN_ENCRYPTION_KEYS":
-        from database.crypto import VaultError, parse_keys
-
         try:
             parse_keys(value)
         except VaultError as exc:
@@ -276,18 +280,21 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
     parse_hhmm("SESSION_EXPIRY_TIME", cfg["SESSION_EXPIRY_TIME"])
     parse_hhmm("MIS_SQUAREOFF_TIME", cfg["MIS_SQUAREOFF_TIME"])
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(cfg["EXCHANGE_TIMEZONE"])
     except Exception:  # noqa: BLE001 - any lookup failure means the name is wrong
         raise ConfigError(f"EXCHANGE_TIMEZONE={cfg['EXCHANGE_TIMEZONE']!r} is not a time zone name") from None
     return cfg
 
 
+def exchange_tz(config: Mapping[str, Any]):
+    """The exchange's zone (EXCHANGE_TIMEZONE) of a configuration, e.g. `exchange_tz(current_app.config)`:
+    the one way services read it. Sessions, trading hours, square-off and market hours are in it."""
+    # ZoneInfo caches zones by name: this is a dict lookup after the first call.
+    return ZoneInfo(config.get("EXCHANGE_TIMEZONE") or DEFAULT_EXCHANGE_TIMEZONE)
+
+
 def parse_time_of_day(raw: str):
     """'03:00' -> datetime.time(3, 0); ValueError for anything else. The one HH:MM parser."""
-    import datetime as dt
-
     hh, sep, mm = str(raw).strip().partition(":")
     if not sep:
         raise ValueError(f"{raw!r} is not a time of day (HH:MM)")

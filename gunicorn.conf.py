@@ -33,6 +33,8 @@ if _ROOT not in sys.path:  # `gunicorn -c /path/to/gunicorn.conf.py` from anothe
 from dotenv import load_dotenv  # noqa: E402 - after the path fix above
 
 import config as _config  # noqa: E402 - not `config`: gunicorn would read it as its -c setting
+from database import writer as _writer  # noqa: E402
+from services.runtime import scheduler as _scheduler  # noqa: E402
 
 load_dotenv(os.path.join(_ROOT, ".env"), override=False)  # as create_app() does
 _settings = _config.server_settings()
@@ -78,12 +80,10 @@ def _stop_signal_clock(worker) -> None:
 
 def when_ready(server) -> None:
     """The master only supervises: its scheduler thread (started by create_app) stops here, before
-    any worker is forked; every worker starts its own (app.after_fork), and the jobs are idempotent."""
-    application = getattr(server.app, "callable", None)
-    if application is not None:
-        from services.runtime import scheduler
-
-        scheduler.pause_in_this_process(application)
+    any worker is forked; every worker starts its own (app.after_fork), and the jobs are idempotent.
+    Without preload_app the master never built the application: nothing to stop."""
+    if server.cfg.preload_app:
+        _scheduler.pause_in_this_process(server.app.wsgi())  # the application preloaded (not built again)
 
 
 def post_worker_init(worker) -> None:
@@ -93,11 +93,8 @@ def post_worker_init(worker) -> None:
 
 def _flush_writer(budget: float) -> None:
     try:
-        from database import writer
-    except ImportError:
-        return
-    log_writer = writer._default
-    if log_writer is None:  # the application never loaded
+        log_writer = _writer.current()
+    except RuntimeError:  # the application never loaded
         return
     log_writer.shutdown(timeout=max(1.0, min(float(_settings["WRITER_SHUTDOWN_TIMEOUT"]), budget)))
 

@@ -21,15 +21,20 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
-from flask import Blueprint, Response, current_app, g, json, request
+from flask import Blueprint, Flask, Response, current_app, g, json, request, request_started
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from werkzeug.exceptions import HTTPException
 
 from extensions import client_address, csrf, limiter
-from services.accounts import api_keys
+from services.accounts import api_keys, broker_login
 from services.accounts.api_keys import ApiKeyError
 from services.logs import recording as observability
+from services.market import symbol_index
 from services.market.quotes import UnknownSymbolError
+from services.trading import books, orders, venues
+from services.trading.errors import OrderError
+from services.trading.journal import OrderInput
+from vocabulary import ACTIONS, EXCHANGES, MAX_BASKET, MAX_PRICE, MAX_QUANTITY, MAX_SPLIT_ORDERS, PRICE_TYPES, PRODUCTS
 
 log = logging.getLogger("algobridge.api")
 
@@ -37,14 +42,9 @@ api_v1_bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 csrf.exempt(api_v1_bp)
 
 PREFIX = "/api/v1/"
-EXCHANGES = ("NSE", "BSE", "NFO", "BFO", "CDS", "BCD", "MCX", "NCDEX", "NSE_INDEX", "BSE_INDEX")
-ACTIONS = ("BUY", "SELL")
-PRICETYPES = ("MARKET", "LIMIT", "SL", "SL-M")
-PRODUCTS = ("MIS", "NRML", "CNC")
-MAX_QUANTITY = 1_000_000_000
-MAX_PRICE = Decimal(10) ** 12
-MAX_BASKET = 100
-MAX_SPLIT_ORDERS = 100
+# The accepted values and the limits are the trading vocabulary's (EXCHANGES, ACTIONS, PRODUCTS,
+# MAX_QUANTITY, MAX_PRICE, MAX_BASKET, MAX_SPLIT_ORDERS, imported above).
+PRICETYPES = PRICE_TYPES
 ORDER_ENDPOINTS = frozenset({"placeorder", "placesmartorder", "modifyorder", "cancelorder", "cancelallorder",
                              "closeposition", "basketorder", "splitorder"})
 ALREADY_MATCHED = "Positions Already Matched. No Action needed."
@@ -79,15 +79,15 @@ def _call() -> _Call:
     return call
 
 
-def _start_timer() -> None:
+def _start_timer(_app: Flask, **_extra: Any) -> None:
     if request.path.startswith(PREFIX):
         g._api_call = _Call(time.perf_counter())
 
 
 def _install_timer(state) -> None:
-    # Before every other before-request function (the rate limiter's included), so the times
-    # logged cover the whole of the request's handling.
-    state.app.before_request_funcs.setdefault(None, []).insert(0, _start_timer)
+    # request_started is sent before every before-request function (the rate limiter's included), so
+    # the times logged cover the whole of the request's handling.
+    request_started.connect(_start_timer, state.app)
 
 
 api_v1_bp.record_once(_install_timer)
@@ -336,17 +336,21 @@ def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
 
 
 def _order_input(strategy: str, f: _OrderFields):
-    from services.trading.orders import OrderInput
-
     return OrderInput(strategy=strategy, exchange=f.exchange, symbol=f.symbol, action=f.action,
                       quantity=f.quantity, pricetype=f.pricetype, product=f.product, price=f.price,
                       trigger_price=f.trigger_price, disclosed_quantity=f.disclosed_quantity)
 
 
-def _mode_of(user_id: int) -> str:
-    from services.trading import orders
-
-    return "analyze" if orders.is_analyze(user_id) else "live"
+def _venue(uid: int, orderid: str | None = None) -> venues.Venue:
+    """The one venue decision of this call; its label goes into the answer and both log rows."""
+    call = _call()
+    try:
+        venue = venues.venue_for(uid, orderid=orderid)
+    except OrderError:
+        call.mode = venues.mode_label(uid)
+        raise
+    call.mode, call.broker = venue.label, venue.broker
+    return venue
 
 
 # -- responses -------------------------------------------------------------------------------------
@@ -397,10 +401,9 @@ def _placed(placed) -> None:
 @order_limit
 def placeorder():
     data, uid = _parse(PlaceOrder, "orders")
-    from services.trading import orders
 
     _call().symbol = data.symbol
-    placed = orders.place_order(uid, _order_input(data.strategy, data))
+    placed = orders.place_order(_venue(uid), _order_input(data.strategy, data))
     _placed(placed)
     return _success({"orderid": placed.orderid})
 
@@ -409,12 +412,11 @@ def placeorder():
 @smart_limit
 def placesmartorder():
     data, uid = _parse(SmartOrder, "orders")
-    from services.trading import orders
 
     _call().symbol = data.symbol
-    placed = orders.place_smart_order(uid, _order_input(data.strategy, data), data.position_size)
+    placed = orders.place_smart_order(_venue(uid), _order_input(data.strategy, data), data.position_size)
     if placed is None:
-        return _success({"message": ALREADY_MATCHED}, _mode_of(uid))
+        return _success({"message": ALREADY_MATCHED})
     _placed(placed)
     return _success({"orderid": placed.orderid})
 
@@ -423,31 +425,28 @@ def placesmartorder():
 @order_limit
 def basketorder():
     data, uid = _parse(BasketOrder, "orders")
-    from services.trading import orders
 
-    results = orders.basket_order(uid, data.strategy, [_order_input(data.strategy, o) for o in data.orders])
-    return _success({"results": results}, _mode_of(uid))
+    results = orders.basket_order(_venue(uid), data.strategy, [_order_input(data.strategy, o) for o in data.orders])
+    return _success({"results": results})
 
 
 @api_v1_bp.post("/splitorder", strict_slashes=False)
 @order_limit
 def splitorder():
     data, uid = _parse(SplitOrder, "orders")
-    from services.trading import orders
 
     _call().symbol = data.symbol
-    result = orders.split_order(uid, _order_input(data.strategy, data), data.splitsize)
-    return _success(dict(result), _mode_of(uid))
+    result = orders.split_order(_venue(uid), _order_input(data.strategy, data), data.splitsize)
+    return _success(dict(result))
 
 
 @api_v1_bp.post("/modifyorder", strict_slashes=False)
 @order_limit
 def modifyorder():
     data, uid = _parse(ModifyOrder, "orders")
-    from services.trading import orders
 
     _call().symbol = data.symbol
-    placed = orders.modify_order(uid, data.orderid, _order_input(data.strategy, data))
+    placed = orders.modify_order(_venue(uid, data.orderid), data.orderid, _order_input(data.strategy, data))
     _placed(placed)
     return _success({"orderid": placed.orderid})
 
@@ -456,59 +455,53 @@ def modifyorder():
 @order_limit
 def cancelorder():
     data, uid = _parse(WithOrderId, "orders")
-    from services.trading import orders
 
-    orderid = orders.cancel_order(uid, data.orderid)
+    orderid = orders.cancel_order(_venue(uid, data.orderid), data.orderid)
     _call().orderid = orderid
-    return _success({"orderid": orderid}, _mode_of(uid))
+    return _success({"orderid": orderid})
 
 
 @api_v1_bp.post("/cancelallorder", strict_slashes=False)
 @order_limit
 def cancelallorder():
     _data, uid = _parse(StrategyOnly, "orders")
-    from services.trading import orders
 
-    canceled, failed = orders.cancel_all_orders(uid)
+    canceled, failed = orders.cancel_all_orders(_venue(uid))
     return _success({"message": f"Canceled {len(canceled)} orders. Failed to cancel {len(failed)} orders.",
-                     "canceled_orders": list(canceled), "failed_cancellations": list(failed)}, _mode_of(uid))
+                     "canceled_orders": list(canceled), "failed_cancellations": list(failed)})
 
 
 @api_v1_bp.post("/closeposition", strict_slashes=False)
 @order_limit
 def closeposition():
     _data, uid = _parse(StrategyOnly, "orders")
-    from services.trading import orders
 
-    orders.close_all_positions(uid)
-    return _success({"message": "All Open Positions Squared Off"}, _mode_of(uid))
+    orders.close_all_positions(_venue(uid))
+    return _success({"message": "All Open Positions Squared Off"})
 
 
 @api_v1_bp.post("/orderstatus", strict_slashes=False)
 @api_limit
 def orderstatus():
     data, uid = _parse(WithOrderId, "read")
-    from services.trading import orders
 
-    return _success({"data": orders.order_status(uid, data.orderid)}, _mode_of(uid))
+    return _success({"data": orders.order_status(_venue(uid, data.orderid), data.orderid)})
 
 
 @api_v1_bp.post("/openposition", strict_slashes=False)
 @api_limit
 def openposition():
     data, uid = _parse(OpenPosition, "read")
-    from services.trading import orders
 
-    quantity = orders.open_position(uid, data.symbol, data.exchange, data.product)
-    return _success({"quantity": quantity}, _mode_of(uid))
+    quantity = orders.open_position(_venue(uid), data.symbol, data.exchange, data.product)
+    return _success({"quantity": quantity})
 
 
 # -- books and account -----------------------------------------------------------------------------
 def _book(getter: str) -> Response:
     _data, uid = _parse(KeyOnly, "read")
-    from services.trading import books
 
-    return _success({"data": getattr(books, getter)(uid)}, _mode_of(uid))
+    return _success({"data": getattr(books, getter)(_venue(uid))})
 
 
 @api_v1_bp.post("/orderbook", strict_slashes=False)
@@ -545,7 +538,6 @@ def funds():
 @api_limit
 def analyzer():
     _data, uid = _parse(KeyOnly, "read")
-    from services.trading import books
 
     data = books.analyzer_status(uid)
     _call().mode = data.get("mode")
@@ -557,9 +549,8 @@ def analyzer():
 def analyzer_toggle():
     # Switching a user to live trading is an order-level permission, not a read.
     data, uid = _parse(AnalyzerToggle, "orders")
-    from services.trading import books, orders
 
-    orders.set_analyze(uid, data.mode, ip=client_address())
+    venues.set_analyze(uid, data.mode, ip=client_address())
     status = dict(books.analyzer_status(uid))
     status["message"] = f"Analyzer mode switched to {status.get('mode', 'analyze' if data.mode else 'live')}"
     _call().mode = status.get("mode")
@@ -570,30 +561,24 @@ def analyzer_toggle():
 @api_v1_bp.post("/quotes", strict_slashes=False)
 @api_limit
 def quotes():
-    from services.market import quotes as quote_service
-
-    data, _uid = _parse(SymbolQuery, "data")
-    quote = quote_service.quote_for_user(_uid, data.symbol, data.exchange)
+    data, uid = _parse(SymbolQuery, "data")
+    quote = books.quote(_venue(uid), data.symbol, data.exchange)
     return _respond({"status": "success", "data": quote.to_dict()})
 
 
 @api_v1_bp.post("/search", strict_slashes=False)
 @api_limit
 def search():
-    from services.market import symbol_index as token_db
-
     data, _uid = _parse(SearchQuery, "data")
-    found = [info.to_dict() for info in token_db.search(data.query, data.exchange)]
+    found = [info.to_dict() for info in symbol_index.search(data.query, data.exchange)]
     return _respond({"status": "success", "message": f"Found {len(found)} matching symbols", "data": found})
 
 
 @api_v1_bp.post("/symbol", strict_slashes=False)
 @api_limit
 def symbol():
-    from services.market import symbol_index as token_db
-
     data, _uid = _parse(SymbolQuery, "data")
-    info = token_db.get_symbol_info(data.symbol, data.exchange)
+    info = symbol_index.get_symbol_info(data.symbol, data.exchange)
     if info is None:
         raise ApiFailure(f"Symbol {data.symbol} not found in exchange {data.exchange}", 404)
     return _respond({"status": "success", "data": info.to_dict()})
@@ -602,10 +587,9 @@ def symbol():
 @api_v1_bp.post("/ping", strict_slashes=False)
 @api_limit
 def ping():
-    from services.accounts import broker_login
-
     _data, uid = _parse(KeyOnly, "data")
-    active = broker_login.active_session(uid)
+    venue = _venue(uid)  # live mode needs a live broker session, as every broker call does
+    active = broker_login.active_session(uid) if venue.is_analyze else venue.active
     return _respond({"status": "success", "data": {"message": "pong", "broker": active.broker if active else "paper"}})
 
 
@@ -640,12 +624,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 @api_v1_bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
-    import sys
-
-    orders = sys.modules.get("services.trading.orders")
-    order_error = getattr(orders, "OrderError", None)
-    if order_error is not None and isinstance(exc, order_error):
-        return _error(getattr(exc, "message", None) or str(exc), int(getattr(exc, "status", 400) or 400))
+    if isinstance(exc, OrderError):
+        return _error(exc.message or str(exc), exc.status or 400)
     if isinstance(exc, UnknownSymbolError):
         return _error(str(exc), 404)
     log.exception("unhandled error in %s", request.path)
@@ -675,8 +655,8 @@ def _record(api_type: str, response: Response) -> None:
         payload = response.get_json(silent=True)
     status = response.status_code
     if api_type in ORDER_ENDPOINTS and call.user_id is not None and call.mode is None:
-        try:
-            call.mode = _mode_of(call.user_id)
+        try:  # a call refused before its venue was decided (validation): the user's mode as its label
+            call.mode = venues.mode_label(call.user_id)
         except Exception:  # noqa: BLE001 - the mode is a label here; the call's answer is already made
             call.mode = None
     observability.log_api_call(api_type, call.user_id, call.mode, body, payload, status, total_ms, client_address(),

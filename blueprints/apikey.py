@@ -10,7 +10,6 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectMultipleField, StringField, widgets
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from database import db
 from database.repository import NotFoundError, ValidationError
 from database.types import utcnow
 from extensions import client_address
@@ -44,9 +43,7 @@ def index():
         try:
             row, new_key = api_keys.create_key(current_user, form.name.data, form.scopes.data, expires_at,
                                                ip=client_address())
-            db.session.commit()
         except ValidationError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
             status = 400
             new_key = None
@@ -70,6 +67,5 @@ def revoke(key_id: int):
         row = api_keys.revoke_key(current_user, key_id, ip=client_address())
     except NotFoundError:
         abort(404)
-    db.session.commit()
     flash(f"API key “{row.name}” revoked. Calls with it are refused from now on.", "success")
     return redirect(url_for("apikey.index"))

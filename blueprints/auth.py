@@ -33,11 +33,13 @@ from werkzeug.exceptions import HTTPException
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from database import db
+from blueprints import traffic
+from blueprints.access import role_required
 from database.types import utcnow
 from extensions import client_address, limiter, login_manager
+from services.accounts import broker_login
 from services.accounts import users as accounts
-from services.accounts.users import AccountError, SetupClosedError, role_required
+from services.accounts.users import AccountError, SetupClosedError
 
 __all__ = ["PASSWORD_LENGTH", "auth_bp", "render_error", "role_required", "start_session"]
 
@@ -75,8 +77,16 @@ def _configure(state) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    login_manager.user_loader(accounts.load_principal)
+    login_manager.user_loader(_load_principal)
     app.session_interface = HttpsAwareSessionInterface()
+
+
+def _load_principal(session_id: str) -> accounts.AccountPrincipal | None:
+    """Flask-Login's user loader: the account's principal, reported to the traffic log."""
+    principal = accounts.load_principal(session_id)
+    if principal is not None:
+        traffic.note_signed_in(principal.id)
+    return principal
 
 
 @auth_bp.before_app_request
@@ -203,16 +213,11 @@ def setup():
 
 
 def _record_rate_limited(_limit) -> None:
-    """Limiter on_breach: the refused attempt is recorded like any other."""
+    """Limiter on_breach: the refused attempt is recorded like any other, in a unit of its own."""
     try:
-        username = (request.form.get("username") or "").strip().lower()
-        user = accounts.find_user(username) if username else None
-        accounts.record_login_attempt(username, user_id=user.id if user else None, ip=client_address(),
-                                      user_agent=request.user_agent.string, success=False,
-                                      reason=accounts.REASON_RATE_LIMITED)
-        db.session.commit()
-    except Exception:  # a failure to record must not turn a 429 into a 500
-        db.session.rollback()
+        accounts.record_rate_limited(request.form.get("username") or "", ip=client_address(),
+                                     user_agent=request.user_agent.string)
+    except Exception:  # a failure to record must not turn a 429 into a 500 (its unit rolled back)
         log.exception("could not record a rate-limited sign-in attempt")
     log.warning("sign-in rate limit reached from %s", client_address())
 
@@ -240,9 +245,7 @@ def login():
     if request.method == "POST":
         ip, agent = client_address(), request.user_agent.string
         if not form.validate():
-            accounts.record_login_attempt((form.username.data or "").strip().lower(), user_id=None, ip=ip,
-                                          user_agent=agent, success=False, reason=accounts.REASON_INVALID_FORM)
-            db.session.commit()
+            accounts.record_invalid_form(form.username.data or "", ip=ip, user_agent=agent)
             flash("Enter your username and password.", "error")
         else:
             result = accounts.authenticate(form.username.data, form.password.data, ip=ip, user_agent=agent)
@@ -260,14 +263,11 @@ def login():
 
 def _resume_broker_session(user) -> None:
     """A broker session still valid from earlier today is picked up again, with no new broker
-    login; one the broker no longer honours is marked expired. Never blocks the sign-in."""
-    from services.accounts import broker_login
-
+    login; one the broker no longer honours is marked expired. Never blocks the sign-in (the units
+    of resume() roll back what they began)."""
     try:
         broker_login.resume(user)
-        db.session.commit()
     except Exception:
-        db.session.rollback()
         log.exception("could not resume the broker session of %s", user.username)
 
 

@@ -9,12 +9,11 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 
+from blueprints.access import role_required
 from brokers import BrokerError
-from database import db
 from extensions import client_address
 from services.accounts import broker_login
 from services.accounts.broker_login import BrokerLoginError
-from services.accounts.users import role_required
 
 log = logging.getLogger("algobridge.broker")
 
@@ -30,8 +29,7 @@ class ActionForm(FlaskForm):
 @broker_bp.get("/broker")
 @login_required
 def index():
-    if broker_login.expire_due(current_user.id):  # ended sessions become visible, with an alert
-        db.session.commit()
+    broker_login.expire_due(current_user.id)  # ended sessions become visible, with an alert
     return render_template("broker/index.html", choices=broker_login.broker_choices(),
                            active=broker_login.active_session(current_user.id), form=ActionForm())
 
@@ -70,9 +68,7 @@ def callback(name: str):
 def _complete(name: str, args: dict[str, str]):
     try:
         broker_login.complete_login(current_user, name, args, ip=client_address())
-        db.session.commit()
     except BrokerLoginError as exc:
-        db.session.rollback()
         return _failed(name, str(exc))
     flash(f"Connected to {name}.", "success")
     # A redirect, so the one-time request token leaves the address bar and the history.
@@ -89,6 +85,5 @@ def disconnect():
     if not ActionForm().validate_on_submit():
         abort(400)
     n = broker_login.disconnect(current_user, ip=client_address())
-    db.session.commit()
     flash("Broker disconnected." if n else "No broker was connected.", "success")
     return redirect(url_for("broker.index"))

@@ -11,7 +11,8 @@ from flask_login import current_user, login_required
 from database.enums import Mode
 from database.types import utcnow
 from services.accounts import broker_login
-from services.trading import books, orders, portfolio
+from services.trading import books, portfolio, venues
+from services.trading.errors import NO_SESSION, OrderError
 
 dashboard_bp = Blueprint("dashboard", __name__)
 
@@ -20,17 +21,18 @@ dashboard_bp = Blueprint("dashboard", __name__)
 @login_required
 def index():
     uid = current_user.id
-    analyze = orders.is_analyze(uid)
+    analyze = venues.is_analyze(uid)
     active = broker_login.active_session(uid)
-    mode = portfolio.book_mode(uid)
+    venue = portfolio.book_venue(uid)
+    mode = venue.mode if venue is not None else None
     funds, positions, problem = None, [], None
-    if mode is None:
-        problem = orders.NO_SESSION
+    if venue is None:
+        problem = NO_SESSION
     else:
         try:
-            funds = books.funds(uid)
-            positions = books.positionbook(uid)
-        except orders.OrderError as exc:
+            funds = books.funds(venue)
+            positions = books.positionbook(venue)
+        except OrderError as exc:
             problem, funds, positions = exc.message, None, []
     equity = None
     if funds is not None:

@@ -15,9 +15,9 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from blueprints.access import check_role
 from database.enums import Role
 from services.accounts import settings as settings_service
-from services.accounts import users as accounts
 from services.logs import reading as log_service
 from services.logs.recording import redact
 
@@ -33,7 +33,7 @@ class AckForm(FlaskForm):
 
 @logs_bp.before_request
 def _signed_in():
-    return accounts.check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
+    return check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
 
 
 @logs_bp.app_template_filter("usertime")

@@ -21,18 +21,20 @@ from flask_wtf import FlaskForm
 from wtforms import DecimalField, HiddenField, IntegerField, SelectField
 from wtforms.validators import DataRequired, InputRequired, NumberRange
 
+import vocabulary
+from blueprints.access import role_required
 from database.enums import Exchange, Product
 from database.types import utcnow
-from services.accounts.users import role_required
-from services.trading import books, orders, portfolio
-from services.trading.orders import OrderError, OrderInput
+from services.trading import books, orders, portfolio, venues
+from services.trading.errors import OrderError
+from services.trading.journal import OrderInput
 
 log = logging.getLogger("algobridge.orders")
 
 orders_bp = Blueprint("orders", __name__)
 
 TRADERS = ("admin", "trader")
-OPEN_STATUSES = ("open", "trigger pending")
+OPEN_STATUSES = vocabulary.OPEN_STATUSES
 WEB_STRATEGY = "Web"
 
 # (header, key) of each book's columns, in the order the pages and the CSV files show them.
@@ -71,10 +73,15 @@ def _mode() -> str:
     return mode.value if mode is not None else "live"
 
 
-def _read(loader: Callable[[int], object], empty: object) -> tuple[object, str | None]:
+def _venue(orderid: str | None = None) -> venues.Venue:
+    """The venue of this request's call (services.trading.venues.venue_for)."""
+    return venues.venue_for(current_user.id, orderid=orderid)
+
+
+def _read(loader: Callable[[venues.Venue], object], empty: object) -> tuple[object, str | None]:
     """The book, or `empty` and the reason it cannot be read (no broker session, a broker error)."""
     try:
-        return loader(current_user.id), None
+        return loader(_venue()), None
     except OrderError as exc:
         return empty, exc.message
 
@@ -133,9 +140,9 @@ def csv_response(name: str, columns: list[tuple[str, str]], rows: Iterable[dict]
                     headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
 
 
-def _csv_book(loader: Callable[[int], object]):
+def _csv_book(loader: Callable[[venues.Venue], object]):
     try:
-        return loader(current_user.id)
+        return loader(_venue())
     except OrderError as exc:
         abort(exc.status if exc.status in (400, 403, 404, 409) else 400, exc.message)
 
@@ -207,7 +214,7 @@ def cancel(orderid: str):
     _require_form(ActionForm())
 
     def act() -> str:
-        done = orders.cancel_order(current_user.id, orderid)
+        done = orders.cancel_order(_venue(orderid), orderid)
         log.info("user %s cancelled order %s from the web", current_user.id, done)
         return f"Order {done} cancelled."
 
@@ -220,7 +227,7 @@ def cancel_all():
     _require_form(ActionForm())
 
     def act() -> str:
-        cancelled, failed = orders.cancel_all_orders(current_user.id)
+        cancelled, failed = orders.cancel_all_orders(_venue())
         if failed:
             flash(f"{len(failed)} orders could not be cancelled: {', '.join(failed)}", "error")
         return f"Cancelled {len(cancelled)} open orders." if cancelled else "There were no open orders to cancel."
@@ -232,7 +239,7 @@ def cancel_all():
 @role_required(*TRADERS)
 def modify(orderid: str):
     try:
-        order = orders.order_status(current_user.id, orderid)
+        order = orders.order_status(_venue(orderid), orderid)
     except OrderError as exc:
         if exc.status == 404:
             abort(404, exc.message)
@@ -249,7 +256,7 @@ def modify(orderid: str):
                          action=order["action"], quantity=form.quantity.data, pricetype=order["pricetype"],
                          product=order["product"], price=form.price.data, trigger_price=form.trigger_price.data)
         try:
-            placed = orders.modify_order(current_user.id, orderid, inp)
+            placed = orders.modify_order(_venue(orderid), orderid, inp)
         except OrderError as exc:
             if exc.status == 404:
                 abort(404, exc.message)
@@ -274,7 +281,7 @@ def close_position():
         # A smart order to a position of 0: at most one closing order, however many clicks or tabs.
         inp = OrderInput(strategy=WEB_STRATEGY, exchange=exchange, symbol=symbol, action="SELL", quantity=0,
                          pricetype="MARKET", product=product)
-        placed = orders.place_smart_order(current_user.id, inp, 0)
+        placed = orders.place_smart_order(_venue(), inp, 0)
         if placed is None:
             return f"{exchange}:{symbol} ({product}) was already flat."
         return f"Closing {exchange}:{symbol} ({product}): order {placed.orderid} is {placed.status}."
@@ -288,7 +295,7 @@ def close_all():
     _require_form(ActionForm())
 
     def act() -> str:
-        count = orders.close_all_positions(current_user.id, strategy=WEB_STRATEGY)
+        count = orders.close_all_positions(_venue(), strategy=WEB_STRATEGY)
         return f"Placed {count} orders to close every open position." if count else "There were no open positions."
 
     return _action_result(act, "orders.positions")

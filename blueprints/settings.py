@@ -7,20 +7,18 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import IntegerField, RadioField, SelectChoice, SelectField
 from wtforms.validators import InputRequired, NumberRange
 
-from database import db
-from database.enums import Role
-from database.settings_db import ConfigVersion
+from blueprints.access import check_role
+from database.enums import Mode, Role
 from database.types import utcnow
 from extensions import client_address
 from services.accounts import settings as settings_service
 from services.accounts import users as accounts
 from services.accounts.settings import SettingsError
 from services.logs import retention as log_retention
-from services.trading import orders
+from services.trading import venues
 
 settings_bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -28,8 +26,8 @@ TRADE_ROLES = (Role.ADMIN, Role.TRADER)
 
 
 class ModeForm(FlaskForm):
-    mode = RadioField("Mode", choices=[SelectChoice("analyze", "Analyze (paper trading)"),
-                                      SelectChoice("live", "Live (the broker)")],
+    mode = RadioField("Mode", choices=[SelectChoice(Mode.ANALYZE.value, "Analyze (paper trading)"),
+                                      SelectChoice(Mode.LIVE.value, "Live (the broker)")],
                       validators=[InputRequired()])
 
 
@@ -44,30 +42,29 @@ class RetentionForm(FlaskForm):
 
 @settings_bp.before_request
 def _signed_in():
-    return accounts.check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
+    return check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
 
 
-def _forms() -> tuple[ModeForm, TimezoneForm, RetentionForm]:
-    mode = ModeForm(prefix="mode", data={"mode": "analyze" if orders.is_analyze(current_user.id) else "live"})
-    tz = TimezoneForm(prefix="tz", data={"timezone": settings_service.user_timezone(current_user.id)})
+def _forms(zone: str) -> tuple[ModeForm, TimezoneForm, RetentionForm]:
+    mode = ModeForm(prefix="mode", data={"mode": Mode.ANALYZE if venues.is_analyze(current_user.id) else Mode.LIVE})
+    tz = TimezoneForm(prefix="tz", data={"timezone": zone})
     tz.timezone.choices = list(settings_service.timezones())
     retention = RetentionForm(prefix="ret", data={"days": log_retention.retention_days()})
     return mode, tz, retention
 
 
 def _page(status: int = 200, **forms):
-    mode, tz, retention = _forms()
+    display_zone = settings_service.user_timezone(current_user.id)
+    mode, tz, retention = _forms(display_zone)
     mode, tz, retention = forms.get("mode", mode), forms.get("tz", tz), forms.get("retention", retention)
     expiry_time, zone = accounts.expiry_settings()
     next_expiry = accounts.next_expiry(utcnow(), expiry_time, zone)
-    versions = []
-    if current_user.role == Role.ADMIN:
-        versions = list(db.session.scalars(select(ConfigVersion).order_by(ConfigVersion.version.desc()).limit(10)))
+    versions = settings_service.recent_versions(10) if current_user.role == Role.ADMIN else []
     return render_template(
         "settings/index.html", mode_form=mode, tz_form=tz, retention_form=retention,
         can_trade=current_user.role in TRADE_ROLES, is_admin=current_user.role == Role.ADMIN,
-        analyze=orders.is_analyze(current_user.id), expiry_time=expiry_time.strftime("%H:%M"), expiry_zone=str(zone),
-        next_expiry=next_expiry, versions=versions, zone=settings_service.user_timezone(current_user.id),
+        analyze=venues.is_analyze(current_user.id), expiry_time=expiry_time.strftime("%H:%M"), expiry_zone=str(zone),
+        next_expiry=next_expiry, versions=versions, zone=display_zone,
     ), status
 
 
@@ -83,7 +80,7 @@ def mode():
     form = ModeForm(prefix="mode")
     if not form.validate_on_submit():
         return _page(400, mode=form)
-    analyze = form.mode.data == "analyze"
+    analyze = form.mode.data == Mode.ANALYZE
     if settings_service.set_analyze_mode(current_user, analyze, ip=client_address()):
         flash("Analyze mode on: orders go to the paper broker." if analyze
               else "Live mode on: orders go to your broker.", "success")
@@ -100,7 +97,6 @@ def timezone():
         if settings_service.set_timezone(current_user, form.timezone.data, ip=client_address()):
             flash(f"Times are now shown in {form.timezone.data}.", "success")
     except SettingsError as exc:
-        db.session.rollback()
         flash(str(exc), "error")
         return _page(400, tz=form)
     return redirect(url_for("settings.index"))

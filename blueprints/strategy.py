@@ -16,11 +16,12 @@ from werkzeug.exceptions import HTTPException
 from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from blueprints.access import role_required
 from blueprints.auth import render_error
 from database.enums import Platform, Product, StrategyMode
 from database.strategy_db import Strategy
 from extensions import client_address
-from services.accounts.users import TRADE_ROLES, Actor, role_required
+from services.accounts.users import TRADE_ROLES, Actor
 from services.market import symbol_index as token_db
 from services.strategies import strategy as strategies
 from services.strategies.strategy import StrategyError, StrategyInput, StrategyNotFoundError

@@ -18,10 +18,10 @@ from flask import Blueprint, abort, current_app, flash, jsonify, redirect, rende
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from blueprints.access import check_role
 from database import db
 from database.enums import Exchange, ImportState, Role
 from services.accounts import broker_login
-from services.accounts import users as accounts
 from services.market import master_contract, sample_contract
 from services.market import symbol_index as token_db
 
@@ -41,7 +41,7 @@ class DownloadForm(FlaskForm):
 
 @symbols_bp.before_request
 def _signed_in():
-    return accounts.check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
+    return check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
 
 
 def _target() -> tuple[str, Any]:
@@ -102,7 +102,6 @@ def download():
         job = _broker_job(client, name)
     else:
         job = _sample_job()
-    db.session.rollback()  # nothing of this request's unit goes into the thread
     start_download(current_app._get_current_object(), name, job)
     flash(f"Download of the {name} contract started.", "info")
     return redirect(url_for("symbols.index"))

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from blueprints import access
 from blueprints.auth import PASSWORD_LENGTH, render_error, start_session
 from database.enums import Role
 from database.repository import ValidationError
@@ -23,7 +24,7 @@ ROLE_CHOICES = [SelectChoice(r.value, r.value.capitalize()) for r in Role]
 
 @users_bp.before_request
 def _admins_only():
-    return accounts.check_role({Role.ADMIN})
+    return access.check_role({Role.ADMIN})
 
 
 @users_bp.errorhandler(403)

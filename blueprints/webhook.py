@@ -15,7 +15,6 @@ import time
 from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from database import db
 from extensions import client_address, csrf, limiter
 from services.strategies import webhooks
 
@@ -128,6 +127,5 @@ def _http_error(exc: HTTPException):
 
 @webhook_bp.errorhandler(Exception)
 def _internal_error(exc: Exception):
-    db.session.rollback()
     log.exception("webhook %s failed", request.path)
     return jsonify(status="error", message="internal error"), 500

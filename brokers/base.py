@@ -22,18 +22,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
-# Indian exchanges keep exchange time; every naive time a broker sends is in it.
-EXCHANGE_TZ = ZoneInfo("Asia/Kolkata")
+# Our values (actions, price types, products, order statuses) are the trading vocabulary's, as the
+# REST API and the database spell them.
+from vocabulary import ACTIONS, DEFAULT_EXCHANGE_TIMEZONE, PRICE_TYPES, PRODUCTS, OrderStatus
 
-# Our values, as the REST API and the database spell them (database.enums mirrors these; brokers
-# do not import the database package).
-ACTIONS = ("BUY", "SELL")
-PRICE_TYPES = ("MARKET", "LIMIT", "SL", "SL-M")
-PRODUCTS = ("MIS", "NRML", "CNC")
-ORDER_STATUSES = ("open", "complete", "cancelled", "rejected", "trigger pending")
+# The default of the EXCHANGE_TIMEZONE setting. Brokers never read the configuration: a time a broker
+# sends without a zone is read in the zone its adapter passes (the broker's documented zone, e.g. Kite's
+# IST, or the EXCHANGE_TIMEZONE setting handed in through `config_keys`); this is only the default.
+DEFAULT_EXCHANGE_TZ = ZoneInfo(DEFAULT_EXCHANGE_TIMEZONE)
 
 LoginKind = Literal["redirect", "form", "none"]
-OrderStatusValue = Literal["open", "complete", "cancelled", "rejected", "trigger pending"]
+OrderStatusValue = OrderStatus
 
 
 class ErrorKind(enum.StrEnum):
@@ -68,6 +67,16 @@ class BrokerError(Exception):
         return f"BrokerError({self.message!r}, status={self.status!r}, kind={self.kind.value!r})"
 
 
+def time_zone(value: str | dt.tzinfo) -> dt.tzinfo:
+    """A zone from a setting: a zone name (e.g. the EXCHANGE_TIMEZONE setting) or a tzinfo."""
+    if isinstance(value, dt.tzinfo):
+        return value
+    try:
+        return ZoneInfo(str(value))
+    except (ValueError, LookupError) as exc:  # ZoneInfoNotFoundError is a KeyError
+        raise BrokerError(f"{value!r} is not a time zone name", kind=ErrorKind.CONFIG) from exc
+
+
 def to_decimal(value: Any, default: Decimal = Decimal(0)) -> Decimal:
     """A Decimal from what a broker sends: numbers, numeric strings, None or ""."""
     if value is None or value == "":
@@ -86,8 +95,9 @@ def to_decimal(value: Any, default: Decimal = Decimal(0)) -> Decimal:
     return number
 
 
-def exchange_time(value: Any) -> dt.datetime | None:
-    """An aware datetime from a broker's timestamp; naive values are taken as exchange time."""
+def exchange_time(value: Any, tz: dt.tzinfo = DEFAULT_EXCHANGE_TZ) -> dt.datetime | None:
+    """An aware datetime from a broker's timestamp; naive values are taken as times in `tz` (the
+    zone the broker sends its times in)."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -95,24 +105,26 @@ def exchange_time(value: Any) -> dt.datetime | None:
     if not isinstance(value, dt.datetime):
         raise ValueError(f"not a timestamp: {value!r}")
     if value.tzinfo is None:
-        return value.replace(tzinfo=EXCHANGE_TZ)
+        return value.replace(tzinfo=tz)
     return value
 
 
-def next_daily_expiry(moment: dt.datetime, at: dt.time = dt.time(6, 0)) -> dt.datetime:
-    """The first `at` (exchange time) strictly after `moment`, e.g. when a daily broker session ends.
+def next_daily_expiry(
+    moment: dt.datetime, at: dt.time = dt.time(6, 0), tz: dt.tzinfo = DEFAULT_EXCHANGE_TZ
+) -> dt.datetime:
+    """The first `at` (wall time in `tz`) strictly after `moment`, e.g. when a daily broker session ends.
 
     Indian brokers flush every session at a fixed time each morning (Kite: 06:00 IST), so a token
     issued at 05:59 lives one minute and one issued at 06:01 lives almost a day.
     """
     if moment.tzinfo is None:
         raise ValueError("moment must be timezone-aware")
-    local = moment.astimezone(EXCHANGE_TZ)
-    # Asia/Kolkata has no DST, so combining a date and a wall time is unambiguous.
-    expiry = dt.datetime.combine(local.date(), at, tzinfo=EXCHANGE_TZ)
+    local = moment.astimezone(tz)
+    expiry = dt.datetime.combine(local.date(), at, tzinfo=tz)
     if expiry <= local:
-        expiry += dt.timedelta(days=1)
-    return expiry
+        expiry = dt.datetime.combine(local.date() + dt.timedelta(days=1), at, tzinfo=tz)
+    # Through UTC and back: a wall time a DST change skips becomes a real instant.
+    return expiry.astimezone(dt.UTC).astimezone(tz)
 
 
 # -- login -----------------------------------------------------------------------------------------
@@ -363,6 +375,11 @@ class Broker(ABC):
     # Constructor keyword -> configuration key the service reads it from (e.g. ZERODHA_API_KEY), so a
     # service can build any adapter, including one from another package, without knowing it.
     config_keys: ClassVar[Mapping[str, str]] = {}
+    # The zone of the times this broker sends without one, and of its daily session flush. An adapter
+    # whose broker documents its zone sets it as a class fact (Kite: IST). One that follows the
+    # exchange's zone takes the EXCHANGE_TIMEZONE setting like any other: "exchange_tz":
+    # "EXCHANGE_TIMEZONE" in its `config_keys`, and `self.exchange_tz = time_zone(exchange_tz)`.
+    exchange_tz: dt.tzinfo = DEFAULT_EXCHANGE_TZ
 
     @classmethod
     def settings_from(cls, config: Mapping[str, Any]) -> dict[str, Any]:

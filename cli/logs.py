@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup, with_appcontext
 
+from cli import ready
+from services.logs import retention as log_retention
+
 logs_cli = AppGroup("logs", help="The application's logs: purge old rows.")
 
 
@@ -18,9 +21,6 @@ logs_cli = AppGroup("logs", help="The application's logs: purge old rows.")
 def purge_command(older_than: str | None, include_audit: bool, batch_size: int) -> None:
     """Delete log rows older than --older-than from api_logs, traffic_logs, order_latency and
     system_logs (and audit_events with --include-audit), in batches, printing progress."""
-    from cli import ready
-    from services.logs import retention as log_retention
-
     ready()
     if older_than is None:
         days = log_retention.retention_days()

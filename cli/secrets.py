@@ -6,6 +6,7 @@ import click
 from flask.cli import AppGroup
 
 from database import Base, crypto, db, schema
+from database.unit import unit_of_work
 
 secrets_cli = AppGroup("secrets", help="Manage the keys that encrypt broker tokens at rest.")
 
@@ -24,8 +25,9 @@ def rotate() -> None:
     """
     schema.require_current(db.engine)
     try:
-        with db.engine.begin() as conn:
-            counts = crypto.rotate_all(conn, list(Base.metadata.sorted_tables))
+        # One unit: every value is rotated or none is. It writes what it reads: SQLite's lock first.
+        with unit_of_work(write=True) as session:
+            counts = crypto.rotate_all(session.connection(), list(Base.metadata.sorted_tables))
     except crypto.TokenDecryptionError as exc:
         raise click.ClickException(str(exc)) from None
     total = sum(counts.values())

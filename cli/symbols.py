@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+
+from cli import ready
+from database import db
+from database.symbol import MasterContractStatus
+from services.market import master_contract, sample_contract
 
 symbols_cli = AppGroup("symbols", help="The symbol master: import a broker's contract, sample data, status.")
-
-
-def _ready() -> None:
-    from cli import ready
-
-    ready()
 
 
 class _Bar:
@@ -53,9 +53,7 @@ def _print_result(result) -> None:
 @with_appcontext
 def import_command(broker: str, force: bool, path: str) -> None:
     """Import a broker's instruments CSV (Zerodha's format) and replace the contract atomically."""
-    from services.market import master_contract
-
-    _ready()
+    ready()
     bar = _Bar()
     try:
         result = master_contract.import_file(path, broker=broker, progress=bar, force=force)
@@ -73,14 +71,12 @@ def import_command(broker: str, force: bool, path: str) -> None:
 @with_appcontext
 def sample_command(rows: int, out: str | None) -> None:
     """Generate the realistic sample contract: write it as a CSV, or load it (replacing the contract)."""
-    from services.market import master_contract, sample_contract
-
     if out:
         with open(out, "w", newline="", encoding="utf-8") as f:
             n = master_contract.write_zerodha_csv(sample_contract.generate(rows), f)
         click.echo(f"wrote {n:,} instruments to {out}")
         return
-    _ready()
+    ready()
     bar = _Bar()
     try:
         result = master_contract.import_rows(sample_contract.generate(rows), broker="sample",
@@ -97,13 +93,7 @@ def sample_command(rows: int, out: str | None) -> None:
 @with_appcontext
 def status_command(broker: str | None) -> None:
     """Show the state of the last (or running) import, and the number of symbols loaded."""
-    from sqlalchemy import select
-
-    from database import db
-    from database.symbol import MasterContractStatus
-    from services.market import master_contract
-
-    _ready()
+    ready()
     brokers = [broker] if broker else list(db.session.execute(select(MasterContractStatus.broker)).scalars())
     click.echo(f"symbols loaded: {master_contract.symbol_count():,}")
     if not brokers:

@@ -12,15 +12,12 @@ import sys
 import click
 from flask.cli import AppGroup, with_appcontext
 
+from cli import ready
 from database.enums import Role
+from services.accounts import users as accounts
+from services.accounts.users import AccountError
 
 users_cli = AppGroup("users", help="Manage the accounts that can sign in to the web interface.")
-
-
-def _ready() -> None:
-    from cli import ready
-
-    ready()
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -34,8 +31,6 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _run(action):
-    from services.accounts.users import AccountError
-
     try:
         return action()
     except AccountError as exc:
@@ -53,9 +48,7 @@ _password_stdin = click.option("--password-stdin", is_flag=True,
 @with_appcontext
 def create(username: str, role: str, password_stdin: bool) -> None:
     """Create a user."""
-    from services.accounts import users as accounts
-
-    _ready()
+    ready()
     password = _read_password(password_stdin)
     had_users = accounts.any_user_exists()
     user = _run(lambda: accounts.create_user(username, password, role, actor=accounts.Actor.cli()))
@@ -68,9 +61,7 @@ def create(username: str, role: str, password_stdin: bool) -> None:
 @with_appcontext
 def list_users() -> None:
     """List every user: username, role, status and last sign-in."""
-    from services.accounts import users as accounts
-
-    _ready()
+    ready()
     rows = []
     after = None
     while True:
@@ -93,9 +84,7 @@ def list_users() -> None:
 @with_appcontext
 def disable(username: str) -> None:
     """Disable a user: they cannot sign in, and their open sessions end."""
-    from services.accounts import users as accounts
-
-    _ready()
+    ready()
     user = _run(lambda: accounts.set_active(username, False, actor=accounts.Actor.cli()))
     click.echo(f"disabled {user.username}")
 
@@ -105,9 +94,7 @@ def disable(username: str) -> None:
 @with_appcontext
 def enable(username: str) -> None:
     """Enable a disabled user."""
-    from services.accounts import users as accounts
-
-    _ready()
+    ready()
     user = _run(lambda: accounts.set_active(username, True, actor=accounts.Actor.cli()))
     click.echo(f"enabled {user.username}")
 
@@ -118,9 +105,7 @@ def enable(username: str) -> None:
 @with_appcontext
 def reset_password(username: str, password_stdin: bool) -> None:
     """Set a new password for a user; their open sessions end."""
-    from services.accounts import users as accounts
-
-    _ready()
+    ready()
     _run(lambda: accounts.get_user(username))  # say "no such user" before asking for a password
     password = _read_password(password_stdin)
     user = _run(lambda: accounts.reset_password(username, password, actor=accounts.Actor.cli()))
@@ -133,8 +118,6 @@ def reset_password(username: str, password_stdin: bool) -> None:
 @with_appcontext
 def set_role(username: str, role: str) -> None:
     """Change a user's role (admin, trader or viewer)."""
-    from services.accounts import users as accounts
-
-    _ready()
+    ready()
     user = _run(lambda: accounts.change_role(username, role, actor=accounts.Actor.cli()))
     click.echo(f"{user.username} is now {user.role}")

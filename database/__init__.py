@@ -9,6 +9,7 @@ SQLite, and downgrades, depend on it).  Engine options come from the configurati
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import sqlite3
@@ -58,8 +59,6 @@ DOMAIN_MODULES = (
 
 def import_models() -> None:
     """Import every domain module so that all models are registered on `Base.metadata`."""
-    import importlib
-
     for name in DOMAIN_MODULES:
         importlib.import_module(f"database.{name}")
     importlib.import_module("database.cache")
@@ -137,7 +136,8 @@ def _sqlite_before_execute(conn: Any, _cursor: Any, statement: str, *_args: Any)
     another connection (the log writer, another thread) committed in between: its snapshot is
     stale and busy_timeout does not apply. Starting the transaction at the first write, with the
     write lock, makes it wait its turn instead. Reads before that run in autocommit, each on a
-    fresh snapshot; a use case that must read and write atomically calls write_unit() first.
+    fresh snapshot; a use case that must read and write atomically opens its unit with
+    `unit_of_work(write=True)` (database.unit), which calls write_unit() first.
     """
     if conn.dialect.name != "sqlite":
         return
@@ -182,7 +182,8 @@ def write_unit(session: Any = None) -> None:
     On SQLite it takes the write lock now (BEGIN IMMEDIATE), so what the unit reads next cannot
     change under it and its first write cannot fail on a stale snapshot. Earlier reads of the unit
     (e.g. loading the signed-in user) ran in autocommit, so this works at any point before the
-    unit's first write. On PostgreSQL it does nothing: use row or advisory locks there.
+    unit's first write. On PostgreSQL it does nothing: use row or advisory locks there. Use cases
+    reach it through `database.unit.unit_of_work(write=True)`.
     """
     session = session or db.session()
     connection = session.connection()

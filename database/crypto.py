@@ -4,6 +4,9 @@ A `MultiFernet` built from `TOKEN_ENCRYPTION_KEYS` (comma-separated Fernet keys)
 encrypts, every key decrypts, so a key is rotated without downtime by putting a new key first,
 running `flask secrets rotate` (which re-encrypts every `EncryptedText` column), then removing the
 old key.
+
+`EncryptedText`, the column type that encrypts with the vault, lives here beside it (database.types
+exports it with the other column types): the type needs the vault, and key rotation needs the type.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Table, select, type_coerce, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.types import Text
+from sqlalchemy.types import Text, TypeDecorator
 
 log = logging.getLogger("algobridge.crypto")
 
@@ -94,10 +97,29 @@ def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")
 
 
+class EncryptedText(TypeDecorator):
+    """Text encrypted with the token vault on write, decrypted on read.
+
+    The database only ever holds Fernet tokens. Reading a value that no configured key can decrypt
+    raises `TokenDecryptionError` with a message that says what to do.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return vault().encrypt(str(value))
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return vault().decrypt(value)
+
+
 def encrypted_columns(tables: list[Table]) -> Iterator[tuple[Table, list[str]]]:
     """Every table with EncryptedText columns, and the names of those columns."""
-    from database.types import EncryptedText
-
     for table in tables:
         cols = [c.name for c in table.columns if isinstance(c.type, EncryptedText)]
         if cols:

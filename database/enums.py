@@ -1,70 +1,43 @@
 """Every enumeration of the domain, in one place.
 
 All are `str` enums stored as strings with a named CHECK constraint (`str_enum()`), so the values
-read the same in SQL, JSON and templates.
+read the same in SQL, JSON and templates. The trading vocabulary (exchanges, actions, price types,
+products, order statuses, modes) is defined once in `vocabulary` and re-exported here, so models and
+queries import every enum from this module; the stored values are the vocabulary's values.
 """
 
 from __future__ import annotations
 
-import enum
-
 from sqlalchemy import Enum
 
+from vocabulary import Action, Exchange, Mode, OrderStatus, PriceType, Product, StrEnum
 
-class StrEnum(enum.StrEnum):
-    @classmethod
-    def values(cls) -> list[str]:
-        return [m.value for m in cls]
+__all__ = [
+    "Action",
+    "BrokerSessionStatus",
+    "Exchange",
+    "ImportState",
+    "InstrumentType",
+    "Mode",
+    "OrderStatus",
+    "Platform",
+    "PriceType",
+    "Product",
+    "Role",
+    "Severity",
+    "SignalSource",
+    "SignalStatus",
+    "SnapshotReason",
+    "StrEnum",
+    "StrategyMode",
+    "str_enum",
+]
 
 
 class Role(StrEnum):
     ADMIN = "admin"
     TRADER = "trader"
     VIEWER = "viewer"
-
-
-class Exchange(StrEnum):
-    NSE = "NSE"
-    BSE = "BSE"
-    NFO = "NFO"
-    BFO = "BFO"
-    CDS = "CDS"
-    BCD = "BCD"
-    MCX = "MCX"
-    NCDEX = "NCDEX"
-    NSE_INDEX = "NSE_INDEX"
-    BSE_INDEX = "BSE_INDEX"
-
-
-class Action(StrEnum):
-    BUY = "BUY"
-    SELL = "SELL"
-
-
-class PriceType(StrEnum):
-    MARKET = "MARKET"
-    LIMIT = "LIMIT"
-    SL = "SL"
-    SL_M = "SL-M"
-
-
-class Product(StrEnum):
-    MIS = "MIS"
-    NRML = "NRML"
-    CNC = "CNC"
-
-
-class OrderStatus(StrEnum):
-    OPEN = "open"
-    COMPLETE = "complete"
-    CANCELLED = "cancelled"
-    REJECTED = "rejected"
-    TRIGGER_PENDING = "trigger pending"
-
-
-class Mode(StrEnum):
-    LIVE = "live"
-    ANALYZE = "analyze"
 
 
 class InstrumentType(StrEnum):

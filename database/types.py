@@ -1,12 +1,20 @@
-"""Column types shared by every domain module: UTC datetimes and encrypted text."""
+"""Column types shared by every domain module: UTC datetimes and encrypted text.
+
+`EncryptedText` is defined with the token vault (database.crypto), which it encrypts with, and
+exported here with the other column types.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import DateTime, Text
+from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
+
+from database.crypto import EncryptedText
+
+__all__ = ["UTC", "EncryptedText", "UTCDateTime", "utcnow"]
 
 UTC = dt.UTC
 
@@ -44,28 +52,3 @@ class UTCDateTime(TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
-
-
-class EncryptedText(TypeDecorator):
-    """Text encrypted with the token vault (database.crypto) on write, decrypted on read.
-
-    The database only ever holds Fernet tokens. Reading a value that no configured key can decrypt
-    raises `crypto.TokenDecryptionError` with a message that says what to do.
-    """
-
-    impl = Text
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Any) -> Any:
-        if value is None:
-            return None
-        from database.crypto import vault
-
-        return vault().encrypt(str(value))
-
-    def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if value is None:
-            return None
-        from database.crypto import vault
-
-        return vault().decrypt(value)

@@ -9,13 +9,13 @@ from flask_login import login_user
 from sqlalchemy import select
 from werkzeug.exceptions import Forbidden
 
+from blueprints.access import role_required
 from database import db
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.user_db import User
 from extensions import limiter
 from services.accounts import users as accounts
-from services.accounts.users import role_required
 from tests.helpers.accounts import PASSWORD, csrf_token, isolated_client, login, make_user, post_form, use_test_hasher
 
 

@@ -78,7 +78,8 @@ def test_the_master_stops_its_scheduler_and_each_worker_runs_its_own(monkeypatch
                               "SCHEDULER_INTERVAL": 1, "SAMPLE_CONTRACT": False})
     master_thread = application.extensions["algobridge.scheduler"]
     assert master_thread.is_alive()
-    conf["when_ready"](SimpleNamespace(app=SimpleNamespace(callable=application)))
+    server = SimpleNamespace(cfg=SimpleNamespace(preload_app=True), app=SimpleNamespace(wsgi=lambda: application))
+    conf["when_ready"](server)  # gunicorn's arbiter: its config, and the application it preloaded
     master_thread.join(timeout=5)
     assert not master_thread.is_alive()
 

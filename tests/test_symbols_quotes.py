@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -13,7 +14,8 @@ from services.market import quotes, sample_contract
 from services.market import symbol_index as token_db
 
 # 11:00 IST on a Wednesday, inside the session.
-T = dt.datetime(2024, 3, 20, 11, 0, tzinfo=quotes.IST).timestamp()
+IST = ZoneInfo("Asia/Kolkata")
+T = dt.datetime(2024, 3, 20, 11, 0, tzinfo=IST).timestamp()
 
 
 def info(symbol, exchange="NSE", itype="EQ", name=None, expiry=None, strike=None, tick="0.05"):
@@ -36,6 +38,16 @@ def test_simulated_quote_is_consistent_and_near_base():
     assert Decimal(2000) < q.ltp < Decimal(4000)  # around the sample's 2900
     assert q.ltp % Decimal("0.05") == 0 and q.source == "simulator" and q.updated_at.tzinfo is not None
     assert q.volume > 0 and q.oi == 0
+
+
+def test_simulator_sessions_are_in_the_exchange_zone(app, monkeypatch):
+    # 11:00 IST is 05:30 UTC: inside the session in Asia/Kolkata, before the 09:15 open in UTC.
+    assert quotes.PriceSimulator().spot("RELIANCE", Decimal(2900), at=T)[-1] == 105
+    assert quotes.PriceSimulator(tz=dt.UTC).spot("RELIANCE", Decimal(2900), at=T)[-1] == 0
+    with app.app_context():
+        assert quotes.simulator().tz == IST  # EXCHANGE_TIMEZONE's default
+        monkeypatch.setitem(app.config, "EXCHANGE_TIMEZONE", "UTC")
+        assert quotes.simulator().tz == ZoneInfo("UTC")
 
 
 def test_futures_and_options_follow_the_underlying():

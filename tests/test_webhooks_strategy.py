@@ -18,6 +18,7 @@ from services.strategies import strategy as strategies
 from services.strategies import webhooks
 from services.strategies.strategy import StrategyInput
 from services.trading import orders
+from tests.helpers import trading
 from tests.helpers.accounts import make_user
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -73,7 +74,7 @@ def hook(client, webhook_id, body, path="strategy"):
 
 def position(user_id, symbol="RELIANCE", product="MIS") -> int:
     db.session.rollback()
-    return orders.open_position(user_id, symbol, "NSE", product)
+    return trading.open_position(user_id, symbol, "NSE", product)
 
 
 # -- refusals -------------------------------------------------------------------------------------------------
@@ -188,7 +189,7 @@ def test_long_mode_sell_without_a_position_places_nothing_then_closes_the_long(c
 
 def test_long_mode_never_goes_short_even_with_a_manual_short_open(client, user):
     wid = make_strategy(user)
-    orders.place_order(user.id, orders.OrderInput(strategy="manual", exchange="NSE", symbol="RELIANCE",
+    trading.place_order(user.id, orders.OrderInput(strategy="manual", exchange="NSE", symbol="RELIANCE",
                                                   action="SELL", quantity=3, product="MIS"))
     resp = hook(client, wid, {"symbol": "RELIANCE", "action": "SELL"})
     assert resp.status_code == 200 and "No open long position" in resp.json["message"]

@@ -43,6 +43,7 @@ from brokers.base import (
 )
 from brokers.zerodha import mapping
 from brokers.zerodha.errors import error_from_kite, kite_errors
+from vocabulary import PriceType, needs_price, needs_trigger
 
 if TYPE_CHECKING:
     import requests
@@ -113,6 +114,8 @@ class ZerodhaBroker(Broker):
         "root": "ZERODHA_ROOT_URL",
         "login_url": "ZERODHA_LOGIN_URL",
     }
+    # Kite's login times and session flush are IST by Kite's documentation, not our setting.
+    exchange_tz = mapping.KITE_TZ
 
     def __init__(
         self,
@@ -173,7 +176,7 @@ class ZerodhaBroker(Broker):
             access_token = data["access_token"]
             user_id = str(data["user_id"])
             user_name = data.get("user_name") or data.get("user_shortname") or user_id
-            login_time = exchange_time(data.get("login_time")) or dt.datetime.now(dt.UTC)
+            login_time = exchange_time(data.get("login_time"), mapping.KITE_TZ) or dt.datetime.now(dt.UTC)
 
         extra: dict[str, Any] = {key: data[key] for key in _LOGIN_EXTRA if key in data}
         extra["login_time"] = login_time.isoformat()
@@ -182,7 +185,7 @@ class ZerodhaBroker(Broker):
             access_token=access_token,
             broker_user_id=user_id,
             user_name=user_name,
-            expires_at=next_daily_expiry(login_time),
+            expires_at=next_daily_expiry(login_time, tz=mapping.KITE_TZ),
             extra=extra,
         )
 
@@ -231,11 +234,11 @@ class KiteClient(BrokerClient):
 
     def _price_params(self, order: OrderRequest) -> dict[str, str]:
         params: dict[str, str] = {}
-        if order.pricetype in ("LIMIT", "SL"):
+        if needs_price(order.pricetype):
             params["price"] = _decimal_str(order.price)
-        if order.pricetype in ("SL", "SL-M"):
+        if needs_trigger(order.pricetype):
             params["trigger_price"] = _decimal_str(order.trigger_price)
-        if order.pricetype in ("MARKET", "SL-M"):
+        if order.pricetype in (PriceType.MARKET, PriceType.SL_M):
             params["market_protection"] = _decimal_str(self._broker.market_protection)
         if order.disclosed_quantity:
             params["disclosed_quantity"] = str(order.disclosed_quantity)

@@ -1,7 +1,7 @@
 """Kite Connect codes and records, mapped to ours.
 
 Kite's field names and values are those of the Kite Connect v3 documentation (orders, portfolio,
-user margins, market quotes). Times without a zone are exchange time (IST).
+user margins, market quotes). Times without a zone are Kite's: IST (`KITE_TZ`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from brokers.base import (
     BrokerFunds,
@@ -20,25 +21,29 @@ from brokers.base import (
     BrokerProfile,
     BrokerQuote,
     BrokerTrade,
-    OrderStatusValue,
     exchange_time,
     to_decimal,
 )
+from vocabulary import OrderStatus, PriceType, Product
 
 log = logging.getLogger("algobridge.broker")
 
 VARIETY = "regular"
 VALIDITY = "DAY"
 
+# Kite documents its timestamps (order, fill, quote, login times) and its daily 06:00 session flush in
+# Indian Standard Time: a fact of the broker, whatever our EXCHANGE_TIMEZONE setting says.
+KITE_TZ = ZoneInfo("Asia/Kolkata")
+
 # Kite's status -> ours. An order passes through several interim states on its way to the exchange or
 # while it is modified or cancelled; all of them are still live orders, i.e. "open".
-_FINAL_STATUSES: dict[str, OrderStatusValue] = {
-    "OPEN": "open",
-    "COMPLETE": "complete",
-    "CANCELLED": "cancelled",
-    "CANCELLED AMO": "cancelled",
-    "REJECTED": "rejected",
-    "TRIGGER PENDING": "trigger pending",
+_FINAL_STATUSES: dict[str, OrderStatus] = {
+    "OPEN": OrderStatus.OPEN,
+    "COMPLETE": OrderStatus.COMPLETE,
+    "CANCELLED": OrderStatus.CANCELLED,
+    "CANCELLED AMO": OrderStatus.CANCELLED,
+    "REJECTED": OrderStatus.REJECTED,
+    "TRIGGER PENDING": OrderStatus.TRIGGER_PENDING,
 }
 INTERIM_STATUSES = frozenset(
     {
@@ -56,19 +61,25 @@ INTERIM_STATUSES = frozenset(
     }
 )
 
-# Our order codes are Kite's own for these; anything else Kite reports is folded into the nearest.
-PRICE_TYPES = frozenset({"MARKET", "LIMIT", "SL", "SL-M"})
-_PRODUCTS = {"MIS": "MIS", "NRML": "NRML", "CNC": "CNC", "MTF": "CNC", "CO": "MIS", "BO": "MIS"}
+# Our order codes are Kite's own for these (Kite's order_type and product values are spelled as our
+# price types and products); anything else Kite reports is folded into the nearest.
+PRICE_TYPES = frozenset(PriceType)
+_PRODUCTS: dict[str, str] = {
+    **{p.value: p.value for p in Product},
+    "MTF": Product.CNC.value,  # margin trading: a delivery position
+    "CO": Product.MIS.value,  # cover and bracket orders are intraday
+    "BO": Product.MIS.value,
+}
 
 
-def order_status(kite_status: str | None) -> OrderStatusValue:
+def order_status(kite_status: str | None) -> OrderStatus:
     status = (kite_status or "").strip().upper()
     if status in _FINAL_STATUSES:
         return _FINAL_STATUSES[status]
     if status not in INTERIM_STATUSES:
         # Treated as live: the safe side (it can still be cancelled), and visible in the log.
         log.warning("Unknown Zerodha order status %r, treated as open", kite_status)
-    return "open"
+    return OrderStatus.OPEN
 
 
 def product(kite_product: str | None) -> str:
@@ -79,7 +90,7 @@ def product(kite_product: str | None) -> str:
 def _time(value: Any) -> dt.datetime | None:
     # One odd timestamp must not sink a whole order book; the time is informative only.
     try:
-        return exchange_time(value)
+        return exchange_time(value, KITE_TZ)
     except ValueError:
         log.debug("Unreadable Zerodha timestamp %r ignored", value)
         return None

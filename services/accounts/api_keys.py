@@ -25,6 +25,7 @@ from database.audit_db import AuditEvent
 from database.auth_db import ApiKey
 from database.repository import NotFoundError, Repository, ValidationError
 from database.types import utcnow
+from database.unit import unit_of_work
 from database.user_db import User
 
 log = logging.getLogger("algobridge.apikeys")
@@ -70,9 +71,7 @@ def parse_scopes(values: list[str] | tuple[str, ...] | str) -> tuple[str, ...]:
 def create_key(user: User, name: str, scopes: list[str] | tuple[str, ...] | str,
                expires_at: dt.datetime | None = None, *, ip: str | None = None) -> tuple[ApiKey, str]:
     """Create a key for `user`; returns the row and the plaintext, which is never stored or shown again.
-
-    Adds and flushes; the caller commits.
-    """
+    One unit of work, with its audit row."""
     name = (name or "").strip()
     if not name or len(name) > 64:
         raise ValidationError("the key needs a name of 1 to 64 characters")
@@ -82,15 +81,16 @@ def create_key(user: User, name: str, scopes: list[str] | tuple[str, ...] | str,
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationError("the expiry must be in the future")
     plaintext = secrets.token_hex(32)
-    row = Repository(ApiKey).create(
-        user_id=user.id, name=name, key_hash=hash_key(plaintext), prefix=plaintext[:8],
-        scopes=",".join(chosen), expires_at=expires_at,
-    )
-    db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="apikey.create", target_type="apikey",
-                              target_id=str(row.id), ip=ip,
-                              after={"name": name, "prefix": row.prefix, "scopes": row.scopes,
-                                     "expires_at": expires_at.isoformat() if expires_at else None}))
-    db.session.flush()
+    with unit_of_work():
+        row = Repository(ApiKey).create(
+            user_id=user.id, name=name, key_hash=hash_key(plaintext), prefix=plaintext[:8],
+            scopes=",".join(chosen), expires_at=expires_at,
+        )
+        db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="apikey.create",
+                                  target_type="apikey", target_id=str(row.id), ip=ip,
+                                  after={"name": name, "prefix": row.prefix, "scopes": row.scopes,
+                                         "expires_at": expires_at.isoformat() if expires_at else None}))
+        db.session.flush()
     return row, plaintext
 
 
@@ -100,17 +100,18 @@ def list_keys(user_id: int) -> list[ApiKey]:
 
 def revoke_key(user: User, key_id: int, *, ip: str | None = None) -> ApiKey:
     """Revoke one of `user`'s own keys. Another user's key is "not found", not "forbidden", so
-    key ids of other users cannot be probed. Takes effect everywhere once the caller commits."""
-    row = db.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id))
-    if row is None:
-        raise NotFoundError(f"API key {key_id} not found")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="apikey.revoke",
-                                  target_type="apikey", target_id=str(row.id), ip=ip,
-                                  before={"revoked": False}, after={"revoked": True}))
-        db.session.flush()
-        cache.invalidate(CACHE_NS, row.key_hash, session=db.session)
+    key ids of other users cannot be probed. One unit of work: takes effect everywhere once it commits."""
+    with unit_of_work():
+        row = db.session.scalar(select(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user.id))
+        if row is None:
+            raise NotFoundError(f"API key {key_id} not found")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()
+            db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="apikey.revoke",
+                                      target_type="apikey", target_id=str(row.id), ip=ip,
+                                      before={"revoked": False}, after={"revoked": True}))
+            db.session.flush()
+            cache.invalidate(CACHE_NS, row.key_hash, session=db.session)
     return row
 
 
@@ -161,8 +162,9 @@ _touch_lock = threading.Lock()
 
 
 def _touch(key_id: int) -> None:
-    """Record last use at most once a minute per key and process, on its own short transaction
-    (never the request's), so a read-only API call stays read-only."""
+    """Record last use at most once a minute per key and process, on its own short transaction on its
+    own connection (never the request's unit, like the log writer), so a read-only API call stays
+    read-only and a hint never joins, or fails, a use case."""
     now = time.monotonic()
     with _touch_lock:
         if now - _touched.get(key_id, -LAST_USED_EVERY) < LAST_USED_EVERY:

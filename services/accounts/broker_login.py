@@ -18,11 +18,13 @@ from flask import current_app
 from sqlalchemy import select
 
 from brokers import Broker, BrokerError, available_brokers, get_broker, get_broker_class
-from database import cache, db, write_unit
+from database import cache, db
+from database.alert_db import Alert
 from database.audit_db import AuditEvent
 from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus
 from database.types import utcnow
+from database.unit import unit_of_work
 from database.user_db import User
 from services.accounts import users as accounts
 
@@ -101,7 +103,7 @@ def start_login(user: User, name: str) -> tuple[str | None, str]:
 
 def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: str | None = None) -> BrokerSession:
     """Exchange the callback for a token and store it, replacing the user's earlier sessions with
-    this broker. Adds and flushes; the caller commits."""
+    this broker. The broker is asked first; then one unit of work stores the session."""
     adapter = broker(name)
     try:
         result = adapter.complete_login(callback_args)
@@ -109,24 +111,26 @@ def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: 
         log.warning("broker login to %s failed for user %s: %s", name, user.id, exc.kind)
         raise BrokerLoginError(login_advice(name, exc)) from exc
     now = utcnow()
-    # Two callbacks at once must not leave two active sessions: serialise on the user's row.
-    write_unit()
-    db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
-    for old in _active_rows(user.id, name):
-        old.status = BrokerSessionStatus.REVOKED
-        old.revoked_at = now
-    # The daily end of sessions (SESSION_EXPIRY_TIME, exchange time), or the broker's own if earlier.
-    deadline = accounts.next_expiry(now, *accounts.expiry_settings())
-    expires_at = min(result.expires_at, deadline) if result.expires_at else deadline
-    row = BrokerSession(user_id=user.id, broker=name, broker_user_id=result.broker_user_id,
-                        access_token=result.access_token, status=BrokerSessionStatus.ACTIVE,
-                        created_at=now, expires_at=expires_at, last_used_at=now)
-    db.session.add(row)
-    db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="broker.connect", target_type="broker",
-                              target_id=name, ip=ip,
-                              after={"broker_user_id": result.broker_user_id, "expires_at": expires_at.isoformat()}))
-    db.session.flush()
-    cache.invalidate(CACHE_NS, str(user.id), session=db.session)
+    # Two callbacks at once must not leave two active sessions: serialise on the user's row
+    # (SQLite: the write lock, taken as the unit opens).
+    with unit_of_work(write=True):
+        db.session.execute(select(User.id).where(User.id == user.id).with_for_update())
+        for old in _active_rows(user.id, name):
+            old.status = BrokerSessionStatus.REVOKED
+            old.revoked_at = now
+        # The daily end of sessions (SESSION_EXPIRY_TIME, exchange time), or the broker's own if earlier.
+        deadline = accounts.next_expiry(now, *accounts.expiry_settings())
+        expires_at = min(result.expires_at, deadline) if result.expires_at else deadline
+        row = BrokerSession(user_id=user.id, broker=name, broker_user_id=result.broker_user_id,
+                            access_token=result.access_token, status=BrokerSessionStatus.ACTIVE,
+                            created_at=now, expires_at=expires_at, last_used_at=now)
+        db.session.add(row)
+        db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="broker.connect",
+                                  target_type="broker", target_id=name, ip=ip,
+                                  after={"broker_user_id": result.broker_user_id,
+                                         "expires_at": expires_at.isoformat()}))
+        db.session.flush()
+        cache.invalidate(CACHE_NS, str(user.id), session=db.session)
     return row
 
 
@@ -188,8 +192,9 @@ def resume(user: User, *, verify: bool = True) -> BrokerSession | None:
     """On web login: the stored session if it is still valid, without a new broker login.
 
     With `verify`, the broker is asked (profile) whether it still honours the token, before
-    anything is written (on SQLite a write would hold the lock through the network call); a
-    refused token marks the session expired. Adds and flushes; the caller commits.
+    anything is written (on SQLite a write would hold the lock through the network call). A
+    refused token ends the session, and sessions past their expiry end (each with its alert), in
+    units of their own; then the session resumed is marked used, in one more.
     """
     rows = _active_rows(user.id)
     row = rows[0] if rows else None
@@ -198,7 +203,8 @@ def resume(user: User, *, verify: bool = True) -> BrokerSession | None:
             broker(row.broker).session(row.access_token).profile()
         except BrokerError as exc:
             if exc.is_session_error:
-                mark_expired(row, reason="was refused by the broker")
+                with unit_of_work():
+                    mark_expired(row, reason="was refused by the broker")
                 row = None
             else:
                 log.warning("could not check the %s session of user %s (%s); keeping it",
@@ -206,26 +212,29 @@ def resume(user: User, *, verify: bool = True) -> BrokerSession | None:
     expire_due(user.id)
     if row is None or row.status != BrokerSessionStatus.ACTIVE:
         return None
-    row.last_used_at = utcnow()
-    db.session.flush()
+    with unit_of_work():
+        row.last_used_at = utcnow()
     return row
 
 
 def expire_due(user_id: int | None = None) -> int:
-    """Mark sessions past their expiry as expired. Adds and flushes; the caller commits."""
+    """Mark sessions past their expiry as expired, each with its alert: one unit of work (none when
+    nothing is due). Returns how many."""
     q = select(BrokerSession).where(BrokerSession.status == BrokerSessionStatus.ACTIVE,
                                     BrokerSession.expires_at <= utcnow())
     if user_id is not None:
         q = q.where(BrokerSession.user_id == user_id)
     rows = list(db.session.scalars(q))
-    for row in rows:
-        mark_expired(row, reason="reached its expiry time")
+    if rows:
+        with unit_of_work():
+            for row in rows:
+                mark_expired(row, reason="reached its expiry time")
     return len(rows)
 
 
 def mark_expired(row: BrokerSession, *, reason: str) -> None:
-    from database.alert_db import Alert
-
+    """End `row` as expired and raise its alert. Adds and flushes only: the caller's unit commits
+    (a refused token is recorded by the caller in a unit of its own)."""
     row.status = BrokerSessionStatus.EXPIRED
     db.session.add(Alert(user_id=row.user_id, severity="warning", kind="broker_session_expired",
                          title=f"{row.broker} session ended",
@@ -238,7 +247,8 @@ def disconnect(user: User, *, ip: str | None = None) -> int:
     """Log out at the broker and revoke every active session of `user`. Returns how many.
 
     A broker that cannot be reached does not keep the session alive here: the row is revoked
-    either way, and the failure is logged. Adds and flushes; the caller commits.
+    either way, and the failure is logged. The brokers are called first; then one unit of work
+    revokes the rows.
     """
     rows = _active_rows(user.id)
     now = utcnow()
@@ -247,10 +257,12 @@ def disconnect(user: User, *, ip: str | None = None) -> int:
             broker(row.broker).logout(row.access_token)
         except BrokerError as exc:
             log.warning("logout at %s failed for user %s (%s); revoking locally", row.broker, user.id, exc.kind)
-        row.status = BrokerSessionStatus.REVOKED
-        row.revoked_at = now
-        db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="broker.disconnect",
-                                  target_type="broker", target_id=row.broker, ip=ip))
-    db.session.flush()
-    cache.invalidate(CACHE_NS, str(user.id), session=db.session)
+    with unit_of_work():
+        for row in rows:
+            row.status = BrokerSessionStatus.REVOKED
+            row.revoked_at = now
+            db.session.add(AuditEvent(user_id=user.id, actor=user.username, action="broker.disconnect",
+                                      target_type="broker", target_id=row.broker, ip=ip))
+        db.session.flush()
+        cache.invalidate(CACHE_NS, str(user.id), session=db.session)
     return len(rows)

@@ -6,8 +6,8 @@ user's settings) and an `audit_events` row, and commits once.
 
 Keys:
   - `display_timezone` (per user): the zone times are shown in; default EXCHANGE_TIMEZONE;
-  - `analyze_mode` (per user): owned by services.trading.orders.set_analyze (the same as the API's
-    analyzer/toggle); this module only adds the snapshot to that unit;
+  - `analyze_mode` (per user): owned by services.trading.venues.set_analyze (the same as the API's
+    analyzer/toggle); this module opens the unit, adds the snapshot, and that use case joins it;
   - `log_retention_days` (global, admins): see services.logs.retention.
 """
 
@@ -18,12 +18,14 @@ import logging
 import zoneinfo
 from typing import Any
 
-from flask import current_app, g
+from flask import current_app
 from sqlalchemy import func, select, text
 
-from database import db, write_unit
+from database import db
 from database.audit_db import AuditEvent
 from database.settings_db import ConfigVersion, Setting
+from database.unit import unit_of_work
+from services.trading import venues
 
 log = logging.getLogger("algobridge.settings")
 
@@ -52,17 +54,12 @@ def default_timezone() -> str:
 
 
 def user_timezone(user_id: int | None) -> str:
-    """The zone the user reads times in (cached on `g` for the request)."""
-    cached = g.get("_display_tz")
-    if cached is not None and cached[0] == user_id:
-        return cached[1]
+    """The zone the user reads times in (one query: a page that needs it more than once keeps it)."""
     value = None
     if user_id is not None:
         value = db.session.scalar(select(Setting.value).where(Setting.user_id == user_id,
                                                                Setting.key == TIMEZONE_KEY))
-    zone = value if isinstance(value, str) and value in timezones() else default_timezone()
-    g._display_tz = (user_id, zone)
-    return zone
+    return value if isinstance(value, str) and value in timezones() else default_timezone()
 
 
 def user_settings(user_id: int) -> dict[str, Any]:
@@ -72,6 +69,11 @@ def user_settings(user_id: int) -> dict[str, Any]:
 
 def global_value(key: str) -> Any:
     return db.session.scalar(select(Setting.value).where(Setting.user_id.is_(None), Setting.key == key))
+
+
+def recent_versions(limit: int = 10) -> list[ConfigVersion]:
+    """The latest snapshots of the configuration, newest first."""
+    return list(db.session.scalars(select(ConfigVersion).order_by(ConfigVersion.version.desc()).limit(limit)))
 
 
 def snapshot() -> dict[str, Any]:
@@ -88,9 +90,9 @@ def snapshot() -> dict[str, Any]:
     return {"config": config, "global": global_settings, "users": users}
 
 
-def _begin() -> None:
-    """Serialise writers of config_versions: its version numbers are consecutive."""
-    write_unit()  # SQLite: the write lock, now
+def _lock_versions() -> None:
+    """Serialise writers of config_versions (its version numbers are consecutive). Inside a unit opened
+    with write=True, which takes SQLite's write lock; on PostgreSQL an advisory lock, held to its end."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _VERSION_LOCK})
 
@@ -102,31 +104,26 @@ def _new_version(user_id: int | None, comment: str) -> ConfigVersion:
     return row
 
 
-def _upsert(user_id: int | None, key: str, value: Any, actor_id: int) -> Any:
-    cond = Setting.user_id.is_(None) if user_id is None else Setting.user_id == user_id
-    row = db.session.scalars(select(Setting).where(cond, Setting.key == key)).first()
-    before = None if row is None else row.value
-    if row is None:
-        db.session.add(Setting(user_id=user_id, key=key, value=value, updated_by=actor_id))
-    else:
-        row.value = value
-        row.updated_by = actor_id
-    return before
-
-
 def _change(actor: Any, user_id: int | None, key: str, value: Any, default: Any, ip: str | None) -> bool:
-    """Write one setting with its snapshot and audit row; commit. False when nothing changed."""
-    _begin()
-    before = _upsert(user_id, key, value, actor.id)
-    if before == value:
-        db.session.rollback()
-        return False
-    target = ("user", str(user_id)) if user_id is not None else ("settings", "global")
-    db.session.add(AuditEvent(user_id=actor.id, actor=actor.username, action="settings.update",
-                              target_type=target[0], target_id=target[1], ip=ip,
-                              before={key: before if before is not None else default}, after={key: value}))
-    version = _new_version(actor.id, f"{key} = {value}")
-    db.session.commit()
+    """Write one setting with its snapshot and audit row: one unit of work. False when nothing changed
+    (nothing is written then)."""
+    cond = Setting.user_id.is_(None) if user_id is None else Setting.user_id == user_id
+    with unit_of_work(write=True):
+        _lock_versions()
+        row = db.session.scalars(select(Setting).where(cond, Setting.key == key)).first()
+        before = None if row is None else row.value
+        if before == value:
+            return False
+        if row is None:
+            db.session.add(Setting(user_id=user_id, key=key, value=value, updated_by=actor.id))
+        else:
+            row.value = value
+            row.updated_by = actor.id
+        target = ("user", str(user_id)) if user_id is not None else ("settings", "global")
+        db.session.add(AuditEvent(user_id=actor.id, actor=actor.username, action="settings.update",
+                                  target_type=target[0], target_id=target[1], ip=ip,
+                                  before={key: before if before is not None else default}, after={key: value}))
+        version = _new_version(actor.id, f"{key} = {value}")
     log.info("%s set %s (config version %s)", actor.username, key, version.version)
     return True
 
@@ -134,9 +131,7 @@ def _change(actor: Any, user_id: int | None, key: str, value: Any, default: Any,
 def set_timezone(actor: Any, zone: str, *, ip: str | None = None) -> bool:
     if zone not in timezones():
         raise SettingsError(f"{zone!r} is not a time zone name (e.g. Asia/Kolkata, UTC)")
-    changed = _change(actor, actor.id, TIMEZONE_KEY, zone, default_timezone(), ip)
-    g.pop("_display_tz", None)
-    return changed
+    return _change(actor, actor.id, TIMEZONE_KEY, zone, default_timezone(), ip)
 
 
 def set_retention_days(actor: Any, days: int, *, ip: str | None = None) -> bool:
@@ -146,14 +141,13 @@ def set_retention_days(actor: Any, days: int, *, ip: str | None = None) -> bool:
 
 
 def set_analyze_mode(actor: Any, analyze: bool, *, ip: str | None = None) -> bool:
-    """The API's analyzer/toggle (services.trading.orders.set_analyze), plus the config snapshot, in one unit."""
-    from services.trading import orders
-
+    """The API's analyzer/toggle (services.trading.venues.set_analyze), plus the config snapshot, in one unit."""
     analyze = bool(analyze)
-    if orders.is_analyze(actor.id) == analyze:
+    if venues.is_analyze(actor.id) == analyze:
         return False
-    _begin()
-    row = _new_version(actor.id, f"analyze_mode = {analyze}")
-    row.snapshot["users"].setdefault(str(actor.id), {})[orders.SETTING_KEY] = analyze  # the state after
-    orders.set_analyze(actor.id, analyze, ip=ip)  # writes the setting and the audit row; commits all
+    with unit_of_work(write=True):
+        _lock_versions()
+        row = _new_version(actor.id, f"analyze_mode = {analyze}")
+        row.snapshot["users"].setdefault(str(actor.id), {})[venues.SETTING_KEY] = analyze  # the state after
+        venues.set_analyze(actor.id, analyze, ip=ip)  # the setting and its audit row, joining this unit
     return True

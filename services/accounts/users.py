@@ -3,10 +3,13 @@
 Every use case here is one unit of work that commits once. Changes to accounts write an
 `audit_events` row (never a password or a hash); every sign-in attempt writes a `login_attempts` row.
 
-Race safety: every write to accounts takes one lock first (SQLite: BEGIN IMMEDIATE through
-`database.write_unit()`; PostgreSQL: a transaction-level advisory lock), so two concurrent first-run
-setups cannot both create an admin, and two admins cannot concurrently disable each other and leave
-no active admin.
+Race safety: every use case that writes accounts opens its unit with one lock (SQLite: BEGIN IMMEDIATE
+through `unit_of_work(write=True)`; PostgreSQL: a transaction-level advisory lock), so two concurrent
+first-run setups cannot both create an admin, and two admins cannot concurrently disable each other and
+leave no active admin.
+
+No HTTP here: who may see a view (`role_required`, `check_role`) is blueprints.access's; the use cases
+take plain values (an Actor, an address, a user agent).
 
 The session-boundary functions (`last_expiry_boundary`, `next_expiry`, `session_expired`) are pure:
 they take aware datetimes and return aware UTC datetimes, and broker sessions use them too.
@@ -14,36 +17,34 @@ they take aware datetimes and return aware UTC datetimes, and broker sessions us
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import functools
 import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from flask import abort, current_app, request
-from flask_login import current_user
-from flask_login.config import EXEMPT_METHODS
+from flask import current_app
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from config import parse_time_of_day
-from database import cache, db, write_unit
+from database import cache, db
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.repository import Page, Repository
 from database.types import UTC, utcnow
+from database.unit import unit_of_work
 from database.user_db import LoginAttempt, User
 from services.accounts import api_keys
 
 log = logging.getLogger("algobridge.auth")
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 #: Roles that may place orders and change settings (viewers may only look).
 TRADE_ROLES: tuple[Role, ...] = (Role.ADMIN, Role.TRADER)
@@ -188,15 +189,15 @@ def _active_admin_count() -> int:
 
 
 # -- the unit of work ----------------------------------------------------------------------------------
-def _begin_account_write() -> None:
-    """Take the accounts lock before the first read of a use case that writes accounts."""
-    session = db.session()
-    if session.get_bind().dialect.name == "postgresql":
-        # Held until the unit commits or rolls back; READ COMMITTED reads after it see the
-        # other unit's committed rows.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACCOUNTS_LOCK_KEY})
-    else:
-        write_unit(session)  # SQLite: BEGIN IMMEDIATE, the database-wide write lock
+@contextlib.contextmanager
+def _account_unit() -> Iterator[Session]:
+    """The unit of a use case that writes accounts, with the accounts lock taken before its first read."""
+    with unit_of_work(write=True) as session:  # SQLite: BEGIN IMMEDIATE, the database-wide write lock
+        if session.get_bind().dialect.name == "postgresql":
+            # Held until the unit commits or rolls back; READ COMMITTED reads after it see the
+            # other unit's committed rows.
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACCOUNTS_LOCK_KEY})
+        yield session
 
 
 def _snapshot(user: User) -> dict[str, Any]:
@@ -211,29 +212,16 @@ def _audit(actor: Actor, action: str, user: User, before: dict | None, after: di
     ))
 
 
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-
-
 # -- use cases -----------------------------------------------------------------------------------------------
 def create_first_admin(username: str, password: str, *, ip: str | None = None) -> User:
     """The first-run setup: create the first user, as admin. Refused once any user exists."""
     username = normalise_username(username)
     password_hash = hash_password(password)  # before the lock: hashing is slow by design
-    _begin_account_write()
-    try:
+    with _account_unit():
         if any_user_exists():
             raise SetupClosedError("Setup is already complete: sign in instead.")
         user = users().create(username=username, password_hash=password_hash, role=Role.ADMIN, is_active=True)
         _audit(Actor.setup(ip), "user.create", user, None, {**_snapshot(user), "via": "setup"})
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("first-run setup created admin %s", username)
     return user
 
@@ -242,16 +230,11 @@ def create_user(username: str, password: str, role: Role | str, *, actor: Actor)
     username = normalise_username(username)
     role = _as_role(role)
     password_hash = hash_password(password)
-    _begin_account_write()
-    try:
+    with _account_unit():
         if find_user(username) is not None:
             raise UsernameTakenError(f"The username {username!r} is taken.")
         user = users().create(username=username, password_hash=password_hash, role=role, is_active=True)
         _audit(actor, "user.create", user, None, _snapshot(user))
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s created user %s (%s)", actor.name, username, role)
     return user
 
@@ -265,8 +248,7 @@ def _would_remove_last_admin(user: User, *, role: Role, active: bool) -> bool:
 def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
     """Enable or disable an account. A disabled user cannot sign in, and their open sessions end
     at their next request. The last active admin cannot be disabled, nor can you disable yourself."""
-    _begin_account_write()
-    try:
+    with _account_unit():
         user = get_user(ref)
         if not active and actor.user_id == user.id:
             raise AccountError("You cannot disable your own account.")
@@ -280,10 +262,6 @@ def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
             _audit(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
             api_keys.forget_user_keys(db.session)  # cached keys follow the account, once committed
             forget_principal(user.id)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     if changed:
         log.info("%s %s user %s", actor.name, "enabled" if active else "disabled", user.username)
     return user
@@ -291,8 +269,7 @@ def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
 
 def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
     role = _as_role(role)
-    _begin_account_write()
-    try:
+    with _account_unit():
         user = get_user(ref)
         if actor.user_id == user.id and role != user.role:
             raise AccountError("You cannot change your own role; ask another admin.")
@@ -306,10 +283,6 @@ def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
             _audit(actor, "user.role_change", user, before, _snapshot(user))
             api_keys.forget_user_keys(db.session)  # a viewer's keys lose the orders scope
             forget_principal(user.id)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     if changed:
         log.info("%s changed the role of %s to %s", actor.name, user.username, role)
     return user
@@ -318,17 +291,12 @@ def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
 def reset_password(ref: int | str, password: str, *, actor: Actor) -> User:
     """Set a new password. The user's open sessions end (their session stamp changes)."""
     password_hash = hash_password(password)
-    _begin_account_write()
-    try:
+    with _account_unit():
         user = get_user(ref)
         user.password_hash = password_hash
         db.session.flush()
         _audit(actor, "user.password_reset", user, None, {"password_reset": True})
         forget_principal(user.id)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s reset the password of %s", actor.name, user.username)
     return user
 
@@ -346,17 +314,34 @@ class LoginResult:
 
 def record_login_attempt(username: str, *, user_id: int | None, ip: str | None, user_agent: str | None,
                          success: bool, reason: str) -> None:
-    """Add one login_attempts row (flushed; the caller commits)."""
+    """Add one login_attempts row (flushed; the use case's unit commits it)."""
     Repository(LoginAttempt).add(LoginAttempt(
         username=(username or "")[:64], user_id=user_id, ip=(ip or None) and ip[:45],
         user_agent=(user_agent or None) and user_agent[:255], is_success=success, reason=reason,
     ))
 
 
+def record_invalid_form(username: str, *, ip: str | None, user_agent: str | None) -> None:
+    """Record a sign-in refused because its form was incomplete or invalid, in a unit of its own."""
+    with unit_of_work():
+        record_login_attempt((username or "").strip().lower(), user_id=None, ip=ip, user_agent=user_agent,
+                             success=False, reason=REASON_INVALID_FORM)
+
+
+def record_rate_limited(username: str, *, ip: str | None, user_agent: str | None) -> None:
+    """Record a sign-in refused by the rate limit (its password never checked), in a unit of its own."""
+    name = (username or "").strip().lower()
+    with unit_of_work():
+        user = find_user(name) if name else None
+        record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
+                             success=False, reason=REASON_RATE_LIMITED)
+
+
 def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None) -> LoginResult:
-    """Check a sign-in and record the attempt. One unit of work; commits."""
+    """Check a sign-in and record the attempt, whatever its outcome. One unit of work."""
     name = (username or "").strip().lower()[:64]
     user = find_user(name) if name else None
+    # The password is checked before the unit opens: argon2 is slow by design.
     rehashed = False
     if user is None:
         _burn_verify(password)
@@ -368,15 +353,17 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
         result = LoginResult(user, REASON_DISABLED)
     else:
         rehashed = _hasher.check_needs_rehash(user.password_hash)
-        if rehashed:
-            user.password_hash = _hasher.hash(password)
-        user.last_login_at = utcnow()
         result = LoginResult(user, REASON_SUCCESS)
-    record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
-                         success=result.ok, reason=result.reason)
-    if result.ok and rehashed:
-        forget_principal(user.id)  # a new hash is a new session stamp
-    _commit()
+    new_hash = _hasher.hash(password) if rehashed else None
+    with unit_of_work():
+        if result.ok:
+            if new_hash is not None:
+                user.password_hash = new_hash
+            user.last_login_at = utcnow()
+        record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
+                             success=result.ok, reason=result.reason)
+        if new_hash is not None:
+            forget_principal(user.id)  # a new hash is a new session stamp
     if result.ok:
         log.info("sign-in of %s from %s", name, ip)
     else:
@@ -459,38 +446,6 @@ def forget_principal(user_id: int) -> None:
     """Drop the cached principal of `user_id` in every process once the current unit commits. Call it
     after the unit's last savepoint (Repository.add): a savepoint's commit would announce it early."""
     cache.invalidate(PRINCIPALS_NS, str(user_id), session=db.session)
-
-
-def role_required(*roles: Role | str) -> Callable[[F], F]:
-    """Allow a view to signed-in users with one of `roles`: anonymous users go to the sign-in page,
-    others get 403. Trading and settings views use `role_required("admin", "trader")`."""
-    if not roles:
-        raise TypeError("role_required needs at least one role")
-    allowed = frozenset(Role(r) for r in roles)
-
-    def decorator(view: F) -> F:
-        @functools.wraps(view)
-        def wrapped(*args: Any, **kwargs: Any) -> Any:
-            denied = check_role(allowed)
-            if denied is not None:
-                return denied
-            return view(*args, **kwargs)
-
-        return wrapped  # type: ignore[return-value]
-
-    return decorator
-
-
-def check_role(allowed: frozenset[Role] | set[Role] | tuple[Role, ...]) -> Any:
-    """None when the current user may go on; otherwise the response to return (redirect to sign-in),
-    or a 403 raised. Usable in a blueprint's before_request."""
-    if request.method in EXEMPT_METHODS or current_app.config.get("LOGIN_DISABLED"):
-        return None
-    if not current_user.is_authenticated:
-        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-    if current_user.role not in allowed:
-        abort(403)
-    return None
 
 
 # -- the daily session boundary (pure) ----------------------------------------------------------------

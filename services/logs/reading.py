@@ -31,6 +31,7 @@ from database.latency_db import OrderLatency
 from database.systemlog_db import SystemLog
 from database.traffic_db import TrafficLog
 from database.types import utcnow
+from database.unit import unit_of_work
 
 PAGE_SIZE = 50
 LATENCY_WINDOW = 20_000  # about a second of SQL on SQLite, a fraction on PostgreSQL
@@ -166,15 +167,15 @@ def alerts(user_id: int | None, *, before: int | None = None, state: str | None 
 
 
 def acknowledge_alert(alert_id: int, actor_id: int, *, admin: bool) -> Alert | None:
-    """Mark an alert acknowledged (idempotent); None when it is not there or not the actor's. Commits."""
-    alert = db.session.get(Alert, alert_id)
-    if alert is None or (not admin and alert.user_id != actor_id):
-        return None
-    if not alert.is_acknowledged:
-        alert.is_acknowledged = True
-        alert.acknowledged_at = utcnow()
-        alert.acknowledged_by = actor_id
-        db.session.commit()
+    """Mark an alert acknowledged (idempotent); None when it is not there or not the actor's. One unit."""
+    with unit_of_work():
+        alert = db.session.get(Alert, alert_id)
+        if alert is None or (not admin and alert.user_id != actor_id):
+            return None
+        if not alert.is_acknowledged:
+            alert.is_acknowledged = True
+            alert.acknowledged_at = utcnow()
+            alert.acknowledged_by = actor_id
     return alert
 
 

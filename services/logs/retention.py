@@ -7,7 +7,7 @@ of services.runtime.scheduler (`purge_due`).
 The retention period is the global setting `log_retention_days` (changed by an admin on /settings),
 or LOG_RETENTION_DAYS when it was never set; 0 keeps logs forever.
 
-Each batch is its own short transaction (`DELETE ... WHERE id IN (SELECT id ... LIMIT n)`), so a
+Each batch is its own short unit of work (`DELETE ... WHERE id IN (SELECT id ... LIMIT n)`), so a
 purge of millions of rows never holds a lock for long; the log writer's inserts go on between
 batches. Deleting by a cutoff is idempotent: two workers purging at once delete each row once.
 """
@@ -23,7 +23,7 @@ from flask import current_app
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import IntegrityError
 
-from database import db, write_unit
+from database import db
 from database.apilog_db import ApiLog
 from database.audit_db import AuditEvent
 from database.latency_db import OrderLatency
@@ -31,6 +31,7 @@ from database.settings_db import Setting
 from database.systemlog_db import SystemLog
 from database.traffic_db import TrafficLog
 from database.types import utcnow
+from database.unit import unit_of_work
 
 log = logging.getLogger("algobridge.retention")
 
@@ -62,20 +63,19 @@ def retention_days() -> int:
 def purge(older_than: dt.timedelta, *, include_audit: bool = False, batch_size: int = BATCH_SIZE,
           progress: Callable[[str, int], None] | None = None, now: dt.datetime | None = None) -> dict[str, int]:
     """Delete rows created before now - `older_than`; returns the rows deleted per table.
-    `progress(table, deleted_so_far)` is called after every batch."""
+    `progress(table, deleted_so_far)` is called after every batch. Each batch is a unit of its own:
+    call it outside any unit."""
     cutoff = (now or utcnow()) - older_than
     models = LOG_MODELS + ((AuditEvent,) if include_audit else ())
-    db.session.rollback()  # each batch is a unit of its own
     deleted: dict[str, int] = {}
-    engine = db.engine
     for model in models:
         table = model.__table__
         total = 0
         while True:
             ids = (select(table.c.id).where(table.c.created_at < cutoff).order_by(table.c.created_at)
                    .limit(batch_size))
-            with engine.begin() as conn:
-                n = conn.execute(delete(table).where(table.c.id.in_(ids.scalar_subquery()))).rowcount
+            with unit_of_work() as session:
+                n = session.execute(delete(table).where(table.c.id.in_(ids.scalar_subquery()))).rowcount
             total += n
             if progress is not None and n:
                 progress(table.name, total)
@@ -91,31 +91,34 @@ def purge_due(now: dt.datetime | None = None) -> dict[str, int] | None:
     now = now or utcnow()
     days = retention_days()
     if days <= 0:
-        db.session.rollback()
         return None
-    today = now.date().isoformat()
-    try:
-        write_unit()  # SQLite: BEGIN IMMEDIATE, one worker at a time from here to the commit
-        if db.session.get_bind().dialect.name == "postgresql":
-            got = db.session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar()
-            if not got:
-                db.session.rollback()
-                return None
-        row = db.session.scalars(
-            select(Setting).where(Setting.user_id.is_(None), Setting.key == LAST_PURGE_KEY)
-        ).first()
-        if row is not None and row.value == today:
-            db.session.rollback()
-            return None
-        if row is None:
-            db.session.add(Setting(user_id=None, key=LAST_PURGE_KEY, value=today))
-        else:
-            row.value = today
-        db.session.commit()
-    except IntegrityError:  # another worker inserted the marker first
-        db.session.rollback()
+    if not _claim_day(now.date().isoformat()):
         return None
     deleted = purge(dt.timedelta(days=days), now=now)
     if any(deleted.values()):
         log.info("purged logs older than %d days: %s", days, deleted)
     return deleted
+
+
+def _claim_day(today: str) -> bool:
+    """Mark `today` as purged, in a unit of its own; False when it already was (or another worker is
+    at it)."""
+    try:
+        # SQLite: BEGIN IMMEDIATE, one worker at a time from here to the commit.
+        with unit_of_work(write=True) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                got = session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": _ADVISORY_KEY}).scalar()
+                if not got:
+                    return False
+            row = session.scalars(
+                select(Setting).where(Setting.user_id.is_(None), Setting.key == LAST_PURGE_KEY)
+            ).first()
+            if row is not None and row.value == today:
+                return False
+            if row is None:
+                session.add(Setting(user_id=None, key=LAST_PURGE_KEY, value=today))
+            else:
+                row.value = today
+    except IntegrityError:  # another worker inserted the marker first
+        return False
+    return True

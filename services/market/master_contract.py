@@ -33,10 +33,11 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from database import db
+from database import db, write_unit
 from database.enums import Exchange, ImportState, InstrumentType
 from database.symbol import MasterContractStatus, SymToken
 from database.types import utcnow
+from database.unit import unit_of_work
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -406,14 +407,17 @@ def symbol_count() -> int:
 
 
 def _write_status(broker: str, **values: Any) -> None:
-    """Write the status row in its own short transaction, on its own connection, so that it is
-    visible to pollers at once and is never part of (or rolled back with) the import's unit."""
+    """Write the status row in a unit of its own, before the import's unit opens or after it ended,
+    so that it is visible to pollers at once and is never part of (or rolled back with) the import."""
     values["updated_at"] = utcnow()
+    with unit_of_work() as session:
+        _upsert_status(session.connection(), broker, values)
+
+
+def _upsert_status(conn: Any, broker: str, values: dict[str, Any]) -> None:
     table = MasterContractStatus.__table__
-    with db.engine.begin() as conn:
-        updated = conn.execute(table.update().where(table.c.broker == broker).values(**values)).rowcount
-        if not updated:
-            conn.execute(table.insert().values(broker=broker, **values))
+    if not conn.execute(table.update().where(table.c.broker == broker).values(**values)).rowcount:
+        conn.execute(table.insert().values(broker=broker, **values))
 
 
 # --------------------------------------------------------------------------------------------
@@ -440,8 +444,9 @@ def import_rows(
     Raises ImportBusyError when an import for `broker` is already running (unless `force`), and
     ContractImportError when the import fails; in both cases the previous contract stays in place.
 
-    The unit of work is this function: it commits (or rolls back) itself, so call it with no other
-    pending changes in `db.session`. `_fail_after` is a test hook that fails the load after that
+    Three units of work: the "running" status, then the load with the final status (committed
+    together, or rolled back together), or else the "failed" status. Call it outside any unit, with
+    no pending changes in `db.session`. `_fail_after` is a test hook that fails the load after that
     many rows have been written, inside the transaction.
     """
     if not force:
@@ -454,7 +459,6 @@ def import_rows(
             and utcnow() - started < dt.timedelta(hours=1)
         ):
             raise ImportBusyError(f"an import for {broker} is already running (started {started:%H:%M:%S} UTC)")
-    db.session.rollback()  # start the unit clean; the caller has no pending work here (see above)
 
     t0 = time.perf_counter()
     started_at = utcnow()
@@ -471,43 +475,10 @@ def import_rows(
             progress(done, total)
 
     try:
-        dialect = db.engine.dialect.name
-        if dialect == "postgresql":
-            # Mapping streams into COPY, so that the server parses and indexes rows while Python maps
-            # the next ones. Readers are not held up (MVCC), and a malformed row or a failure rolls
-            # the whole unit back, as before.
-            # The progress total is the rows to read: the hint, or the length of a list of rows.
-            total = total_hint or (len(rows) if isinstance(rows, Sized) else 0)
-            skipped: Counter[str] = Counter()
-            read = [0]
-            try:
-                rows_mapped = _load_postgresql(
-                    db.session(), _iter_mapped(rows, skipped, read), lambda n, _t: report(n, max(total, n)),
-                    _fail_after, read)
-            finally:
-                result.rows_skipped = sum(skipped.values())  # what the failed status reports, as before
-            _mapping_result(result, rows_mapped, skipped, read[0])
-            report(read[0], read[0])
-        else:
-            # Mapping runs before the transaction opens: a malformed file fails here without ever
-            # taking SQLite's write lock, and the load below is as short as it can be.
-            mapped, skipped, read = map_rows(rows, on_row=lambda n: report(n, max(total_hint, n)))
-            _mapping_result(result, len(mapped), skipped, read)
-            report(read, read)
-            _load(mapped, broker, report, _fail_after)
-        mapped_count = result.rows_mapped
-        finished_at = utcnow()
-        # The final status rides in the same transaction as the data: both appear together.
-        status = MasterContractStatus.__table__
-        conn = db.session.connection()
-        values = dict(state=ImportState.DONE, rows_done=mapped_count, rows_total=result.rows_total,
-                      rows_skipped=result.rows_skipped, source=source[:255], error=None, started_at=started_at,
-                      finished_at=finished_at, updated_at=finished_at)
-        if not conn.execute(status.update().where(status.c.broker == broker).values(**values)).rowcount:
-            conn.execute(status.insert().values(broker=broker, **values))
-        db.session.commit()
+        with unit_of_work() as session:
+            mapped_count = _import_unit(session, rows, broker, source, result, total_hint, started_at, report,
+                                        _fail_after)
     except BaseException as exc:
-        db.session.rollback()
         message = str(exc) or type(exc).__name__
         log.error("master contract import for %s from %s failed: %s", broker, source, message)
         _set_progress(broker, state=ImportState.FAILED.value, error=message, finished_at=utcnow())
@@ -526,6 +497,42 @@ def import_rows(
     log.info("master contract for %s from %s: %s", broker, source, result.summary())
     invalidate_symbols(rebuild=rebuild_index)
     return result
+
+
+def _import_unit(session: Any, rows: Iterable[Mapping[str, Any]], broker: str, source: str, result: ImportResult,
+                 total_hint: int, started_at: dt.datetime, report: Callable[[int, int], None],
+                 fail_after: int | None) -> int:
+    """Inside the import's unit: map the rows, replace `sym_tokens`, and write the final status in the
+    same transaction (data and status appear together). Returns the rows mapped."""
+    if session.get_bind().dialect.name == "postgresql":
+        # Mapping streams into COPY, so that the server parses and indexes rows while Python maps
+        # the next ones. Readers are not held up (MVCC), and a malformed row or a failure rolls
+        # the whole unit back, as before.
+        # The progress total is the rows to read: the hint, or the length of a list of rows.
+        total = total_hint or (len(rows) if isinstance(rows, Sized) else 0)
+        skipped: Counter[str] = Counter()
+        read = [0]
+        try:
+            rows_mapped = _load_postgresql(
+                session, _iter_mapped(rows, skipped, read), lambda n, _t: report(n, max(total, n)),
+                fail_after, read)
+        finally:
+            result.rows_skipped = sum(skipped.values())  # what the failed status reports, as before
+        _mapping_result(result, rows_mapped, skipped, read[0])
+        report(read[0], read[0])
+    else:
+        # Mapping runs before the transaction opens: a malformed file fails here without ever
+        # taking SQLite's write lock, and the load below is as short as it can be.
+        mapped, skipped, read = map_rows(rows, on_row=lambda n: report(n, max(total_hint, n)))
+        _mapping_result(result, len(mapped), skipped, read)
+        report(read, read)
+        _load(session, mapped, report, fail_after)
+    finished_at = utcnow()
+    _upsert_status(session.connection(), broker, dict(
+        state=ImportState.DONE, rows_done=result.rows_mapped, rows_total=result.rows_total,
+        rows_skipped=result.rows_skipped, source=source[:255], error=None, started_at=started_at,
+        finished_at=finished_at, updated_at=finished_at))
+    return result.rows_mapped
 
 
 def _mapping_result(result: ImportResult, mapped: int, skipped: Counter[str], read: int) -> None:
@@ -554,8 +561,7 @@ def import_from_broker(adapter: Any, broker: str | None = None, **kwargs: Any) -
     return import_rows(adapter.instruments(), broker=name, source=f"{name} instruments()", **kwargs)
 
 
-def _load(mapped: list[MappedRow], broker: str, report: Callable[[int, int], None], fail_after: int | None) -> None:
-    session = db.session()  # the Session itself (write_unit needs in_transaction())
+def _load(session: Any, mapped: list[MappedRow], report: Callable[[int, int], None], fail_after: int | None) -> None:
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         _load_postgresql(session, mapped, report, fail_after)
@@ -591,9 +597,7 @@ def _load_postgresql(session: Any, mapped: Iterable[MappedRow], report: Callable
 
 def _load_sqlite(session: Any, mapped: list[MappedRow], report: Callable[[int, int], None],
                  fail_after: int | None) -> None:
-    from database import write_unit
-
-    write_unit(session)
+    write_unit(session)  # the unit takes SQLite's write lock only now, once the rows are mapped
     conn = session.connection()
     conn.execute(text("DELETE FROM sym_tokens"))
     raw = conn.connection.driver_connection
@@ -669,9 +673,7 @@ def ensure_sample_contract(rows: int = SAMPLE_ROWS) -> ImportResult | None:
     from services.market import sample_contract
 
     if symbol_count():
-        db.session.rollback()
         return None
-    db.session.rollback()
     try:
         return import_rows(sample_contract.generate(rows), broker="sample", source="embedded sample contract")
     except ImportBusyError:

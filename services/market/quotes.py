@@ -12,12 +12,8 @@ This module owns
 - `get_quote()`: what the paper broker calls. With a live broker it fetches (through the `fetch`
   callable the caller passes, so this module does not depend on an adapter's signature), stores and
   returns; otherwise a recent broker quote from the store, else the simulator.
-- `quote_for_user()`: what the `quotes` API endpoint calls. In live mode with a connected live broker
-  it asks that broker's adapter (`BrokerClient.quotes`), stores and returns its quote; a broker failure
-  is the API's broker error (services.trading.orders.OrderError with the broker's message and status, 403 and
-  the session marked expired when the broker refuses the token). In live mode without a broker session
-  it is the API's 403, as for every live-mode call: a trader trading live is never shown simulated
-  prices as if they were the market's. Analyze mode keeps get_quote() (stored quote, else simulator).
+- the `quotes` API endpoint asks the call's venue (services.trading): analyze mode get_quote(), live
+  mode the broker's adapter through `fetch`.
 Prices are Decimal, rounded to the instrument's tick.
 """
 
@@ -38,16 +34,16 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from brokers.base import BrokerError
+import config as config_module
 from database import db
 from database.symbol import Quote
 from database.types import utcnow
 from services.market import symbol_index as token_db
+from vocabulary import DEFAULT_EXCHANGE_TIMEZONE
 
 log = logging.getLogger("algobridge.symbols")
 
-IST = ZoneInfo("Asia/Kolkata")
-SESSION_OPEN = dt.time(9, 15)
+SESSION_OPEN = dt.time(9, 15)  # exchange time (EXCHANGE_TIMEZONE)
 SESSION_MINUTES = 375
 # A broker quote older than this is not served in place of the simulator when no broker is connected.
 STORED_FRESH_SECONDS = 300
@@ -101,9 +97,13 @@ def _seed(*parts: Any) -> int:
 class PriceSimulator:
     """Deterministic prices: the same (seed, instrument, time) gives the same quote everywhere."""
 
-    def __init__(self, seed: int = 0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, seed: int = 0, clock: Callable[[], float] = time.time,
+                 tz: dt.tzinfo | None = None) -> None:
+        """`tz` is the exchange's zone (the session opens at SESSION_OPEN in it, and days turn at its
+        midnight); the default is EXCHANGE_TIMEZONE's default."""
         self.seed = seed
         self.clock = clock
+        self.tz = tz or ZoneInfo(DEFAULT_EXCHANGE_TIMEZONE)
 
     # -- the underlying walk ------------------------------------------------------------------
     def _shock(self, key: str, day: int) -> float:
@@ -138,7 +138,7 @@ class PriceSimulator:
         return prev, tuple(path), tuple(highs), tuple(lows)
 
     def _when(self, at: float | None) -> tuple[int, int, dt.datetime]:
-        now = dt.datetime.fromtimestamp(self.clock() if at is None else at, IST)
+        now = dt.datetime.fromtimestamp(self.clock() if at is None else at, self.tz)
         day = now.date().toordinal()
         minutes = (now.hour * 60 + now.minute) - (SESSION_OPEN.hour * 60 + SESSION_OPEN.minute)
         return day, min(max(minutes, 0), SESSION_MINUTES), now
@@ -202,14 +202,16 @@ _simulator = PriceSimulator()
 
 
 def simulator() -> PriceSimulator:
-    """The process's simulator (seed from the app config QUOTE_SIMULATOR_SEED when set)."""
+    """The process's simulator (seed from the app config QUOTE_SIMULATOR_SEED when set, sessions in
+    EXCHANGE_TIMEZONE)."""
     global _simulator
     from flask import current_app, has_app_context
 
     if has_app_context():
         seed = int(current_app.config.get("QUOTE_SIMULATOR_SEED", 0) or 0)
-        if seed != _simulator.seed:
-            _simulator = PriceSimulator(seed)
+        tz = config_module.exchange_tz(current_app.config)
+        if seed != _simulator.seed or tz != _simulator.tz:
+            _simulator = PriceSimulator(seed, tz=tz)
     return _simulator
 
 
@@ -276,64 +278,6 @@ def get_quote(symbol: str, exchange: str, fetch: Callable[[token_db.SymbolInfo],
             and (utcnow() - stored.updated_at).total_seconds() <= STORED_FRESH_SECONDS):
         return stored
     return simulator().quote(info)
-
-
-def quote_for_user(user_id: int, symbol: str, exchange: str) -> QuoteData:
-    """The quote the `quotes` endpoint answers for this user (see the module docstring). Commits the
-    stored broker quote. Raises UnknownSymbolError (404) or services.trading.orders.OrderError."""
-    from services.accounts import broker_login  # late: orders -> paper -> quotes
-    from services.trading import orders
-    from services.trading.paper import account as paper
-
-    if orders.is_analyze(user_id):
-        return get_quote(symbol, exchange)
-    active = broker_login.active_session(user_id)
-    if active is None:
-        raise orders.OrderError(orders.NO_SESSION, 403)
-    if active.broker == paper.BROKER:  # a "paper" connection trades on simulated prices by design
-        return get_quote(symbol, exchange)
-    try:
-        client = broker_login.broker(active.broker).session(broker_login.access_token(active))
-
-        def fetch(info: token_db.SymbolInfo) -> dict[str, Any]:
-            key = (info.brexchange, info.brsymbol)
-            found = client.quotes([key]).get(key)
-            if found is None:
-                raise orders.OrderError(f"{active.broker} has no quote for {info.symbol} on {info.exchange}", 404)
-            values = asdict(found)
-            values.pop("timestamp", None)
-            return values
-
-        quote = get_quote(symbol, exchange, fetch, broker=active.broker)
-    except broker_login.BrokerLoginError:
-        raise orders.OrderError(orders.SESSION_EXPIRED, 403) from None
-    except BrokerError as exc:
-        db.session.rollback()
-        raise _broker_error(active, exc) from None
-    db.session.commit()
-    return quote
-
-
-def _broker_error(active: Any, exc: BrokerError) -> Exception:
-    """The API's answer to a broker's failure on a quote: what services.trading.orders answers for an order
-    call (403 and the session marked expired for a dead token; else the broker's message with its
-    HTTP status, 400 when it has none or it is 401/403), without an order to reject."""
-    from database.auth_db import BrokerSession
-    from services.accounts import broker_login
-    from services.trading import orders
-
-    if exc.is_session_error:
-        row = db.session.get(BrokerSession, active.session_id)
-        if row is not None:
-            broker_login.mark_expired(row, reason="was refused by the broker")
-            db.session.commit()
-        log.warning("%s refused the session of user %s on a quote: marked expired", active.broker, active.user_id)
-        return orders.OrderError(orders.SESSION_EXPIRED, 403)
-    status = exc.status if exc.status and 400 <= exc.status < 600 else 400
-    if status in (401, 403):
-        status = 400  # the broker's refusal, not a bad API key
-    log.warning("%s failed a quote for user %s (%s): %s", active.broker, active.user_id, exc.kind.value, exc.message)
-    return orders.OrderError(exc.message, status)
 
 
 def _dec(v: Any) -> Decimal:

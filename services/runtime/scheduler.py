@@ -3,48 +3,53 @@ intraday strategy square-off, and the end of broker sessions.
 
 One thread per process (SCHEDULER_INTERVAL seconds). Every job is idempotent and takes the same
 locks as the requests that would otherwise do it lazily, so several workers running it at once
-close a position once.
+close a position once. Each job commits its own units of work (database.unit); a job that only adds
+and flushes (broker session expiry) runs in a unit opened here. A job that fails is logged; its
+app context ends with it, and the next job starts on a fresh session.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
 
-from database import db
 from database.types import utcnow
+from database.unit import unit_of_work
+from services.accounts import broker_login
+from services.logs import retention as log_retention
+from services.strategies import webhooks
+from services.trading import portfolio
+from services.trading.paper import account as paper
 
 log = logging.getLogger("algobridge.scheduler")
 
 
 def run_once(app: Flask, since: Any, until: Any = None) -> Any:
     """Run every job once for the time (`since`, `until`]; returns `until`, the next `since`."""
-    from services.accounts import broker_login
-    from services.logs import retention as log_retention
-    from services.strategies import webhooks
-    from services.trading import portfolio
-    from services.trading.paper import account as paper
-
     until = until or utcnow()
     jobs = (
         ("MIS square-off", lambda: paper.square_off_due(now=until)),
         ("portfolio snapshots", lambda: portfolio.snapshot_due(since, until)),
         ("strategy square-off", lambda: webhooks.squareoff_due(since, until)),
-        ("broker session expiry", lambda: broker_login.expire_due()),
+        ("broker session expiry", lambda: _in_unit(broker_login.expire_due)),
         ("log purge", lambda: log_retention.purge_due(now=until)),  # daily, once across workers
     )
     for name, job in jobs:
         with app.app_context():
             try:
                 job()
-                db.session.commit()
             except Exception:
-                db.session.rollback()
                 log.exception("scheduled %s failed; it runs again next time", name)
     return until
+
+
+def _in_unit(job: Callable[[], Any]) -> Any:
+    with unit_of_work():
+        return job()
 
 
 def start(app: Flask) -> threading.Thread | None:

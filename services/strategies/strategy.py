@@ -21,12 +21,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from database import db, write_unit
+from database import db
 from database.audit_db import AuditEvent
 from database.enums import Exchange, Platform, Product, StrategyMode
 from database.order_db import Signal
 from database.repository import DuplicateError, translate_error
 from database.strategy_db import Strategy, StrategySymbolMapping
+from database.unit import unit_of_work
 from services.accounts.users import Actor
 from services.market import symbol_index as token_db
 
@@ -162,14 +163,6 @@ def _audit(actor: Actor, action: str, strategy_id: int, before: dict | None, aft
                               target_id=str(strategy_id), ip=actor.ip and actor.ip[:45], before=before, after=after))
 
 
-def _commit() -> None:
-    try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-
-
 def _owned(actor: Actor, strategy_id: int) -> Strategy:
     if actor.user_id is None:
         raise StrategyNotFoundError()
@@ -190,8 +183,7 @@ def create_strategy(actor: Actor, data: StrategyInput) -> Strategy:
     if actor.user_id is None:
         raise StrategyError("Only a signed-in user can own a strategy.")
     data = _clean(data)
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = Strategy(
             user_id=actor.user_id, name=data.name, webhook_id=uuid.uuid4().hex, platform=Platform(data.platform),
             mode=StrategyMode(data.mode), is_active=True, is_intraday=data.is_intraday, start_time=data.start_time,
@@ -200,18 +192,13 @@ def create_strategy(actor: Actor, data: StrategyInput) -> Strategy:
         db.session.add(strategy)
         _flush_unique_name(data.name)
         _audit(actor, "strategy.create", strategy.id, None, snapshot(strategy))
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s created strategy %s (%s)", actor.name, strategy.name, strategy.id)
     return strategy
 
 
 def update_strategy(actor: Actor, strategy_id: int, data: StrategyInput) -> Strategy:
     data = _clean(data)
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
         before = snapshot(strategy)
         strategy.name = data.name
@@ -225,18 +212,13 @@ def update_strategy(actor: Actor, strategy_id: int, data: StrategyInput) -> Stra
         if changed:
             _flush_unique_name(data.name)
             _audit(actor, "strategy.update", strategy.id, before, after)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     if changed:
         log.info("%s updated strategy %s", actor.name, strategy.id)
     return strategy
 
 
 def set_active(actor: Actor, strategy_id: int, active: bool) -> Strategy:
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
         changed = bool(strategy.is_active) != active
         if changed:
@@ -245,10 +227,6 @@ def set_active(actor: Actor, strategy_id: int, active: bool) -> Strategy:
             db.session.flush()
             _audit(actor, "strategy.activate" if active else "strategy.deactivate", strategy.id, before,
                    snapshot(strategy))
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     if changed:
         log.info("%s %s strategy %s", actor.name, "activated" if active else "deactivated", strategy.id)
     return strategy
@@ -256,24 +234,18 @@ def set_active(actor: Actor, strategy_id: int, active: bool) -> Strategy:
 
 def rotate_webhook(actor: Actor, strategy_id: int) -> Strategy:
     """Give the strategy a new webhook id: the old URL stops working (e.g. after it leaked)."""
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
         strategy.webhook_id = uuid.uuid4().hex
         db.session.flush()
         _audit(actor, "strategy.rotate_webhook", strategy.id, None, {"webhook_rotated": True})
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s rotated the webhook of strategy %s", actor.name, strategy.id)
     return strategy
 
 
 def delete_strategy(actor: Actor, strategy_id: int) -> str:
     """Delete a strategy and its mappings (its signals stay, unlinked). Returns its name."""
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
         before = {**snapshot(strategy), "mappings": [_mapping_snapshot(m) for m in mappings(strategy.id)]}
         name = strategy.name
@@ -282,10 +254,6 @@ def delete_strategy(actor: Actor, strategy_id: int) -> str:
         db.session.delete(strategy)
         db.session.flush()
         _audit(actor, "strategy.delete", strategy_id, before, None)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s deleted strategy %s (%s)", actor.name, name, strategy_id)
     return name
 
@@ -314,8 +282,7 @@ def add_mapping(actor: Actor, strategy_id: int, symbol: str, exchange: str, quan
     if info.lotsize > 1 and quantity % info.lotsize:
         raise StrategyError(f"The quantity of {symbol} must be a multiple of its lot size ({info.lotsize}).",
                             "quantity")
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
         mapping = StrategySymbolMapping(strategy_id=strategy.id, symbol=info.symbol, exchange=Exchange(exchange),
                                         quantity=quantity, product=Product(product))
@@ -328,18 +295,13 @@ def add_mapping(actor: Actor, strategy_id: int, symbol: str, exchange: str, quan
                                     "symbol") from None
             raise
         _audit(actor, "strategy.mapping_add", strategy.id, None, _mapping_snapshot(mapping))
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s mapped %s:%s to strategy %s", actor.name, exchange, info.symbol, strategy_id)
     return mapping
 
 
 def remove_mapping(actor: Actor, strategy_id: int, mapping_id: int) -> dict[str, Any]:
     """Remove a symbol mapping; returns what it was (symbol, exchange, quantity, product)."""
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
         mapping = db.session.get(StrategySymbolMapping, mapping_id)
         if mapping is None or mapping.strategy_id != strategy.id:
@@ -348,10 +310,6 @@ def remove_mapping(actor: Actor, strategy_id: int, mapping_id: int) -> dict[str,
         db.session.delete(mapping)
         db.session.flush()
         _audit(actor, "strategy.mapping_remove", strategy.id, before, None)
-    except Exception:
-        db.session.rollback()
-        raise
-    _commit()
     log.info("%s removed %s:%s from strategy %s", actor.name, before["exchange"], before["symbol"], strategy_id)
     return before
 

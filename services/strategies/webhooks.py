@@ -21,8 +21,10 @@ exits until the square-off time.
 
 Every call that reaches a known strategy records a `signals` row (one per stock for Chartink) with
 the payload, the outcome (accepted or rejected) and its message; orders placed for it carry its id.
-The signal is committed before the order is placed, so it survives a refused order; the order
-service commits its own unit of work.
+Three units of work per order: the signal is recorded in a unit of its own before the order is
+placed (so an alert is never lost, whatever happens to its order), the order service's call is
+its own unit, and the signal's outcome is written in one more. A refused call is recorded in a
+unit of its own.
 
 Logs, as for /api/v1 (services.logs.recording, through the background writer): `record_call()` queues
 one `api_logs` row per webhook call (api_type "webhook:strategy" or "webhook:chartink") and one
@@ -48,8 +50,10 @@ from database import db
 from database.enums import Action, OrderStatus, Platform, SignalSource, SignalStatus, StrategyMode
 from database.order_db import Signal
 from database.strategy_db import Strategy, StrategySymbolMapping
+from database.unit import unit_of_work
 from services.logs import recording as observability
 from services.strategies import strategy as strategies
+from services.trading import orders, venues
 
 log = logging.getLogger("algobridge.webhooks")
 
@@ -189,14 +193,7 @@ def chartink_plan(mode: str, alert_name: str, scan_name: str) -> tuple[str, Plan
     raise Refused("No action keyword (BUY, SELL, SHORT or COVER) in the alert name or the scan name.")
 
 
-# -- the unit of work -------------------------------------------------------------------------------------------
-def _end_transaction() -> None:
-    """Commit what this request wrote so far, so the order service starts its own unit of work."""
-    session = db.session()
-    if session.in_transaction():
-        session.commit()
-
-
+# -- the units of work -----------------------------------------------------------------------------------------
 def _signal(strategy: Strategy, source: SignalSource, payload: Any, **values: Any) -> Signal:
     row = Signal(user_id=strategy.user_id, strategy_id=strategy.id, source=source,
                  payload=payload if isinstance(payload, dict) else {"body": payload},
@@ -206,25 +203,26 @@ def _signal(strategy: Strategy, source: SignalSource, payload: Any, **values: An
 
 
 def _finish(signal_id: int, outcome: _Outcome) -> None:
-    row = db.session.get(Signal, signal_id)
-    if row is not None:
-        row.status = SignalStatus.ACCEPTED if outcome.accepted else SignalStatus.REJECTED
-        row.message = outcome.message[:2000]
+    """Record the outcome of a signal's order, in a unit of its own."""
+    with unit_of_work():
+        row = db.session.get(Signal, signal_id)
+        if row is not None:
+            row.status = SignalStatus.ACCEPTED if outcome.accepted else SignalStatus.REJECTED
+            row.message = outcome.message[:2000]
 
 
 def _reject_call(strategy: Strategy, source: SignalSource, payload: Any, message: str, status: int = 400,
                  **values: Any) -> Reply:
-    """Record a refused call (one signal) and answer it."""
-    name, sid = strategy.name, strategy.id
-    row = _signal(strategy, source, payload, **values)
-    row.status, row.message = SignalStatus.REJECTED, message[:2000]
+    """Record a refused call (one signal, in a unit of its own) and answer it."""
+    name, sid, user_id = strategy.name, strategy.id, strategy.user_id
     try:
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
+        with unit_of_work():
+            row = _signal(strategy, source, payload, **values)
+            row.status, row.message = SignalStatus.REJECTED, message[:2000]
+    except Exception:  # the answer does not depend on the record
         log.exception("could not record a refused %s signal of strategy %s", source.value, sid)
     log.info("%s alert for strategy %r refused: %s", source.value, name, message)
-    return Reply(status, {"status": "error", "message": message}, strategy.user_id)
+    return Reply(status, {"status": "error", "message": message}, user_id)
 
 
 def _find_mapping(strategy_id: int, symbol: str, exchange: str | None, prefer: tuple[str, ...] = ()) -> _Target:
@@ -244,12 +242,13 @@ def _find_mapping(strategy_id: int, symbol: str, exchange: str | None, prefer: t
     return _Target(m.symbol, str(m.exchange), int(m.quantity), str(m.product))
 
 
-def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan) -> _Outcome:
-    """Place the order a plan asks for, timed (`_Outcome.execution`); never raises for a refusal of
-    the order service."""
+def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan,
+             venue: venues.Venue | None = None) -> _Outcome:
+    """Place the order a plan asks for (at `venue`, by default the user's), timed
+    (`_Outcome.execution`); never raises for a refusal of the order service."""
     started = time.perf_counter()
     broker: list[Any] = []  # the Placed, when an order reached the order service's broker
-    outcome = _place(user_id, strategy_name, signal_id, target, plan, broker)
+    outcome = _place(user_id, strategy_name, signal_id, target, plan, broker, venue)
     placed = broker[0] if broker else None
     outcome.execution = Execution(
         symbol=target.symbol, started=started, ended=time.perf_counter(),
@@ -260,21 +259,20 @@ def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, 
 
 
 def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan,
-           placed_out: list[Any]) -> _Outcome:
-    from services.trading import orders  # engineer A's module; imported late so this module loads without it
-
+           placed_out: list[Any], venue: venues.Venue | None = None) -> _Outcome:
+    """Each call to the order service is a unit of its own (and commits itself)."""
     symbol = target.symbol
     try:
+        if venue is None:
+            venue = venues.venue_for(user_id)
         if plan.target is None:
             inp = orders.OrderInput(strategy=strategy_name, exchange=target.exchange, symbol=symbol,
                                     action=plan.action, quantity=target.quantity, pricetype="MARKET",
                                     product=target.product)
-            _end_transaction()
-            placed = orders.place_order(user_id, inp, signal_id=signal_id)
+            placed = orders.place_order(venue, inp, signal_id=signal_id)
             placed_out.append(placed)
         else:
-            current = int(orders.open_position(user_id, symbol, target.exchange, target.product))
-            _end_transaction()
+            current = int(orders.open_position(venue, symbol, target.exchange, target.product))
             wanted = plan.target
             if (plan.action == Action.BUY and wanted <= current) or (plan.action == Action.SELL and wanted >= current):
                 if plan.is_exit and wanted == 0:
@@ -292,13 +290,11 @@ def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, pl
             inp = orders.OrderInput(strategy=strategy_name, exchange=target.exchange, symbol=symbol,
                                     action=plan.action, quantity=abs(wanted - current) if wanted else 0,
                                     pricetype="MARKET", product=target.product)
-            placed = orders.place_smart_order(user_id, inp, wanted, signal_id=signal_id)
-            if placed is not None:
-                placed_out.append(placed)
+            placed = orders.place_smart_order(venue, inp, wanted, signal_id=signal_id)
             if placed is None:
                 return _Outcome(symbol, 200, f"No order for {symbol}: positions already matched.", True)
+            placed_out.append(placed)
     except orders.OrderError as exc:
-        db.session.rollback()
         status = int(getattr(exc, "status", 400) or 400)
         return _Outcome(symbol, status, str(getattr(exc, "message", None) or exc), False)
     if str(placed.status) == OrderStatus.REJECTED.value:
@@ -372,18 +368,16 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
         return _reject_call(strategy, source, payload, exc.message, exc.status, **values)
 
     user_id, name = strategy.user_id, strategy.name
-    row = _signal(strategy, source, payload, **values)
-    db.session.flush()
-    signal_id = row.id
-    db.session.commit()
+    with unit_of_work():  # the alert, recorded before its order is placed
+        row = _signal(strategy, source, payload, **values)
+        db.session.flush()
+        signal_id = row.id
     try:
         outcome = _execute(user_id, name, signal_id, target, plan)
     except Exception:
-        db.session.rollback()
         log.exception("webhook order for strategy %r (%s) failed", name, target.symbol)
         outcome = _Outcome(target.symbol, 500, "The order could not be placed: internal error.", False)
     _finish(signal_id, outcome)
-    db.session.commit()
     log.info("strategy %r alert %s %s: %s", name, plan.action, target.symbol, outcome.message)
     executions = (outcome.execution,) if outcome.execution else ()
     if outcome.accepted:
@@ -429,22 +423,25 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
         return _reject_call(strategy, source, payload, exc.message, exc.status)
 
     user_id, name, strategy_id = strategy.user_id, strategy.name, strategy.id
-    # Resolve every stock first; record one signal per stock.
-    work: list[tuple[Signal, _Target | None, str | None]] = []
+    # Resolve every stock first; then record one signal per stock, all in one unit, before any order.
+    resolved: list[tuple[str, _Target | None, str | None]] = []
     for stock in stocks:
         try:
             target: _Target | None = _find_mapping(strategy_id, stock, None, prefer=("NSE", "BSE"))
             refusal = None
         except Refused as exc:
             target, refusal = None, exc.message
-        row = _signal(strategy, source, payload, symbol=stock[:64], action=Action(plan.action),
-                      exchange=target.exchange if target else None)
-        if refusal:
-            row.status, row.message = SignalStatus.REJECTED, refusal
-        work.append((row, target, refusal))
-    db.session.flush()
-    jobs = [(row.id, target, refusal, stock) for (row, target, refusal), stock in zip(work, stocks, strict=True)]
-    db.session.commit()
+        resolved.append((stock, target, refusal))
+    with unit_of_work():
+        rows: list[Signal] = []
+        for stock, target, refusal in resolved:
+            row = _signal(strategy, source, payload, symbol=stock[:64], action=Action(plan.action),
+                          exchange=target.exchange if target else None)
+            if refusal:
+                row.status, row.message = SignalStatus.REJECTED, refusal
+            rows.append(row)
+        db.session.flush()
+        jobs = [(row.id, target, refusal, stock) for row, (stock, target, refusal) in zip(rows, resolved, strict=True)]
 
     outcomes: list[_Outcome] = []
     for signal_id, target, refusal, stock in jobs:
@@ -454,11 +451,9 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
         try:
             outcome = _execute(user_id, name, signal_id, target, plan)
         except Exception:
-            db.session.rollback()
             log.exception("chartink order for strategy %r (%s) failed", name, stock)
             outcome = _Outcome(stock, 500, "The order could not be placed: internal error.", False)
         _finish(signal_id, outcome)
-        db.session.commit()
         outcomes.append(outcome)
 
     placed = sum(1 for o in outcomes if o.accepted and o.orderid)
@@ -506,9 +501,7 @@ def record_call(kind: str, webhook_id: str, payload: Any, reply: Reply | None, *
         modes = {e.mode for e in executions if e.mode}
         mode = modes.pop() if len(modes) == 1 else None
         if mode is None and user_id is not None:
-            from services.trading import orders
-
-            mode = "analyze" if orders.is_analyze(user_id) else "live"
+            mode = venues.mode_label(user_id)
         request_body = payload if isinstance(payload, dict | list) or payload is None else {"body": payload}
         if len(webhook_id or "") >= 8 and request_body is not None:  # a shorter id is never a real one
             request_body = _hide(request_body, webhook_id)
@@ -556,18 +549,17 @@ def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[
     for strategy in due:
         source = SignalSource.CHARTINK if strategy.platform == Platform.CHARTINK else SignalSource.STRATEGY
         user_id, name = strategy.user_id, strategy.name
-        jobs = []
-        for m in strategies.mappings(strategy.id):
-            row = _signal(strategy, source, {"squareoff": strategy.squareoff_time.strftime("%H:%M")},
-                          symbol=m.symbol, exchange=m.exchange)
-            jobs.append((row, _Target(m.symbol, str(m.exchange), int(m.quantity), str(m.product))))
-        db.session.flush()
-        jobs = [(row.id, target) for row, target in jobs]
-        db.session.commit()
+        with unit_of_work():  # the strategy's square-off signals, recorded before any order
+            work = []
+            for m in strategies.mappings(strategy.id):
+                row = _signal(strategy, source, {"squareoff": strategy.squareoff_time.strftime("%H:%M")},
+                              symbol=m.symbol, exchange=m.exchange)
+                work.append((row, _Target(m.symbol, str(m.exchange), int(m.quantity), str(m.product))))
+            db.session.flush()
+            jobs = [(row.id, target) for row, target in work]
         for signal_id, target in jobs:
             outcome = _squareoff_one(user_id, name, signal_id, target)
             _finish(signal_id, outcome)
-            db.session.commit()
             results.append({"strategy": name, **outcome.as_dict()})
     if results:
         log.info("intraday square-off: %d mapping(s) of %d strategies", len(results), len(due))
@@ -575,15 +567,13 @@ def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[
 
 
 def _squareoff_one(user_id: int, strategy_name: str, signal_id: int, target: _Target) -> _Outcome:
-    from services.trading import orders
-
     try:
-        current = int(orders.open_position(user_id, target.symbol, target.exchange, target.product))
+        venue = venues.venue_for(user_id)
+        current = int(orders.open_position(venue, target.symbol, target.exchange, target.product))
         if current == 0:
             return _Outcome(target.symbol, 200, f"Square-off: no open position in {target.symbol}.", True)
         plan = Plan(Action.SELL.value if current > 0 else Action.BUY.value, True, 0)
-        return _execute(user_id, strategy_name, signal_id, target, plan)
+        return _execute(user_id, strategy_name, signal_id, target, plan, venue)
     except Exception:
-        db.session.rollback()
         log.exception("square-off of %s for strategy %r failed", target.symbol, strategy_name)
         return _Outcome(target.symbol, 500, "Square-off failed: internal error.", False)

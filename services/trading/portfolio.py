@@ -12,7 +12,7 @@ When (the scheduler calls `snapshot_due(since, until)` on every run, right after
   the accounts whose positions it closed).
 
 Which users: active users whose book exists, that is an analyze account (a `funds` row) when they are
-in analyze mode (or trade on the paper broker), a live broker session when they are in live mode. A
+in analyze mode, a live broker session when they are in live mode. A
 live account whose broker does not answer is skipped until the next run.
 
 Idempotent across workers and hosts: each snapshot is written in a unit that first takes the user's
@@ -32,13 +32,14 @@ from cachetools import TTLCache
 from flask import current_app
 from sqlalchemy import select, text
 
-from database import cache, db, write_unit
+from database import cache, db
 from database.enums import Mode, SnapshotReason
 from database.portfolio_db import Funds, PortfolioSnapshot
 from database.types import utcnow
+from database.unit import unit_of_work
 from database.user_db import User
-from services.accounts import broker_login
-from services.trading import books, orders
+from services.trading import books, venues
+from services.trading.errors import OrderError
 from services.trading.paper import account as paper
 
 log = logging.getLogger("algobridge.portfolio")
@@ -63,28 +64,32 @@ class Figures:
 
 
 # -- mode and figures --------------------------------------------------------------------------------
-def book_mode(user_id: int) -> Mode | None:
-    """The mode whose books the user sees now: analyze (also for a user in live mode whose connected
-    broker is the paper broker), live, or None (live mode without a broker session: no books)."""
-    if orders.is_analyze(user_id):
-        return Mode.ANALYZE
-    active = broker_login.active_session(user_id)
-    if active is None:
+def book_venue(user_id: int) -> venues.Venue | None:
+    """The venue whose books the user sees now, or None (live mode without a live broker session)."""
+    try:
+        return venues.venue_for(user_id)
+    except OrderError:
         return None
-    return Mode.ANALYZE if active.broker == paper.BROKER else Mode.LIVE
+
+
+def book_mode(user_id: int) -> Mode | None:
+    """The mode whose books the user sees now: analyze, live, or None (live mode without a live broker
+    session: no books)."""
+    venue = book_venue(user_id)
+    return venue.mode if venue is not None else None
 
 
 def figures(user_id: int) -> Figures | None:
     """The user's funds and P&L now (services.trading.books.funds), or None when they cannot be had."""
-    mode = book_mode(user_id)
-    if mode is None:
+    venue = book_venue(user_id)
+    if venue is None:
         return None
     try:
-        f = books.funds(user_id)
-    except orders.OrderError as exc:
+        f = books.funds(venue)
+    except OrderError as exc:
         log.info("no figures for user %s: %s", user_id, exc.message)
         return None
-    return Figures(mode=mode, cash=Decimal(f["availablecash"]), used_margin=Decimal(f["utiliseddebits"]),
+    return Figures(mode=venue.mode, cash=Decimal(f["availablecash"]), used_margin=Decimal(f["utiliseddebits"]),
                    realized_pnl=Decimal(f["m2mrealized"]), unrealized_pnl=Decimal(f["m2munrealized"]))
 
 
@@ -177,19 +182,13 @@ def _analyze_accounts() -> set[int]:
 
 def take_analyze(user_id: int, reason: SnapshotReason, now: dt.datetime, not_since: dt.datetime) -> bool:
     """Snapshot the user's analyze account (brought up to date first), unless it has a snapshot of
-    `reason` taken at or after `not_since`. A unit of its own; commits. Returns whether one was taken."""
-    write_unit()
-    try:
+    `reason` taken at or after `not_since`. A unit of its own. Returns whether one was taken."""
+    with unit_of_work(write=True):
         funds = paper.lock_funds(user_id)
         if _has_snapshot(user_id, Mode.ANALYZE, reason, not_since):
-            db.session.rollback()
             return False
         paper.housekeeping_locked(user_id, funds, now)
         paper.snapshot(user_id, funds, reason, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return True
 
 
@@ -199,21 +198,15 @@ def take_live(user_id: int, reason: SnapshotReason, now: dt.datetime, not_since:
     db.session.rollback()  # end the reads of figures(); the unit below starts clean
     if found is None or found.mode != Mode.LIVE:
         return False
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         if db.session.get_bind().dialect.name == "postgresql":
             db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"),
                                {"k": f"algobridge:snapshot:{user_id}"})
         if _has_snapshot(user_id, Mode.LIVE, reason, not_since):
-            db.session.rollback()
             return False
         db.session.add(PortfolioSnapshot(user_id=user_id, mode=Mode.LIVE, taken_at=now, equity=found.equity,
                                          cash=found.cash, realized_pnl=found.realized_pnl,
                                          unrealized_pnl=found.unrealized_pnl, reason=reason))
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
     return True
 
 

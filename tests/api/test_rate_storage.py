@@ -1,5 +1,5 @@
 """Rate limiting kept cheap: extensions.LocalStorage (the in-process fixed-window storage behind
-Flask-Limiter, local://) and the before-request check dropped only when it has nothing to enforce."""
+Flask-Limiter, local://) and the before-request check skipped only when it has nothing to enforce."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
 import extensions
-from extensions import LocalStorage, drop_redundant_limit_check, limiter
+from extensions import LIMITS_IN_VIEWS_ONLY, LocalStorage, check_limits_in_views_only, limiter
 
 
 class Clock:
@@ -89,40 +89,64 @@ def test_concurrent_hits_are_all_counted():
     assert storage.get("k") == 8000
 
 
-def _mini_app(**config):
+def _mini_app(lim: Limiter, *, blueprint_limit: str | None = None, **config) -> Flask:
+    """An app with an undecorated route, a decorated one (1 per second), and a blueprint's route."""
     app = Flask("mini")
     app.config.update(RATELIMIT_STORAGE_URI="local://", **config)
+
+    @app.get("/plain")
+    def plain():
+        return "plain"
+
+    @app.get("/decorated")
+    @lim.limit("1 per second")
+    def decorated():
+        return "decorated"
+
+    bp = Blueprint(f"bp{id(app)}", __name__)
+    bp.add_url_rule("/bp", "bp", lambda: "bp")
+    if blueprint_limit:
+        lim.limit(blueprint_limit)(bp)
+    app.register_blueprint(bp)
+    lim.init_app(app)
     return app
 
 
-def _has_check(app, lim) -> bool:
-    return any(f == lim._check_request_limit for f in app.before_request_funcs.get(None, []))
+def _statuses(app, path: str, n: int = 3) -> list[int]:
+    client = app.test_client()
+    return [client.get(path).status_code for _ in range(n)]
 
 
 def test_the_application_checks_limits_in_the_views_only(app):
-    assert not _has_check(app, limiter)  # the API, login and webhook limits are decorators' (tested elsewhere)
+    # The API, login and webhook limits are decorators' (tested elsewhere); nothing is left for the hook.
+    assert app.extensions[LIMITS_IN_VIEWS_ONLY] is True
+
+
+def test_without_limits_for_the_hook_the_views_still_check_their_own():
+    lim = Limiter(key_func=lambda: "k")
+    bare = _mini_app(lim)
+    assert check_limits_in_views_only(bare, lim)
+    assert bare.extensions[LIMITS_IN_VIEWS_ONLY] is True
+    assert _statuses(bare, "/decorated") == [200, 429, 429]
+    assert _statuses(bare, "/plain") == [200, 200, 200]
+    assert _statuses(bare, "/bp") == [200, 200, 200]
 
 
 def test_the_before_request_check_stays_when_it_has_limits_to_enforce():
-    bare = _mini_app()
-    lim = Limiter(key_func=lambda: "k")
-    lim.init_app(bare)
-    assert drop_redundant_limit_check(bare, lim) and not _has_check(bare, lim)
-
-    with_defaults = _mini_app()
     lim = Limiter(key_func=lambda: "k", default_limits=["1 per second"])
-    lim.init_app(with_defaults)
-    assert not drop_redundant_limit_check(with_defaults, lim) and _has_check(with_defaults, lim)
+    with_defaults = _mini_app(lim)
+    assert not check_limits_in_views_only(with_defaults, lim)
+    assert _statuses(with_defaults, "/plain") == [200, 429, 429]  # the default limit, enforced by the hook
+    assert _statuses(with_defaults, "/decorated") == [200, 429, 429]
 
-    configured = _mini_app(RATELIMIT_APPLICATION="5 per second")
     lim = Limiter(key_func=lambda: "k")
-    lim.init_app(configured)
-    assert not drop_redundant_limit_check(configured, lim) and _has_check(configured, lim)
+    configured = _mini_app(lim, RATELIMIT_APPLICATION="1 per second")
+    assert not check_limits_in_views_only(configured, lim)
+    assert configured.extensions[LIMITS_IN_VIEWS_ONLY] is False
+    assert _statuses(configured, "/plain") == [200, 429, 429]
 
-    blueprint_wide = _mini_app()
     lim = Limiter(key_func=lambda: "k")
-    bp = Blueprint("bp", __name__)
-    lim.limit("1 per second")(bp)
-    blueprint_wide.register_blueprint(bp)
-    lim.init_app(blueprint_wide)
-    assert not drop_redundant_limit_check(blueprint_wide, lim) and _has_check(blueprint_wide, lim)
+    blueprint_wide = _mini_app(lim, blueprint_limit="1 per second")
+    assert not check_limits_in_views_only(blueprint_wide, lim)
+    assert _statuses(blueprint_wide, "/bp") == [200, 429, 429]
+    assert _statuses(blueprint_wide, "/plain") == [200, 200, 200]

@@ -12,6 +12,7 @@ from flask import json as flask_json
 
 from blueprints import api_v1
 from tests.api import api_logs, flush_logs, load_symbols, post, raise_limits, user_with_key
+from tests.helpers import trading
 from tests.helpers.accounts import isolated_client, login, use_test_hasher
 
 books = pytest.importorskip("services.trading.books")
@@ -33,10 +34,10 @@ def order(key: str, action: str = "BUY") -> dict:
 def test_the_order_book_is_rebuilt_only_when_the_account_changes(app, client, trader):
     user, key = trader
     assert post(client, "placeorder", order(key)).status_code == 200
-    first = books.orderbook(user.id)
-    assert books.orderbook(user.id) is first  # nothing changed: the same book
+    first = trading.orderbook(user.id)
+    assert trading.orderbook(user.id) is first  # nothing changed: the same book
     assert post(client, "placeorder", order(key, "SELL")).status_code == 200
-    second = books.orderbook(user.id)
+    second = trading.orderbook(user.id)
     assert second is not first
     assert len(second["orders"]) == 2 and len(first["orders"]) == 1
     assert second["statistics"]["total_buy_orders"] == 1 and second["statistics"]["total_sell_orders"] == 1

@@ -18,8 +18,9 @@ from database.enums import Mode, Role, SnapshotReason
 from database.portfolio_db import PortfolioSnapshot
 from database.types import utcnow
 from services.runtime import scheduler
-from services.trading import orders, portfolio
+from services.trading import portfolio, venues
 from services.trading.paper import account as paper
+from tests.helpers import trading
 from tests.helpers.accounts import isolated_client, login, make_user, use_test_hasher
 from tests.services.test_orders_fixtures import contract, order, set_quote  # noqa: F401 - fixtures
 
@@ -58,7 +59,7 @@ def snapshots(user_id: int | None = None, reason: SnapshotReason | None = None) 
 def test_the_dashboard_shows_mode_broker_funds_pnl_and_positions(signed_in, role):
     uid, client = signed_in(role)
     set_quote("INFY", "1500")
-    orders.place_order(uid, order(quantity=10))
+    trading.place_order(uid, order(quantity=10))
     set_quote("INFY", "1510")
     home = client.get("/")
     assert home.status_code == 302 and home.location.endswith("/dashboard")
@@ -116,7 +117,7 @@ def test_a_new_snapshot_reaches_the_cached_curve_at_once(signed_in):
 
 def test_live_mode_without_a_broker_session_is_explained(signed_in):
     uid, client = signed_in("trader")
-    orders.set_analyze(uid, False)
+    venues.set_analyze(uid, False)
     resp = client.get("/dashboard")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
@@ -136,8 +137,8 @@ def traders(app, contract, monkeypatch):  # noqa: F811
     monkeypatch.setitem(app.config, "SNAPSHOT_INTERVAL", 15)
     set_quote("INFY", "1500")
     alice, bob, idle = make_user("alice"), make_user("bob"), make_user("idle")
-    orders.place_order(alice.id, order(quantity=10))
-    orders.place_order(bob.id, order(quantity=2, product="CNC"))
+    trading.place_order(alice.id, order(quantity=10))
+    trading.place_order(bob.id, order(quantity=2, product="CNC"))
     set_quote("INFY", "1490")
     return alice.id, bob.id, idle.id
 
@@ -176,12 +177,12 @@ def test_square_off_snapshots_every_account_once(app, traders):
     assert sorted(r.user_id for r in squareoff) == [alice, bob]
     closed = next(r for r in squareoff if r.user_id == alice)
     assert closed.unrealized_pnl == 0 and closed.realized_pnl == Decimal(-100)
-    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 0
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0
 
 
 def test_live_accounts_without_a_session_are_skipped(app, traders):
     alice, bob, _idle = traders
-    orders.set_analyze(bob, False)
+    venues.set_analyze(bob, False)
     assert portfolio.snapshot_due(since=None) == 1
     assert [r.user_id for r in snapshots()] == [alice]
 

@@ -17,7 +17,8 @@ from database import db
 from database.enums import Mode, OrderStatus, Role
 from database.order_db import Order
 from database.portfolio_db import Holding
-from services.trading import orders
+from services.trading import venues
+from tests.helpers import trading
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user, use_test_hasher
 from tests.services.test_orders_fixtures import contract, order, set_quote  # noqa: F401 - fixtures
 
@@ -35,8 +36,8 @@ def book(app, contract, monkeypatch):  # noqa: F811
     out = {}
     for role in Role:
         user = make_user(f"{role.value}1", role)
-        filled = orders.place_order(user.id, order(quantity=10))
-        resting = orders.place_order(user.id, order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=3))
+        filled = trading.place_order(user.id, order(quantity=10))
+        resting = trading.place_order(user.id, order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=3))
         db.session.add(Holding(user_id=user.id, mode=Mode.ANALYZE, symbol="SBIN", exchange="NSE",
                                quantity=Decimal(5), average_price=Decimal(700)))
         db.session.commit()
@@ -123,7 +124,7 @@ def test_the_orderbook_runs_as_many_queries_whatever_its_rows(book):
 
     page()  # warm the caches
     _, few = page()
-    more = [orders.place_order(me["id"], order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=n)).orderid
+    more = [trading.place_order(me["id"], order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=n)).orderid
             for n in range(1, 6)]
     page()
     html, many = page()
@@ -151,7 +152,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(app, book):
 
 def test_live_mode_without_a_broker_says_so(book):
     me = book["trader"]
-    orders.set_analyze(me["id"], False)
+    venues.set_analyze(me["id"], False)
     for url in PAGES:
         resp = me["client"].get(url)
         assert resp.status_code == 200
@@ -199,7 +200,7 @@ def test_actions_are_post_only_and_need_the_csrf_token(book):
         bad = me["client"].post(url, data={"csrf_token": "forged"})
         assert bad.status_code == 400, url
     assert status_of(me["open"]) == OrderStatus.OPEN
-    assert orders.open_position(me["id"], "INFY", "NSE", "MIS") == 10
+    assert trading.open_position(me["id"], "INFY", "NSE", "MIS") == 10
 
 
 def test_viewers_get_403_on_every_action(book):
@@ -212,7 +213,7 @@ def test_viewers_get_403_on_every_action(book):
         assert post_action(client, url, data).status_code == 403, url
     assert client.get(f"/orderbook/{me['open']}/modify").status_code == 403
     assert status_of(me["open"]) == OrderStatus.OPEN
-    assert orders.open_position(me["id"], "INFY", "NSE", "MIS") == 10
+    assert trading.open_position(me["id"], "INFY", "NSE", "MIS") == 10
 
 
 @pytest.mark.parametrize("role", ["admin", "trader"])
@@ -242,7 +243,7 @@ def test_modify_an_open_order(book, role):
 
 def test_cancel_all_cancels_only_the_users_open_orders(book):
     me = book["trader"]
-    second = orders.place_order(me["id"], order(symbol="INFY", pricetype="LIMIT", price="2", quantity=1))
+    second = trading.place_order(me["id"], order(symbol="INFY", pricetype="LIMIT", price="2", quantity=1))
     resp = post_action(me["client"], "/orderbook/cancel-all")
     assert resp.status_code == 303
     assert status_of(me["open"]) == status_of(second.orderid) == OrderStatus.CANCELLED
@@ -254,23 +255,23 @@ def test_cancel_all_cancels_only_the_users_open_orders(book):
 def test_close_a_position_then_close_all(book):
     me = book["trader"]
     client = me["client"]
-    orders.place_order(me["id"], order(symbol="SBIN", action="SELL", quantity=2))
+    trading.place_order(me["id"], order(symbol="SBIN", action="SELL", quantity=2))
     close = {"symbol": "INFY", "exchange": "NSE", "product": "MIS"}
     resp = post_action(client, "/positions/close", close, form_url="/positions")
     assert resp.status_code == 303 and resp.location.endswith("/positions")
-    assert orders.open_position(me["id"], "INFY", "NSE", "MIS") == 0
-    assert orders.open_position(me["id"], "SBIN", "NSE", "MIS") == -2
+    assert trading.open_position(me["id"], "INFY", "NSE", "MIS") == 0
+    assert trading.open_position(me["id"], "SBIN", "NSE", "MIS") == -2
     assert "Closing NSE:INFY (MIS)" in client.get("/positions").get_data(as_text=True)
     post_action(client, "/positions/close", close, form_url="/positions")  # twice: nothing more happens
-    assert orders.open_position(me["id"], "INFY", "NSE", "MIS") == 0
+    assert trading.open_position(me["id"], "INFY", "NSE", "MIS") == 0
     assert "was already flat" in client.get("/positions").get_data(as_text=True)
     bad = post_action(client, "/positions/close", {**close, "product": "XYZ"}, form_url="/positions")
     assert bad.status_code == 400
 
     resp = post_action(client, "/positions/close-all", form_url="/positions")
     assert resp.status_code == 303
-    assert orders.open_position(me["id"], "SBIN", "NSE", "MIS") == 0
-    assert orders.open_position(book["admin"]["id"], "INFY", "NSE", "MIS") == 10  # others untouched
+    assert trading.open_position(me["id"], "SBIN", "NSE", "MIS") == 0
+    assert trading.open_position(book["admin"]["id"], "INFY", "NSE", "MIS") == 10  # others untouched
 
 
 # -- CSV ------------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from database import db
 from database.audit_db import AuditEvent
 from database.settings_db import ConfigVersion, Setting
 from services.logs import retention as log_retention
-from services.trading import orders
+from services.trading import venues
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user
 
 
@@ -51,15 +51,15 @@ def test_page_for_each_role(app, people, role, mode_form, retention_form):
 def test_switching_to_live_is_the_api_toggle_plus_a_snapshot(app, people):
     uid = people["trader"].id
     c = client_for(app, "trader1")
-    assert orders.is_analyze(uid)
+    assert venues.is_analyze(uid)
     resp = post(c, "/settings/mode", {"mode-mode": "live"})
     assert resp.status_code == 302
-    assert orders.is_analyze(uid) is False
-    row = db.session.scalar(select(Setting).where(Setting.user_id == uid, Setting.key == orders.SETTING_KEY))
+    assert venues.is_analyze(uid) is False
+    row = db.session.scalar(select(Setting).where(Setting.user_id == uid, Setting.key == venues.SETTING_KEY))
     assert row.value is False
     (version,) = versions()
     assert version.version == 1 and version.created_by == uid
-    assert version.snapshot["users"][str(uid)][orders.SETTING_KEY] is False
+    assert version.snapshot["users"][str(uid)][venues.SETTING_KEY] is False
     (event,) = audits("analyzer.toggle")
     assert event.before == {"analyze_mode": True} and event.after == {"analyze_mode": False}
     assert "live" in c.get("/settings").get_data(as_text=True)
@@ -67,7 +67,7 @@ def test_switching_to_live_is_the_api_toggle_plus_a_snapshot(app, people):
     post(c, "/settings/mode", {"mode-mode": "live"})
     assert len(versions()) == 1
     post(c, "/settings/mode", {"mode-mode": "analyze"})
-    assert orders.is_analyze(uid) and [v.version for v in versions()] == [1, 2]
+    assert venues.is_analyze(uid) and [v.version for v in versions()] == [1, 2]
 
 
 def test_viewer_cannot_switch_modes_or_set_retention(app, people):

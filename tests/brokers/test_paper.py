@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from brokers import get_broker
-from brokers.base import BrokerError, OrderRequest
+from brokers.base import BrokerError
 from brokers.paper import PaperBroker
 
 
@@ -24,8 +24,6 @@ def test_paper_connects_without_credentials():
     assert result.expires_at > dt.datetime.now(dt.UTC)
     assert result.expires_at.astimezone(ZoneInfo("Asia/Kolkata")).time() == dt.time(6, 0)
     assert result.access_token not in repr(result)
-    profile = broker.session(result.access_token).profile()
-    assert profile.broker_user_id == "PAPER"
     broker.logout(result.access_token)
 
 
@@ -43,17 +41,8 @@ def test_paper_has_no_login_page():
     assert info.value.kind == "unsupported"
 
 
-def test_paper_orders_are_not_available_yet():
-    client = PaperBroker().session("token")
-    order = OrderRequest(symbol="INFY", exchange="NSE", action="BUY", quantity=1)
+def test_the_paper_connection_has_no_broker_api():
+    # Analyze-mode trading goes to services.trading.paper, never through a broker client.
     with pytest.raises(BrokerError) as info:
-        client.place_order(order)
+        PaperBroker().session("token")
     assert info.value.kind == "unsupported"
-    with pytest.raises(BrokerError):
-        client.orderbook()
-
-
-def test_paper_session_needs_a_token():
-    with pytest.raises(BrokerError) as info:
-        PaperBroker().session("")
-    assert info.value.kind == "token"

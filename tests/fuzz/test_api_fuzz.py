@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from database import db
+from services.trading import venues
 from tests.api import load_symbols, raise_limits, user_with_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -306,9 +307,8 @@ class World:
         if isinstance(orderid, str) and orderid not in self.orderids:
             self.orderids.append(orderid)
         if name == "analyzer/toggle" and not answer["data"].get("analyze_mode", True):
-            from services.trading import orders
 
-            orders.set_analyze(self.user.id, True)  # back to analyze mode, so order calls go deep
+            venues.set_analyze(self.user.id, True)  # back to analyze mode, so order calls go deep
 
 
 def _short(data) -> object:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import sys
 
+from services.trading import venues
+
 
 def main(spec: dict) -> dict:
     from app import create_app
@@ -23,7 +25,6 @@ def main(spec: dict) -> dict:
         with app.app_context():
             from services.accounts import api_keys, broker_login
             from services.market.master_contract import ensure_sample_contract
-            from services.trading import orders
             from tests.helpers.accounts import make_user
 
             ensure_sample_contract(rows=spec.get("symbols", 2000))  # the servers hear of it (cache)
@@ -39,7 +40,7 @@ def main(spec: dict) -> dict:
                     broker_login.complete_login(user, "paper", {})
                     db.session.commit()
                 if entry.get("live"):
-                    orders.set_analyze(user.id, False)
+                    venues.set_analyze(user.id, False)
                     db.session.commit()
                 out[entry["name"]] = {"id": user.id, "keys": keys}
     finally:

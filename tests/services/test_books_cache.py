@@ -6,7 +6,7 @@ from decimal import Decimal as D
 from sqlalchemy import event
 
 from database import db
-from services.trading import books, orders
+from tests.helpers import trading
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 
@@ -32,34 +32,34 @@ def _count_sql(fn):
 def test_reads_are_cached_and_follow_writes_and_quotes(app, users):
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=10))
-    first = books.funds(alice)
+    trading.place_order(alice, order(quantity=10))
+    first = trading.funds(alice)
     assert first["m2munrealized"] == "0.00"
-    again, queries = _count_sql(lambda: books.funds(alice))
+    again, queries = _count_sql(lambda: trading.funds(alice))
     assert again == first and queries == 0
-    _, queries = _count_sql(lambda: books.orderbook(alice))
+    _, queries = _count_sql(lambda: trading.orderbook(alice))
     assert queries == 0
     set_quote("INFY", "1510")  # a stored broker quote: drops the cached quote, not the account
-    assert books.funds(alice)["m2munrealized"] == "100.00"
-    assert books.positionbook(alice)[0]["ltp"] == 1510.0
-    orders.place_order(alice, order(action="SELL", quantity=10))
-    assert len(books.orderbook(alice)["orders"]) == 2
-    assert len(books.tradebook(alice)) == 2
-    f = books.funds(alice)
+    assert trading.funds(alice)["m2munrealized"] == "100.00"
+    assert trading.positionbook(alice)[0]["ltp"] == 1510.0
+    trading.place_order(alice, order(action="SELL", quantity=10))
+    assert len(trading.orderbook(alice)["orders"]) == 2
+    assert len(trading.tradebook(alice)) == 2
+    f = trading.funds(alice)
     assert f["m2mrealized"] == "100.00" and f["utiliseddebits"] == "0.00"
-    assert books.positionbook(alice)[0]["quantity"] == 0
+    assert trading.positionbook(alice)[0]["quantity"] == 0
 
 
 def test_open_orders_are_still_matched_lazily(app, users):
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(pricetype="LIMIT", price="1490"))
-    assert books.orderbook(alice)["statistics"]["total_open_orders"] == 1
+    trading.place_order(alice, order(pricetype="LIMIT", price="1490"))
+    assert trading.orderbook(alice)["statistics"]["total_open_orders"] == 1
     set_quote("INFY", "1480")
-    book = books.orderbook(alice)
+    book = trading.orderbook(alice)
     assert book["orders"][0]["order_status"] == "complete"
-    assert books.positionbook(alice)[0]["quantity"] == 10
-    assert D(books.funds(alice)["utiliseddebits"]) > 0
+    assert trading.positionbook(alice)[0]["quantity"] == 10
+    assert D(trading.funds(alice)["utiliseddebits"]) > 0
 
 
 def test_a_read_that_matches_nothing_writes_nothing(app, users):
@@ -69,8 +69,8 @@ def test_a_read_that_matches_nothing_writes_nothing(app, users):
 
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(pricetype="LIMIT", price="1490"))
-    books.orderbook(alice)
+    trading.place_order(alice, order(pricetype="LIMIT", price="1490"))
+    trading.orderbook(alice)
     before = paper.read_funds(alice).updated_at
     db.session.rollback()
     updates = []
@@ -82,8 +82,8 @@ def test_a_read_that_matches_nothing_writes_nothing(app, users):
     event.listen(db.engine, "before_cursor_execute", hook)
     try:
         for _ in range(3):
-            assert books.orderbook(alice)["statistics"]["total_open_orders"] == 1
-            books.funds(alice)
+            assert trading.orderbook(alice)["statistics"]["total_open_orders"] == 1
+            trading.funds(alice)
     finally:
         event.remove(db.engine, "before_cursor_execute", hook)
     assert updates == []

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from database import db
 from database.order_db import Order
 from database.portfolio_db import Funds, Position
-from services.trading import orders
+from tests.helpers import trading
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 
@@ -47,18 +47,18 @@ def test_concurrent_smart_orders_reach_the_target_once(app, users):
     alice, _ = users
     set_quote("INFY", "1500")
     set_quote("SBIN", "800")
-    orders.place_order(alice, order(symbol="SBIN", quantity=1))  # the funds row exists: no incidental wait on it
-    results = _run_concurrently(app, lambda: orders.place_smart_order(alice, order(quantity=1), position_size=10))
+    trading.place_order(alice, order(symbol="SBIN", quantity=1))  # the funds row exists: no incidental wait on it
+    results = _run_concurrently(app, lambda: trading.place_smart_order(alice, order(quantity=1), position_size=10))
     assert sum(r is not None for r in results) == 1
     db.session.expire_all()
-    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 10
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 10
     assert db.session.scalar(select(func.count()).select_from(Order).where(Order.symbol == "INFY")) == 1
 
 
 def test_concurrent_orders_keep_funds_and_positions_consistent(app, users):
     alice, _ = users
     set_quote("SBIN", "800")
-    _run_concurrently(app, lambda: orders.place_order(alice, order(symbol="SBIN", quantity=1)))
+    _run_concurrently(app, lambda: trading.place_order(alice, order(symbol="SBIN", quantity=1)))
     db.session.expire_all()
     pos = db.session.scalar(select(Position))
     funds = db.session.scalar(select(Funds))
@@ -73,9 +73,9 @@ def test_concurrent_first_orders_of_an_instrument_all_fill_and_the_position_is_e
     set_quote("SBIN", "800")
     # The funds row exists (an order in another instrument), so each order below takes the fast path:
     # all of them are the first of INFY for this user, and then all of them add to an existing position.
-    orders.place_order(alice, order(symbol="SBIN", quantity=1))
+    trading.place_order(alice, order(symbol="SBIN", quantity=1))
     for round_ in (1, 2):
-        _run_concurrently(app, lambda: orders.place_order(alice, order(quantity=1)))
+        _run_concurrently(app, lambda: trading.place_order(alice, order(quantity=1)))
         db.session.expire_all()
         pos = db.session.scalar(select(Position).where(Position.symbol == "INFY"))
         assert pos.quantity == pos.buy_quantity == THREADS * round_

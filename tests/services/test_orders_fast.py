@@ -14,8 +14,10 @@ from database import cache, db
 from database.cache import CacheGeneration
 from database.order_db import Fill, Order
 from database.portfolio_db import Funds, Position
-from services.trading import books, orders
+from services.trading import orders, shapes
 from services.trading.paper import account as paper
+from services.trading.paper import batches
+from tests.helpers import trading
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order, set_quote
 
@@ -38,7 +40,7 @@ def _normal(value):
 
 
 def _fresh(user_id: int) -> dict:
-    return paper._load_account(user_id, books.day_start())
+    return paper._load_account(user_id, shapes.day_start())
 
 
 def _count_sql(fn):
@@ -64,18 +66,18 @@ def test_fast_orders_keep_the_cached_account_equal_to_a_fresh_load(app, users):
     alice, _ = users
     set_quote("INFY", "1500", bid="1499.5", ask="1500.5")
     set_quote("SBIN", "800")
-    orders.place_order(alice, order(quantity=10))  # creates the funds row (full path)
-    books.funds(alice)  # the account is cached now
+    trading.place_order(alice, order(quantity=10))  # creates the funds row (full path)
+    trading.funds(alice)  # the account is cached now
     for inp in (order(quantity=5), order(symbol="SBIN", quantity=3), order(action="SELL", quantity=15),
                 order(action="SELL", quantity=2, product="NRML")):
-        orders.place_order(alice, inp)
+        trading.place_order(alice, inp)
         cached = cache.get(paper.CACHE_NS, str(alice))
         assert cached is not None, "the cached account was dropped, not brought forward"
         assert _normal(cached) == _normal(_fresh(alice))
-    _, queries = _count_sql(lambda: books.funds(alice))
+    _, queries = _count_sql(lambda: trading.funds(alice))
     assert queries == 0
-    assert books.positionbook(alice) and len(books.tradebook(alice)) == 5
-    f = books.funds(alice)
+    assert trading.positionbook(alice) and len(trading.tradebook(alice)) == 5
+    f = trading.funds(alice)
     # 15 bought at 1500.5 (the ask), 15 sold at 1499.5 (the bid): realized -15
     assert f["m2mrealized"] == "-15.00"
 
@@ -83,7 +85,7 @@ def test_fast_orders_keep_the_cached_account_equal_to_a_fresh_load(app, users):
 def test_a_fast_order_journals_its_fill_and_bumps_the_generation_in_its_transaction(app, users):
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=1))
+    trading.place_order(alice, order(quantity=1))
     before = _generation(alice)
     commits = []
 
@@ -94,7 +96,7 @@ def test_a_fast_order_journals_its_fill_and_bumps_the_generation_in_its_transact
     for name in ("commit", "release_savepoint"):
         event.listen(db.engine, name, ended)
     try:
-        placed = orders.place_order(alice, order(quantity=2))
+        placed = trading.place_order(alice, order(quantity=2))
     finally:
         for name in ("commit", "release_savepoint"):
             event.remove(db.engine, name, ended)
@@ -115,23 +117,23 @@ def test_a_fast_order_journals_its_fill_and_bumps_the_generation_in_its_transact
 def test_open_orders_send_an_order_through_the_full_path(app, users):
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=1))
-    orders.place_order(alice, order(pricetype="LIMIT", price="1490", quantity=1))  # stays open
-    books.orderbook(alice)
+    trading.place_order(alice, order(quantity=1))
+    trading.place_order(alice, order(pricetype="LIMIT", price="1490", quantity=1))  # stays open
+    trading.orderbook(alice)
     set_quote("INFY", "1480")  # the open LIMIT order crosses: matched by the next order's housekeeping
-    orders.place_order(alice, order(quantity=1))
+    trading.place_order(alice, order(quantity=1))
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Fill)) == 3
-    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 3
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 3
     assert _normal(paper.account(alice)) == _normal(_fresh(alice))
 
 
 def test_an_order_that_cannot_be_paid_for_is_still_rejected_and_journaled(app, users):
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=1))
+    trading.place_order(alice, order(quantity=1))
     try:
-        orders.place_order(alice, order(quantity=10_000_000, product="CNC"))
+        trading.place_order(alice, order(quantity=10_000_000, product="CNC"))
     except orders.OrderError as exc:
         assert "Insufficient funds" in exc.message
     else:  # pragma: no cover - reported by the assertion
@@ -145,12 +147,12 @@ def test_an_order_that_cannot_be_paid_for_is_still_rejected_and_journaled(app, u
 def test_orders_of_two_users_bump_their_own_generation_rows(app, users):
     alice, bob = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=1))
-    orders.place_order(bob, order(quantity=1))
+    trading.place_order(alice, order(quantity=1))
+    trading.place_order(bob, order(quantity=1))
     if cache.current().uses_redis:
         return  # no counters: the message after the commit carries the news
     a, b = _generation(alice), _generation(bob)
-    orders.place_order(alice, order(quantity=1))
+    trading.place_order(alice, order(quantity=1))
     db.session.expire_all()
     assert (_generation(alice), _generation(bob)) == (a + 1, b)
     assert db.session.scalar(select(CacheGeneration.generation).where(
@@ -162,36 +164,36 @@ def test_a_full_path_unit_that_writes_orders_moves_the_funds_version(app, users)
     they were (an open LIMIT order) must still move it."""
     alice, _ = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=1))
+    trading.place_order(alice, order(quantity=1))
     db.session.expire_all()
     before = db.session.scalar(select(Funds.updated_at).where(Funds.user_id == alice))
-    orders.place_order(alice, order(pricetype="LIMIT", price="1400", quantity=1))  # stays open
+    trading.place_order(alice, order(pricetype="LIMIT", price="1400", quantity=1))  # stays open
     db.session.expire_all()
     row = db.session.scalar(select(Funds).where(Funds.user_id == alice))
     assert row.updated_at > before
     assert row.used_margin == Decimal(1500) / 5  # the figures themselves did not change
 
 
-# -- group commit (services.trading.orders._FastBatches) ---------------------------------------------------------
+# -- group commit (services.trading.paper.batches._FastBatches) ------------------------------------------------
 def test_concurrent_orders_committed_in_batches_end_as_if_placed_one_by_one(app, users, caplog):
     import threading
 
     alice, _ = users
     set_quote("INFY", "1500", bid="1499.5", ask="1500.5")
     set_quote("SBIN", "800")
-    orders.place_order(alice, order(symbol="SBIN", quantity=1))  # the funds row exists
-    books.funds(alice)  # the account is cached: every batch must bring it forward exactly
+    trading.place_order(alice, order(symbol="SBIN", quantity=1))  # the funds row exists
+    trading.funds(alice)  # the account is cached: every batch must bring it forward exactly
     plan = [("SBIN" if k % 5 == 4 else "INFY", "BUY" if k % 2 == 0 else "SELL", 2 if k % 2 == 0 else 1)
             for k in range(20)]
     threads, barrier, errors = 6, threading.Barrier(6), []
-    orders._FAST.largest = 0
+    batches._FAST.largest = 0
 
     def worker() -> None:
         with app.app_context():
             barrier.wait()
             try:
                 for symbol, action, qty in plan:
-                    orders.place_order(alice, order(symbol=symbol, action=action, quantity=qty))
+                    trading.place_order(alice, order(symbol=symbol, action=action, quantity=qty))
             except Exception as exc:  # noqa: BLE001 - reported below
                 errors.append(exc)
 
@@ -201,7 +203,7 @@ def test_concurrent_orders_committed_in_batches_end_as_if_placed_one_by_one(app,
     for t in running:
         t.join(timeout=120)
     assert not errors and not any(t.is_alive() for t in running)
-    assert orders._FAST.largest > 1, "no two orders ever shared a transaction"
+    assert batches._FAST.largest > 1, "no two orders ever shared a transaction"
     assert "run again on its own" not in caplog.text  # every batch was written as a batch
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Order)) == 1 + threads * len(plan)
@@ -225,18 +227,82 @@ def test_a_failing_batch_runs_each_order_again_alone_and_the_error_stays_with_it
 
     alice, _ = users
     set_quote("INFY", "1500")
-    first = orders.place_order(alice, order(quantity=1))
+    first = trading.place_order(alice, order(quantity=1))
     before = db.session.scalar(select(func.count()).select_from(Order))
-    jobs = [orders._fast_job(alice, order(quantity=q), utcnow(), time.perf_counter()) for q in (1, 2, 3)]
+    jobs = [batches._fast_job(alice, order(quantity=q), utcnow(), time.perf_counter()) for q in (1, 2, 3)]
     jobs[1].values["orderid"] = first.orderid  # taken: the batch's insert of it fails
-    orders._FAST._run(jobs)
-    assert all(job.result is orders._ALONE for job in jobs)
+    batches._FAST._run(jobs)
+    assert all(job.result is batches._ALONE for job in jobs)
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Order)) == before  # nothing of the batch stayed
-    assert orders._place_fast_alone(jobs[0]).orderid == jobs[0].values["orderid"]
+    assert batches._place_fast_alone(jobs[0]).orderid == jobs[0].values["orderid"]
     with pytest.raises(IntegrityError, match="(?i)orderid|unique"):  # the taken order id, refused alone
-        orders._place_fast_alone(jobs[1])
+        batches._place_fast_alone(jobs[1])
     db.session.rollback()
-    assert orders._place_fast_alone(jobs[2]).orderid == jobs[2].values["orderid"]
+    assert batches._place_fast_alone(jobs[2]).orderid == jobs[2].values["orderid"]
     pos = db.session.scalar(select(Position).where(Position.symbol == "INFY"))
     assert pos.quantity == 1 + 1 + 3
+
+
+# -- differential: the fast path against the full path --------------------------------------------------------------
+def _ledger(user_id: int) -> dict:
+    """What an account's orders leave behind, without ids and times: journal, fills, positions, funds."""
+    db.session.rollback()
+    journal = [(o.symbol, o.action.value, o.product.value, o.pricetype.value, o.quantity, o.filled_quantity,
+                o.average_price, o.status.value, o.status_message)
+               for o in db.session.scalars(select(Order).where(Order.user_id == user_id).order_by(Order.id))]
+    fills = [(o.symbol, f.quantity, f.price) for f, o in db.session.execute(
+        select(Fill, Order).join(Order, Order.id == Fill.order_id).where(Order.user_id == user_id)
+        .order_by(Fill.id))]
+    positions = sorted((p.symbol, p.product.value, p.quantity, p.average_price, p.realized_pnl, p.buy_quantity,
+                        p.buy_value, p.sell_quantity, p.sell_value, p.margin_blocked)
+                       for p in db.session.scalars(select(Position).where(Position.user_id == user_id)))
+    f = db.session.scalars(select(Funds).where(Funds.user_id == user_id)).one()
+    funds = (f.opening_balance, f.available_cash, f.used_margin, f.realized_pnl)
+    return {"journal": journal, "fills": fills, "positions": positions, "funds": funds}
+
+
+def _orders(seed: int, n: int) -> list:
+    import random
+
+    rnd = random.Random(seed)  # noqa: S311 - a reproducible sequence, not a secret
+    out = []
+    for _ in range(n):
+        out.append(order(symbol=rnd.choice(("INFY", "SBIN", "RELIANCE")), action=rnd.choice(("BUY", "SELL")),
+                         quantity=rnd.choice((1, 5, 10, 40, 100, 2500)), product=rnd.choice(("MIS", "NRML", "CNC"))))
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_fast_path_books_exactly_what_the_full_path_books(app, users, monkeypatch, seed):
+    """The same orders, one account through the fast path, the other through the full path alone: the same
+    journal (statuses and rejections included), fills, positions and funds."""
+    alice, bob = users
+    set_quote("INFY", "1500.25")
+    set_quote("SBIN", "790.10")
+    set_quote("RELIANCE", "2890.55")
+    sequence = _orders(seed, 40)
+    fast_taken = []
+    real_place = batches.place
+
+    def counting(*args, **kwargs):
+        placed = real_place(*args, **kwargs)
+        fast_taken.append(placed is not None)
+        return placed
+
+    monkeypatch.setattr(batches, "place", counting)
+    for inp in sequence:
+        try:
+            trading.place_order(alice, inp)
+        except orders.OrderError:
+            pass
+    monkeypatch.setattr(batches, "place", lambda *a, **k: None)  # bob: the full path only
+    for inp in sequence:
+        try:
+            trading.place_order(bob, inp)
+        except orders.OrderError:
+            pass
+    fast, full = _ledger(alice), _ledger(bob)
+    assert sum(fast_taken) >= len(sequence) // 2  # the fast path really took most of alice's orders
+    assert any(row[7] == "rejected" for row in fast["journal"])  # and the sequence holds refusals to compare
+    assert fast == full

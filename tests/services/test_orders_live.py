@@ -11,9 +11,10 @@ from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus, Mode, OrderStatus
 from database.order_db import Order
 from services.accounts import broker_login
-from services.trading import books, orders
+from services.trading import venues
 from services.trading.orders import OrderError
 from tests.fakes.kite_server import API_KEY, API_SECRET, running_kite
+from tests.helpers import trading
 from tests.services import test_orders_fixtures as fx
 from tests.services.test_orders_fixtures import order
 
@@ -44,17 +45,17 @@ def live_alice(app, users, kite):
     broker_login.complete_login(alice, "zerodha", {"request_token": kite.fake.issue_request_token(),
                                                    "status": "success"})
     db.session.commit()
-    orders.set_analyze(alice_id, False)
+    venues.set_analyze(alice_id, False)
     return alice_id
 
 
 def test_live_place_and_orderbook(app, kite, live_alice):
-    placed = orders.place_order(live_alice, order(quantity=2))
+    placed = trading.place_order(live_alice, order(quantity=2))
     assert (placed.mode, placed.broker) == ("live", "zerodha")
     assert kite.fake.latest(placed.orderid)["tradingsymbol"] == "INFY"
     row = db.session.scalar(select(Order).where(Order.orderid == placed.orderid))
     assert (row.mode, row.broker, row.user_id) == (Mode.LIVE, "zerodha", live_alice)
-    book = books.orderbook(live_alice)
+    book = trading.orderbook(live_alice)
     assert [o["orderid"] for o in book["orders"]] == [placed.orderid]
     entry = book["orders"][0]
     assert (entry["symbol"], entry["exchange"], entry["order_status"], entry["quantity"]) == ("INFY", "NSE",
@@ -62,27 +63,27 @@ def test_live_place_and_orderbook(app, kite, live_alice):
     assert book["statistics"]["total_completed_orders"] == 1
     db.session.expire_all()
     assert db.session.scalar(select(Order.status).where(Order.orderid == placed.orderid)) == OrderStatus.COMPLETE
-    status = orders.order_status(live_alice, placed.orderid)
+    status = trading.order_status(live_alice, placed.orderid)
     assert status["order_status"] == "complete" and status["average_price"] == 1500.5
-    assert books.tradebook(live_alice)[0]["symbol"] == "INFY"
-    assert books.funds(live_alice)["availablecash"]
+    assert trading.tradebook(live_alice)[0]["symbol"] == "INFY"
+    assert trading.funds(live_alice)["availablecash"]
 
 
 def test_live_limit_cancel_and_foreign_orders(app, kite, live_alice, users):
     _, bob = users
-    placed = orders.place_order(live_alice, order(symbol="SBIN", pricetype="LIMIT", price="700"))
+    placed = trading.place_order(live_alice, order(symbol="SBIN", pricetype="LIMIT", price="700"))
     assert placed.status == "open"
     with pytest.raises(OrderError) as info:
-        orders.cancel_order(bob, placed.orderid)  # bob is in analyze mode and it is not his
+        trading.cancel_order(bob, placed.orderid)  # bob is in analyze mode and it is not his
     assert info.value.status == 404
-    assert orders.cancel_order(live_alice, placed.orderid) == placed.orderid
+    assert trading.cancel_order(live_alice, placed.orderid) == placed.orderid
     assert kite.fake.latest(placed.orderid)["status"] == "CANCELLED"
 
 
 def test_live_broker_rejection_is_journaled(app, kite, live_alice):
     kite.fake.fail_next(400, "InputException", "Invalid `quantity`.")
     with pytest.raises(OrderError) as info:
-        orders.place_order(live_alice, order())
+        trading.place_order(live_alice, order())
     assert (info.value.status, info.value.message) == (400, "Invalid `quantity`.")
     row = db.session.scalar(select(Order))
     assert row.status == OrderStatus.REJECTED and row.mode == Mode.LIVE
@@ -92,22 +93,22 @@ def test_live_broker_rejection_is_journaled(app, kite, live_alice):
 def test_a_refused_token_expires_the_session(app, kite, live_alice):
     kite.fake.expire_all()
     with pytest.raises(OrderError) as info:
-        orders.place_order(live_alice, order())
+        trading.place_order(live_alice, order())
     assert info.value.status == 403
     assert db.session.scalar(select(BrokerSession.status)) == BrokerSessionStatus.EXPIRED
     assert broker_login.active_session(live_alice) is None
     with pytest.raises(OrderError) as info:
-        orders.place_order(live_alice, order())
+        trading.place_order(live_alice, order())
     assert info.value.status == 403 and "No live broker session" in info.value.message
 
 
 def test_concurrent_live_smart_orders_act_once(app, kite, live_alice):
     from tests.services.test_orders_concurrency import THREADS, _run_concurrently
 
-    results = _run_concurrently(app, lambda: orders.place_smart_order(live_alice, order(quantity=1), position_size=3))
+    results = _run_concurrently(app, lambda: trading.place_smart_order(live_alice, order(quantity=1), position_size=3))
     assert sum(r is not None for r in results) == 1
     assert len(kite.fake.order_history) == 1
-    assert orders.open_position(live_alice, "INFY", "NSE", "MIS") == 3
+    assert trading.open_position(live_alice, "INFY", "NSE", "MIS") == 3
     assert THREADS > 1
 
 
@@ -140,7 +141,7 @@ def test_live_quotes_come_from_the_broker_in_the_api_shape(app, client, kite, li
 def test_analyze_mode_quotes_never_reach_the_broker(app, client, kite, live_alice):
     from services.market import quotes
 
-    orders.set_analyze(live_alice, True)
+    venues.set_analyze(live_alice, True)
     kite.fake.expire_all()  # a broker call would fail
     resp = _quote_call(client, live_alice)
     assert resp.status_code == 200
@@ -159,7 +160,7 @@ def test_live_quote_failures_are_the_apis_broker_errors(app, client, kite, live_
     resp = _quote_call(client, live_alice)
     assert resp.status_code == 400 and resp.json["message"] == "Insufficient permission for that call."
     with pytest.raises(quotes.UnknownSymbolError):
-        quotes.quote_for_user(live_alice, "NOSUCH", "NSE")
+        trading.quote(live_alice, "NOSUCH", "NSE")
 
     kite.fake.expire_all()  # the token is refused: 403 and the session is marked expired
     resp = _quote_call(client, live_alice)

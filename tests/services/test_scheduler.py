@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from database import db
 from database.order_db import Order
 from services.runtime import scheduler
-from services.trading import orders
+from tests.helpers import trading
 from tests.services.test_orders_fixtures import contract, order, set_quote, users  # noqa: F401 - fixtures
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -17,7 +17,7 @@ IST = ZoneInfo("Asia/Kolkata")
 def test_a_run_after_the_squareoff_time_closes_mis_positions(app, users):  # noqa: F811
     alice, _bob = users
     set_quote("INFY", "1500")
-    orders.place_order(alice, order(quantity=10))
+    trading.place_order(alice, order(quantity=10))
     now = dt.datetime.now(IST)
     # The next 15:15 square-off after now (today's or tomorrow's, by the time of day the test runs).
     due = dt.datetime.combine(now.date(), dt.time(15, 15), tzinfo=IST)
@@ -25,11 +25,11 @@ def test_a_run_after_the_squareoff_time_closes_mis_positions(app, users):  # noq
         due = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(15, 15), tzinfo=IST)
     before, after = due - dt.timedelta(minutes=1), due + dt.timedelta(minutes=1)
     scheduler.run_once(app, since=now, until=before)
-    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 10  # not yet
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 10  # not yet
     nxt = scheduler.run_once(app, since=before, until=after)
     assert nxt == after
     db.session.rollback()
-    assert orders.open_position(alice, "INFY", "NSE", "MIS") == 0
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0
     squared = db.select(db.func.count()).select_from(Order).where(Order.strategy == "Auto Square-off")
     assert db.session.scalar(squared) == 1
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import os
-import random
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -39,16 +37,18 @@ from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, upd
 from sqlalchemy.orm import Session
 
 import config as config_module
-from database import cache, db, write_unit
-from database.alert_db import Alert
+from database import cache, db
 from database.cache import CacheGeneration
 from database.enums import Action, Mode, OrderStatus, PriceType, Product, SnapshotReason
 from database.order_db import Fill, Order
 from database.portfolio_db import Funds, PortfolioSnapshot, Position
 from database.symbol import Quote as QuoteRow
 from database.types import utcnow
+from database.unit import unit_of_work
 from services.market import quotes
 from services.market import symbol_index as token_db
+from services.trading import shapes
+from services.trading.journal import new_id, reject
 from services.trading.paper import engine
 
 log = logging.getLogger("algobridge.orders")
@@ -83,19 +83,6 @@ def squareoff_cutoff(now: dt.datetime) -> dt.datetime:
     if moment > local:
         moment = dt.datetime.combine(local.date() - dt.timedelta(days=1), at, tzinfo=tz)
     return moment.astimezone(dt.UTC)
-
-
-# Order and trade ids need to be unique, not unguessable: a generator seeded from the OS once per process
-# (again in every forked worker, so two workers never share a sequence), not a system call per id.
-_IDS = random.Random()  # noqa: S311 - uniqueness only; access to an order is checked by its owner
-os.register_at_fork(after_in_child=_IDS.seed)
-
-
-def new_id(now: dt.datetime | None = None) -> str:
-    """A numeric id unique across processes: exchange date, microsecond of the day, 4 random digits."""
-    local = (now or utcnow()).astimezone(exchange_tz())
-    micros = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
-    return f"{local.year % 100:02d}{local.month:02d}{local.day:02d}{micros:011d}{_IDS.randrange(10_000):04d}"
 
 
 # -- unit of work ------------------------------------------------------------------------------------
@@ -271,17 +258,6 @@ def quotes_for(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], engine
 
 
 # -- execution ---------------------------------------------------------------------------------------
-def reject(order: Order, message: str) -> None:
-    order.status = OrderStatus.REJECTED
-    order.status_message = message
-    db.session.add(order)
-    db.session.add(Alert(user_id=order.user_id, severity="warning", kind="order_rejected",
-                         title=f"Order rejected: {order.action.value} {order.quantity} {order.symbol}",
-                         message=f"Order {order.orderid} ({order.exchange.value}:{order.symbol}) was rejected: "
-                                 f"{message}"))
-    log.info("paper order %s of user %s rejected: %s", order.orderid, order.user_id, message)
-
-
 def execute(order: Order, quote: engine.Quote, funds: Funds, positions: Positions, now: dt.datetime, *,
             placing: bool = False) -> None:
     """Try to fill `order` against `quote`: fill (Position, Funds, Fill), leave it waiting, or reject it.
@@ -465,7 +441,6 @@ _OPEN_STATUSES = frozenset(s.value for s in LIVE_STATUSES)
 
 
 def _load_account(user_id: int, day: dt.datetime) -> dict:
-    from services.trading import books
 
     params = {"uid": user_id, "day": day}
     row = db.session.scalars(_Q_FUNDS, params).first()
@@ -479,10 +454,10 @@ def _load_account(user_id: int, day: dt.datetime) -> dict:
         item.update(symbol=p.symbol, exchange=p.exchange.value, product=p.product.value,
                     updated_at=p.updated_at.isoformat())
         positions.append(item)
-    orders = [books.order_data(o) for o in db.session.scalars(_Q_ORDERS, params)]
+    orders = [shapes.order_data(o) for o in db.session.scalars(_Q_ORDERS, params)]
     trades = [{"action": o.action.value, "symbol": o.symbol, "exchange": o.exchange.value, "orderid": o.orderid,
-               "product": o.product.value, "quantity": int(f.quantity), "average_price": books.num(f.price),
-               "timestamp": books.fmt_time(f.filled_at), "trade_value": books.num(f.quantity * f.price)}
+               "product": o.product.value, "quantity": int(f.quantity), "average_price": shapes.num(f.price),
+               "timestamp": shapes.fmt_time(f.filled_at), "trade_value": shapes.num(f.quantity * f.price)}
               for f, o in db.session.execute(_Q_TRADES, params)]
     return {"day": day.isoformat(), "funds": funds, "positions": positions, "orders": orders, "trades": trades,
             "open_orders": any(o["order_status"] in _OPEN_STATUSES for o in orders),
@@ -498,9 +473,8 @@ def _mis_oldest(positions: list[dict]) -> str | None:
 
 def account(user_id: int) -> dict:
     """The user's cached paper account (see above). Read-only: callers must not change it."""
-    from services.trading import books
 
-    day = books.day_start()
+    day = shapes.day_start()
     snap = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load_account(user_id, day))
     if snap["day"] != day.isoformat():  # cached on another exchange day: the day's books moved on
         snap = _load_account(user_id, day)
@@ -826,7 +800,6 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     """place_fast() without the writes: the fill and the rows it writes, or None. `prior`: the fill
     planned last in this unit for the same user, not written yet, whose state this one starts from
     without a query (only when _continues(prior, ...): the database does not hold it)."""
-    from services.trading import books
 
     action, product, qty = values["action"].value, values["product"].value, values["quantity"]
     decision = engine.decide(action, values["pricetype"].value, values["price"], values["trigger_price"], quote)
@@ -883,13 +856,13 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
                   "exchange": values["exchange"].value, "product": product, "updated_at": now.isoformat()},
         order={"action": action, "symbol": values["symbol"], "exchange": values["exchange"].value,
                "orderid": values["orderid"], "product": product, "quantity": int(qty),
-               "price": books.num(values["price"]), "pricetype": values["pricetype"].value,
-               "order_status": OrderStatus.COMPLETE.value, "trigger_price": books.num(values["trigger_price"]),
-               "timestamp": books.fmt_time(now)},
+               "price": shapes.num(values["price"]), "pricetype": values["pricetype"].value,
+               "order_status": OrderStatus.COMPLETE.value, "trigger_price": shapes.num(values["trigger_price"]),
+               "timestamp": shapes.fmt_time(now)},
         trade={"action": action, "symbol": values["symbol"], "exchange": values["exchange"].value,
                "orderid": values["orderid"], "product": product, "quantity": int(qty),
-               "average_price": books.num(price), "timestamp": books.fmt_time(now),
-               "trade_value": books.num(qty * price)},
+               "average_price": shapes.num(price), "timestamp": shapes.fmt_time(now),
+               "trade_value": shapes.num(qty * price)},
     )
 
 
@@ -960,54 +933,38 @@ def _has_work(user_id: int, now: dt.datetime) -> bool:
 
 
 def refresh(user_id: int, now: dt.datetime | None = None) -> None:
-    """Bring the user's paper account up to date before a read: square-off, then open orders. Commits
-    only when there was something to do."""
+    """Bring the user's paper account up to date before a read: square-off, then open orders. A unit
+    of its own, only when there is something to do."""
     now = now or utcnow()
     if not _has_work(user_id, now):
         return
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         funds = lock_funds(user_id)
         housekeeping_locked(user_id, funds, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
 
 
 def match_open_orders(user_id: int, now: dt.datetime | None = None) -> int:
-    """Match the user's open paper orders against current quotes; commits. Returns orders that changed."""
+    """Match the user's open paper orders against current quotes; one unit. Returns orders that changed."""
     now = now or utcnow()
-    write_unit()
-    try:
+    with unit_of_work(write=True):
         funds = lock_funds(user_id)
-        changed = match_locked(user_id, funds, now)
-        db.session.commit()
-    except Exception:
-        db.session.rollback()
-        raise
-    return changed
+        return match_locked(user_id, funds, now)
 
 
 def square_off_due(user_id: int | None = None, now: dt.datetime | None = None) -> int:
-    """Square off MIS positions past MIS_SQUAREOFF_TIME, for one user or (a scheduler) all; commits.
-    Returns the number of positions closed."""
+    """Square off MIS positions past MIS_SQUAREOFF_TIME, for one user or (a scheduler) all; one unit per
+    account. Returns the number of positions closed."""
     now = now or utcnow()
     cutoff = squareoff_cutoff(now)
     if user_id is None:
-        users = sorted({p.user_id for p in _due_positions(None, cutoff)}
-                       | {o.user_id for o in _due_orders(None, cutoff)})
-        db.session.rollback()
+        with unit_of_work():  # a read: ends the read transaction before the accounts' units
+            users = sorted({p.user_id for p in _due_positions(None, cutoff)}
+                           | {o.user_id for o in _due_orders(None, cutoff)})
     else:
         users = [user_id]
     closed = 0
     for uid in users:
-        write_unit()
-        try:
+        with unit_of_work(write=True):
             funds = lock_funds(uid)
             closed += square_off_locked(uid, funds, now)
-            db.session.commit()
-        except Exception:
-            db.session.rollback()
-            raise
     return closed
