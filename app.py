@@ -25,7 +25,6 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as config_module
 import vocabulary
 from blueprints import traffic
-from blueprints._request import AppRequest
 from blueprints.api_v1 import api_v1_bp
 from blueprints.apikey import apikey_bp
 from blueprints.auth import auth_bp
@@ -34,6 +33,7 @@ from blueprints.dashboard import dashboard_bp
 from blueprints.health import health_bp
 from blueprints.logs import logs_bp
 from blueprints.orders import orders_bp
+from blueprints.request_class import AppRequest
 from blueprints.settings import settings_bp
 from blueprints.strategy import strategy_bp
 from blueprints.symbols import symbols_bp

@@ -1,4 +1,4 @@
-"""REST API v1 (`/api/v1/<name>`), wire-compatible with OpenAlgo: see API.md.
+"""REST API v1 (`/api/v1/<name>`), wire-compatible with OpenAlgo: see docs/api.md.
 
 HTTP only: parse the JSON body, validate it (pydantic; the message names the field), verify the API
 key for the endpoint's scope, call the service, shape the answer, and log the call. Every response
@@ -25,6 +25,7 @@ from flask import Blueprint, Flask, Response, current_app, g, json, request, req
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from werkzeug.exceptions import HTTPException
 
+from blueprints import traffic
 from extensions import client_address, csrf, limiter
 from services.accounts import api_keys, broker_login
 from services.accounts.api_keys import ApiKeyError
@@ -331,6 +332,7 @@ def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
     except ApiKeyError as exc:
         raise ApiFailure(str(exc) or "Invalid openalgo apikey", 403) from None
     call.user_id = principal.user_id
+    traffic.set_user(principal.user_id)
     call.validated = time.perf_counter()
     return parsed, principal.user_id
 
@@ -500,38 +502,20 @@ def openposition():
 # -- books and account -----------------------------------------------------------------------------
 def _book(getter: str) -> Response:
     _data, uid = _parse(KeyOnly, "read")
-
     return _success({"data": getattr(books, getter)(_venue(uid))})
 
 
-@api_v1_bp.post("/orderbook", strict_slashes=False)
-@api_limit
-def orderbook():
-    return _book("orderbook")
+def _book_view(getter: str):
+    def view() -> Response:
+        return _book(getter)
+
+    view.__name__ = getter
+    return view
 
 
-@api_v1_bp.post("/tradebook", strict_slashes=False)
-@api_limit
-def tradebook():
-    return _book("tradebook")
-
-
-@api_v1_bp.post("/positionbook", strict_slashes=False)
-@api_limit
-def positionbook():
-    return _book("positionbook")
-
-
-@api_v1_bp.post("/holdings", strict_slashes=False)
-@api_limit
-def holdings():
-    return _book("holdings")
-
-
-@api_v1_bp.post("/funds", strict_slashes=False)
-@api_limit
-def funds():
-    return _book("funds")
+# orderbook, tradebook, positionbook, holdings, funds: one shape each, read through the call's venue.
+for _getter in ("orderbook", "tradebook", "positionbook", "holdings", "funds"):
+    api_v1_bp.post(f"/{_getter}", strict_slashes=False)(api_limit(_book_view(_getter)))
 
 
 @api_v1_bp.post("/analyzer", strict_slashes=False)

@@ -15,7 +15,7 @@ import os
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
-from database import db, schema
+from database import cache, db, schema
 from database import writer as log_writer
 
 health_bp = Blueprint("health", __name__)
@@ -39,11 +39,11 @@ def _database() -> tuple[dict, dict]:
 
 
 def _redis() -> dict:
-    client = current_app.extensions["algobridge.cache"]._redis
-    if client is None:
+    two_level = cache.current()
+    if not two_level.uses_redis:
         return {"ok": True, "configured": False}
     try:
-        client.ping()
+        two_level.ping_redis()
         return {"ok": True, "configured": True}
     except Exception as exc:  # noqa: BLE001
         return {"ok": False, "configured": True, "error": type(exc).__name__}

@@ -23,7 +23,7 @@ from wtforms.validators import DataRequired, InputRequired, NumberRange
 
 import vocabulary
 from blueprints.access import role_required
-from database.enums import Exchange, Product
+from database.enums import Action, Exchange, Mode, PriceType, Product
 from database.types import utcnow
 from services.trading import books, orders, portfolio, venues
 from services.trading.errors import OrderError
@@ -70,7 +70,7 @@ class ModifyForm(FlaskForm):
 # -- helpers --------------------------------------------------------------------------------------------
 def _mode() -> str:
     mode = portfolio.book_mode(current_user.id)
-    return mode.value if mode is not None else "live"
+    return mode.value if mode is not None else Mode.LIVE.value
 
 
 def _venue(orderid: str | None = None) -> venues.Venue:
@@ -279,8 +279,8 @@ def close_position():
 
     def act() -> str:
         # A smart order to a position of 0: at most one closing order, however many clicks or tabs.
-        inp = OrderInput(strategy=WEB_STRATEGY, exchange=exchange, symbol=symbol, action="SELL", quantity=0,
-                         pricetype="MARKET", product=product)
+        inp = OrderInput(strategy=WEB_STRATEGY, exchange=exchange, symbol=symbol, action=Action.SELL.value,
+                         quantity=0, pricetype=PriceType.MARKET.value, product=product)
         placed = orders.place_smart_order(_venue(), inp, 0)
         if placed is None:
             return f"{exchange}:{symbol} ({product}) was already flat."

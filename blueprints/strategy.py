@@ -25,6 +25,7 @@ from services.accounts.users import TRADE_ROLES, Actor
 from services.market import symbol_index as token_db
 from services.strategies import strategy as strategies
 from services.strategies.strategy import StrategyError, StrategyInput, StrategyNotFoundError
+from vocabulary import TRADABLE_EXCHANGES
 
 strategy_bp = Blueprint("strategy", __name__, url_prefix="/strategy")
 
@@ -67,7 +68,7 @@ class StrategyForm(FlaskForm):
 
 class MappingForm(FlaskForm):
     symbol = StringField("Symbol", validators=[DataRequired(), Length(max=64)])
-    exchange = SelectField("Exchange", choices=[SelectChoice(e, e) for e in strategies.TRADABLE_EXCHANGES],
+    exchange = SelectField("Exchange", choices=[SelectChoice(e, e) for e in TRADABLE_EXCHANGES],
                            default="NSE")
     quantity = IntegerField("Quantity", validators=[InputRequired(), NumberRange(1, strategies.MAX_QUANTITY)],
                             default=1)

@@ -13,8 +13,8 @@ What is recorded:
   - the user: the signed-in user when the request loaded one (the user loader of blueprints.auth
     reports it through `note_signed_in`; a sign-in during the request names its user and a sign-out
     clears it). It is never loaded here, which would cost a lookup for requests that need none. For
-    `/api/` calls, the owner of the API key, which blueprints.api_v1 keeps on `g._api_call` once the
-    key is verified. Other code may name the user with `set_user(user_id)`;
+    `/api/` calls, the owner of the API key, which blueprints.api_v1 names with `set_user(user_id)`
+    once the key is verified; other code may name the user the same way;
   - the client address is `request.remote_addr`: the peer, or the client named by the proxy when
     TRUST_PROXY_HEADERS is on (ProxyFix is then installed in front of the app).
 """
@@ -36,7 +36,8 @@ _STATIC_PREFIX = "algobridge.traffic_static_prefix"  # app.extensions key
 
 
 def set_user(user_id: int | None) -> None:
-    """Name the user the current request acts for (when neither a session nor an API key does)."""
+    """Name the user the current request acts for (an API key's owner, ...): it takes precedence over
+    the signed-in user."""
     g.traffic_user_id = user_id
 
 
@@ -69,12 +70,9 @@ def _signed_out(_app: Flask, **_extra: Any) -> None:
 
 
 def _user_id() -> int | None:
-    explicit = g.get("traffic_user_id")
+    explicit = g.get("traffic_user_id")  # set_user(): e.g. blueprints.api_v1, once the API key is verified
     if explicit is not None:
         return explicit
-    call = g.get("_api_call")  # blueprints.api_v1: set once the API key is verified
-    if call is not None and getattr(call, "user_id", None) is not None:
-        return call.user_id
     return g.get("traffic_web_user_id")
 
 

@@ -232,6 +232,14 @@ class TwoLevelCache:
     def uses_redis(self) -> bool:
         return self._redis is not None
 
+    def ping_redis(self) -> bool:
+        """Ask Redis whether it answers (for /health): False when no Redis is configured, True when it
+        answers; the client's exception when it does not."""
+        if self._redis is None:
+            return False
+        self._redis.ping()
+        return True
+
     def bump_in_transaction(self, connection: Connection, namespace: str, key: str | None = None) -> int | None:
         """Without Redis: bump the generation row of (namespace, key) (generation_row()) on
         `connection`, inside its transaction (the caller commits), and return it; pass it to

@@ -44,9 +44,11 @@ def test_python_app_py_serves_the_embedded_default(tmp_path):
                     proc.kill()
                     pytest.fail("app.py did not serve:\n" + (proc.stdout.read() if proc.stdout else ""))
                 time.sleep(0.05)
-        assert status == 200 and b"Algobridge" in body
+        assert status == 200
+        assert b"Algobridge" in body
         status, body = _get(f"http://127.0.0.1:{port}/health")
-        assert status == 200 and b'"status":"ok"' in body.replace(b" ", b"")
+        assert status == 200
+        assert b'"status":"ok"' in body.replace(b" ", b"")
         instance = tmp_path / "instance"
         assert (instance / "algobridge.db").exists()
         assert oct((instance / "secrets.json").stat().st_mode & 0o777) == "0o600"
@@ -61,17 +63,21 @@ def test_health_reports_each_part(client):
     resp = client.get("/health")
     assert resp.status_code == 200
     checks = resp.get_json()["checks"]
-    assert checks["database"]["ok"] and checks["migrations"]["ok"]
+    assert checks["database"]["ok"]
+    assert checks["migrations"]["ok"]
     assert checks["migrations"]["current"] == checks["migrations"]["head"]
     assert set(checks) == {"database", "migrations", "redis", "writer"}
 
 
 def test_errors_are_pages_for_people_and_json_for_the_api(client):
     page = client.get("/no/such/page")
-    assert page.status_code == 404 and page.mimetype == "text/html"
-    assert "404" in page.get_data(as_text=True) and "Traceback" not in page.get_data(as_text=True)
+    assert page.status_code == 404
+    assert page.mimetype == "text/html"
+    assert "404" in page.get_data(as_text=True)
+    assert "Traceback" not in page.get_data(as_text=True)
     api = client.get("/api/v1/no-such-endpoint")
-    assert api.status_code in (404, 405) and api.get_json()["status"] == "error"
+    assert api.status_code in (404, 405)
+    assert api.get_json()["status"] == "error"
     machine = client.get("/no/such/page", headers={"Accept": "application/json"})
     assert machine.get_json() == {"status": "error", "message": machine.get_json()["message"]}
 
@@ -97,4 +103,6 @@ def test_session_cookie_is_httponly_and_samesite_lax(app):
     resp = app.test_client().get("/auth/login")  # renders a form: the session holds its CSRF secret
     assert resp.status_code == 200
     (cookie,) = [h for h in resp.headers.getlist("Set-Cookie") if h.startswith("session=")]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie  # plain http
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # plain http

@@ -25,7 +25,8 @@ def test_embedded_default_generates_secrets_once_owner_only(tmp_path):
     for name in config.SECRET_NAMES:
         assert first[name] == second[name] == json.loads(path.read_text())[name]
     assert first["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path}/algobridge.db"
-    assert first["AUTO_MIGRATE"] is True and first["EMBEDDED_DATABASE"] is True
+    assert first["AUTO_MIGRATE"] is True
+    assert first["EMBEDDED_DATABASE"] is True
 
 
 def test_outside_the_embedded_default_a_missing_secret_stops_start_up(tmp_path):

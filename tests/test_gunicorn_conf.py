@@ -36,7 +36,8 @@ def test_defaults(monkeypatch):
     assert cfg.bind == ["127.0.0.1:5000"]
     assert (cfg.workers, cfg.threads, cfg.worker_class_str) == (1, 8, "gthread")
     assert (cfg.timeout, cfg.graceful_timeout, cfg.keepalive) == (30, 30, 5)
-    assert cfg.preload_app is True and cfg.wsgi_app == "app:create_app()"
+    assert cfg.preload_app is True
+    assert cfg.wsgi_app == "app:create_app()"
 
 
 def test_settings_from_the_environment(monkeypatch):

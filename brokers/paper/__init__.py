@@ -14,7 +14,8 @@ import secrets
 from collections.abc import Mapping
 from typing import NoReturn
 
-from brokers.base import Broker, BrokerError, ErrorKind, LoginResult, next_daily_expiry
+from brokers.base import Broker, BrokerError, ErrorKind, LoginResult, next_daily_expiry, time_zone
+from vocabulary import Mode
 
 __all__ = ["BROKER_CLASS", "PaperBroker"]
 
@@ -23,11 +24,15 @@ class PaperBroker(Broker):
     name = "paper"
     display_name = "Paper trading"
     login_kind = "none"
-    config_keys = {}
+    # The session lapses at 06:00 in the exchange's zone: the EXCHANGE_TIMEZONE setting.
+    config_keys = {"exchange_tz": "EXCHANGE_TIMEZONE"}
 
-    def __init__(self, *, user_id: str = "PAPER", user_name: str = "Paper trader"):
+    def __init__(self, *, user_id: str = "PAPER", user_name: str = "Paper trader",
+                 exchange_tz: str | dt.tzinfo | None = None):
         self.user_id = user_id
         self.user_name = user_name
+        if exchange_tz is not None:
+            self.exchange_tz = time_zone(exchange_tz)
 
     def complete_login(self, callback_args: Mapping[str, str] | None = None) -> LoginResult:
         """Connect at once. `callback_args` may carry `user_id`/`user_name` to label the session."""
@@ -37,8 +42,8 @@ class PaperBroker(Broker):
             access_token=secrets.token_urlsafe(32),
             broker_user_id=user_id,
             user_name=args.get("user_name") or self.user_name,
-            expires_at=next_daily_expiry(dt.datetime.now(dt.UTC)),
-            extra={"mode": "analyze"},
+            expires_at=next_daily_expiry(dt.datetime.now(dt.UTC), tz=self.exchange_tz),
+            extra={"mode": Mode.ANALYZE.value},
         )
 
     def logout(self, access_token: str) -> None:

@@ -6,7 +6,7 @@ user's settings) and an `audit_events` row, and commits once.
 
 Keys:
   - `display_timezone` (per user): the zone times are shown in; default EXCHANGE_TIMEZONE;
-  - `analyze_mode` (per user): owned by services.trading.venues.set_analyze (the same as the API's
+  - `analyze_mode` (per user): set_analyze below (the same as the API's
     analyzer/toggle); this module opens the unit, adds the snapshot, and that use case joins it;
   - `log_retention_days` (global, admins): see services.logs.retention.
 """
@@ -21,13 +21,16 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, text
 
-from database import db
+from database import cache, db
 from database.audit_db import AuditEvent
 from database.settings_db import ConfigVersion, Setting
 from database.unit import unit_of_work
-from services.trading import venues
+from database.user_db import User
 
 log = logging.getLogger("algobridge.settings")
+
+SETTING_KEY = "analyze_mode"
+CACHE_NS = "analyze_mode"
 
 TIMEZONE_KEY = "display_timezone"
 RETENTION_KEY = "log_retention_days"
@@ -140,14 +143,46 @@ def set_retention_days(actor: Any, days: int, *, ip: str | None = None) -> bool:
     return _change(actor, None, RETENTION_KEY, days, current_app.config.get("LOG_RETENTION_DAYS"), ip)
 
 
-def set_analyze_mode(actor: Any, analyze: bool, *, ip: str | None = None) -> bool:
-    """The API's analyzer/toggle (services.trading.venues.set_analyze), plus the config snapshot, in one unit."""
+# -- the trading mode (analyze or live), per user ------------------------------------------------------
+def is_analyze(user_id: int) -> bool:
+    """The user's mode: analyze unless switched to live. Cached; switching invalidates."""
+    entry = cache.get_or_load(CACHE_NS, str(user_id), lambda: {"analyze": _load_analyze(user_id)})
+    return bool(entry["analyze"])
+
+
+def _load_analyze(user_id: int) -> bool:
+    value = db.session.scalar(select(Setting.value).where(Setting.user_id == user_id, Setting.key == SETTING_KEY))
+    return True if value is None else bool(value)
+
+
+def set_analyze(user_id: int, analyze: bool, *, ip: str | None = None) -> None:
+    """Switch the user's mode; audited; one unit."""
     analyze = bool(analyze)
-    if venues.is_analyze(actor.id) == analyze:
+    with unit_of_work():
+        row = db.session.scalars(select(Setting).where(Setting.user_id == user_id, Setting.key == SETTING_KEY)).first()
+        before = True if row is None else bool(row.value)
+        if row is None:
+            db.session.add(Setting(user_id=user_id, key=SETTING_KEY, value=analyze, updated_by=user_id))
+        else:
+            row.value = analyze
+            row.updated_by = user_id
+        actor = db.session.scalar(select(User.username).where(User.id == user_id)) or "api"
+        db.session.add(AuditEvent(user_id=user_id, actor=actor, action="analyzer.toggle", target_type="user",
+                                  target_id=str(user_id), ip=ip, before={SETTING_KEY: before},
+                                  after={SETTING_KEY: analyze}))
+        db.session.flush()
+        cache.invalidate(CACHE_NS, str(user_id), session=db.session)
+    log.info("user %s switched to %s mode", user_id, "analyze" if analyze else "live")
+
+
+def set_analyze_mode(actor: Any, analyze: bool, *, ip: str | None = None) -> bool:
+    """The API's analyzer/toggle (set_analyze), plus the config snapshot, in one unit."""
+    analyze = bool(analyze)
+    if is_analyze(actor.id) == analyze:
         return False
     with unit_of_work(write=True):
         _lock_versions()
         row = _new_version(actor.id, f"analyze_mode = {analyze}")
-        row.snapshot["users"].setdefault(str(actor.id), {})[venues.SETTING_KEY] = analyze  # the state after
-        venues.set_analyze(actor.id, analyze, ip=ip)  # the setting and its audit row, joining this unit
+        row.snapshot["users"].setdefault(str(actor.id), {})[SETTING_KEY] = analyze  # the state after
+        set_analyze(actor.id, analyze, ip=ip)  # the setting and its audit row, joining this unit
     return True

@@ -34,7 +34,7 @@ from flask import current_app
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from config import parse_time_of_day
+from config import exchange_tz, parse_time_of_day
 from database import cache, db
 from database.audit_db import AuditEvent
 from database.enums import Role
@@ -505,4 +505,4 @@ def session_expired(login_at: dt.datetime | None, now: dt.datetime, expiry_time:
 def expiry_settings(config: Any = None) -> tuple[dt.time, dt.tzinfo]:
     """(SESSION_EXPIRY_TIME, EXCHANGE_TIMEZONE) of the application, parsed."""
     config = config if config is not None else current_app.config
-    return parse_expiry_time(config["SESSION_EXPIRY_TIME"]), ZoneInfo(config["EXCHANGE_TIMEZONE"])
+    return parse_expiry_time(config["SESSION_EXPIRY_TIME"]), exchange_tz(config)

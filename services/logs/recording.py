@@ -17,6 +17,7 @@ from database import writer
 from database.apilog_db import ApiLog
 from database.latency_db import OrderLatency
 from database.types import utcnow
+from vocabulary import MODES, Mode
 
 log = logging.getLogger("algobridge.api")
 
@@ -46,7 +47,7 @@ def _mode(mode: Any) -> str | None:
     if mode is None:
         return None
     mode = str(getattr(mode, "value", mode))
-    return mode if mode in ("analyze", "live") else None
+    return mode if mode in MODES else None
 
 
 def log_api_call(api_type: str, user_id: int | None, mode: Any, request_body: Any, response_body: Any,
@@ -84,7 +85,7 @@ def log_order_latency(*, user_id: int | None, endpoint: str, mode: Any, broker: 
             "orderid": str(orderid)[:64] if orderid else None,
             "broker": (broker or "unknown")[:32],
             "endpoint": endpoint[:32],
-            "mode": _mode(mode) or "live",
+            "mode": _mode(mode) or Mode.LIVE.value,
             "symbol": str(symbol)[:64] if symbol else None,
             "validation_ms": round(validation_ms, 4),
             "broker_ms": round(broker_ms, 4),

@@ -1,7 +1,7 @@
 """Master contract import: broker rows -> OpenAlgo symbols -> `sym_tokens`, replaced atomically.
 
 This module owns
-- the mapping of a broker's instrument rows to OpenAlgo symbols (API.md, Symbols); Zerodha's
+- the mapping of a broker's instrument rows to OpenAlgo symbols (docs/api.md, Symbols and quotes); Zerodha's
   instruments CSV columns are the input format (`map_zerodha_row`), shared by the broker adapter's
   `instruments()` iterator and by a file import, so both paths run the same code;
 - the atomic replace: the old contract is deleted and the new one loaded in ONE transaction

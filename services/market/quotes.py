@@ -70,7 +70,7 @@ class QuoteData:
     updated_at: dt.datetime
 
     def to_dict(self) -> dict[str, Any]:
-        """The API.md `quotes` data: open, high, low, ltp, ask, bid, prev_close, volume, oi."""
+        """The `quotes` data (docs/api.md): open, high, low, ltp, ask, bid, prev_close, volume, oi."""
         return {
             "open": float(self.open),
             "high": float(self.high),

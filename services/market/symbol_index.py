@@ -74,7 +74,7 @@ class SymbolInfo:
     tick_size: Decimal
 
     def to_dict(self) -> dict[str, Any]:
-        """The API.md `search` / `symbol` shape (OpenAlgo's): expiry DD-MMM-YY, numbers as JSON numbers."""
+        """The `search` / `symbol` shape of docs/api.md (OpenAlgo's): expiry DD-MMM-YY, numbers as JSON numbers."""
         e = self.expiry
         return {
             "symbol": self.symbol,

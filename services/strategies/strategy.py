@@ -30,6 +30,7 @@ from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
 from services.accounts.users import Actor
 from services.market import symbol_index as token_db
+from vocabulary import CASH_EXCHANGES, TRADABLE_EXCHANGES
 
 log = logging.getLogger("algobridge.strategies")
 
@@ -40,14 +41,10 @@ DEFAULT_START = dt.time(9, 15)
 DEFAULT_END = dt.time(15, 0)
 DEFAULT_SQUAREOFF = dt.time(15, 15)
 
-#: Exchanges a strategy can trade (indices have no orders).
-TRADABLE_EXCHANGES: tuple[str, ...] = tuple(e.value for e in Exchange if not e.value.endswith("_INDEX"))
-_EQUITY_EXCHANGES = {Exchange.NSE.value, Exchange.BSE.value}
-
 
 def products_for(exchange: str) -> tuple[str, ...]:
     """Products allowed on `exchange`: CNC for cash equity, NRML for derivatives, MIS everywhere."""
-    if exchange in _EQUITY_EXCHANGES:
+    if exchange in CASH_EXCHANGES:
         return (Product.MIS.value, Product.CNC.value)
     return (Product.MIS.value, Product.NRML.value)
 

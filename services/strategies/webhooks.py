@@ -41,24 +41,27 @@ import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import select
 
+import config as config_module
 from database import db
-from database.enums import Action, OrderStatus, Platform, SignalSource, SignalStatus, StrategyMode
+from database.enums import Action, Mode, OrderStatus, Platform, PriceType, SignalSource, SignalStatus, StrategyMode
 from database.order_db import Signal
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
 from services.logs import recording as observability
 from services.strategies import strategy as strategies
 from services.trading import orders, venues
+from vocabulary import CASH_EXCHANGES
 
 log = logging.getLogger("algobridge.webhooks")
 
 MAX_STOCKS = 100
 MAX_POSITION = 10_000_000
+# A Chartink stock mapped on several exchanges is traded on the first of these it is mapped on (NSE, then BSE).
+CASH_PREFERENCE: tuple[str, ...] = tuple(e.value for e in CASH_EXCHANGES)
 
 #: Chartink keywords in the order they are looked for: (keyword, action, is_exit, side).
 CHARTINK_KEYWORDS: tuple[tuple[str, str, bool, str], ...] = (
@@ -106,7 +109,7 @@ def now() -> dt.datetime:
 
 
 def exchange_time(at: dt.datetime | None = None) -> dt.time:
-    zone = ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
+    zone = config_module.exchange_tz(current_app.config)
     return (at or now()).astimezone(zone).time()
 
 
@@ -267,7 +270,7 @@ def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, pl
             venue = venues.venue_for(user_id)
         if plan.target is None:
             inp = orders.OrderInput(strategy=strategy_name, exchange=target.exchange, symbol=symbol,
-                                    action=plan.action, quantity=target.quantity, pricetype="MARKET",
+                                    action=plan.action, quantity=target.quantity, pricetype=PriceType.MARKET.value,
                                     product=target.product)
             placed = orders.place_order(venue, inp, signal_id=signal_id)
             placed_out.append(placed)
@@ -289,7 +292,7 @@ def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, pl
             # position already flat, and a close must never open the other way.
             inp = orders.OrderInput(strategy=strategy_name, exchange=target.exchange, symbol=symbol,
                                     action=plan.action, quantity=abs(wanted - current) if wanted else 0,
-                                    pricetype="MARKET", product=target.product)
+                                    pricetype=PriceType.MARKET.value, product=target.product)
             placed = orders.place_smart_order(venue, inp, wanted, signal_id=signal_id)
             if placed is None:
                 return _Outcome(symbol, 200, f"No order for {symbol}: positions already matched.", True)
@@ -427,7 +430,7 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
     resolved: list[tuple[str, _Target | None, str | None]] = []
     for stock in stocks:
         try:
-            target: _Target | None = _find_mapping(strategy_id, stock, None, prefer=("NSE", "BSE"))
+            target: _Target | None = _find_mapping(strategy_id, stock, None, prefer=CASH_PREFERENCE)
             refusal = None
         except Refused as exc:
             target, refusal = None, exc.message
@@ -513,7 +516,7 @@ def record_call(kind: str, webhook_id: str, payload: Any, reply: Reply | None, *
             # response included (Chartink's orders go one after the other).
             observability.log_order_latency(
                 user_id=user_id, endpoint=api_type, mode=e.mode or mode, broker=e.broker or (
-                    "paper" if (e.mode or mode) == "analyze" else None),
+                    venues.PAPER if (e.mode or mode) == Mode.ANALYZE else None),
                 orderid=e.orderid, symbol=e.symbol, validation_ms=(e.started - started) * 1000,
                 broker_ms=e.broker_ms, response_ms=response_ms,
                 total_ms=(e.ended - started) * 1000 + response_ms, is_success=e.accepted, error=e.error)
@@ -541,7 +544,7 @@ def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[
     of its previous run. Each mapping gets a smart order to a flat position (nothing when already
     flat) and a signal recording the outcome. Returns one result per mapping."""
     until = until or now()
-    zone = ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
+    zone = config_module.exchange_tz(current_app.config)
     due = [s for s in db.session.scalars(
         select(Strategy).where(Strategy.is_active.is_(True), Strategy.is_intraday.is_(True))
     ) if _squareoffs_between(s, since, until, zone)]

@@ -1,5 +1,5 @@
 """Books and account: order book, trade book, position book, holdings, funds, analyzer status, in the
-data shapes of API.md, each read through the call's venue (services.trading.venues).
+data shapes of docs/api.md, each read through the call's venue (services.trading.venues).
 
 Analyze mode reads the paper account after bringing it up to date (MIS square-off and open orders matched
 against current quotes); live mode asks the broker and maps its symbols back to ours through the master
@@ -64,4 +64,5 @@ def analyzer_status(user_id: int) -> dict:
     analyze = venues.is_analyze(user_id)
     total = db.session.scalar(select(func.count()).select_from(ApiLog).where(
         ApiLog.user_id == user_id, ApiLog.mode == Mode.ANALYZE)) or 0
-    return {"mode": "analyze" if analyze else "live", "analyze_mode": analyze, "total_logs": int(total)}
+    mode = Mode.ANALYZE if analyze else Mode.LIVE
+    return {"mode": mode.value, "analyze_mode": analyze, "total_logs": int(total)}

@@ -13,13 +13,16 @@ import random
 from dataclasses import dataclass
 from decimal import Decimal
 
+from flask import current_app
+
+import config as config_module
 from database import db
 from database.alert_db import Alert
 from database.enums import Action, Exchange, Mode, OrderStatus, PriceType, Product
 from database.order_db import Order
 from database.types import utcnow
-from services.trading import shapes
 from services.trading.errors import OrderError
+from vocabulary import needs_trigger
 
 log = logging.getLogger("algobridge.orders")
 
@@ -31,8 +34,8 @@ class OrderInput:
     symbol: str
     action: str
     quantity: int
-    pricetype: str = "MARKET"
-    product: str = "MIS"
+    pricetype: str = PriceType.MARKET.value
+    product: str = Product.MIS.value
     price: Decimal = Decimal(0)
     trigger_price: Decimal = Decimal(0)
     disclosed_quantity: int = 0
@@ -60,13 +63,13 @@ os.register_at_fork(after_in_child=_IDS.seed)
 
 def new_id(now: dt.datetime | None = None) -> str:
     """A numeric id unique across processes: exchange date, microsecond of the day, 4 random digits."""
-    local = (now or utcnow()).astimezone(shapes.exchange_tz())
+    local = (now or utcnow()).astimezone(config_module.exchange_tz(current_app.config))
     micros = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
     return f"{local.year % 100:02d}{local.month:02d}{local.day:02d}{micros:011d}{_IDS.randrange(10_000):04d}"
 
 
 def initial_status(pricetype: str) -> OrderStatus:
-    return OrderStatus.TRIGGER_PENDING if pricetype in ("SL", "SL-M") else OrderStatus.OPEN
+    return OrderStatus.TRIGGER_PENDING if needs_trigger(pricetype) else OrderStatus.OPEN
 
 
 def new_order(user_id: int, inp: OrderInput, *, mode: Mode, broker: str, orderid: str, status: OrderStatus,

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from brokers.base import BrokerError, BrokerPosition, OrderRequest
 from database import db
-from database.enums import Mode, OrderStatus, PriceType
+from database.enums import Action, Mode, OrderStatus, PriceType
 from database.order_db import Order
 from database.unit import unit_of_work
 from services.market import quotes, symbol_index
@@ -25,10 +25,9 @@ from services.trading import journal, shapes
 from services.trading.errors import OrderError, not_found
 from services.trading.journal import OrderInput, Placed
 from services.trading.venues import Venue
+from vocabulary import OPEN_STATUSES
 
 log = logging.getLogger("algobridge.orders")
-
-OPEN_AT_BROKER = ("open", "trigger pending")
 
 
 def _request(inp: OrderInput, info: SymbolInfo) -> OrderRequest:
@@ -114,7 +113,7 @@ def cancel_all(venue: Venue) -> tuple[list[str], list[str]]:
     canceled: list[str] = []
     failed: list[str] = []
     for order in _call(venue, venue.client.orderbook):
-        if order.status not in OPEN_AT_BROKER:
+        if order.status not in OPEN_STATUSES:  # a broker's status is a plain string: compared by value
             continue
         try:
             venue.client.cancel_order(order.orderid)
@@ -142,7 +141,8 @@ def close_all(venue: Venue, strategy: str) -> int:
             log.warning("close all: %s:%s is not in the master contract; skipped", p.exchange, p.symbol)
             continue
         inp = OrderInput(strategy=strategy, exchange=info.exchange, symbol=info.symbol,
-                         action="SELL" if p.quantity > 0 else "BUY", quantity=abs(p.quantity), product=p.product)
+                         action=Action.SELL.value if p.quantity > 0 else Action.BUY.value, quantity=abs(p.quantity),
+                         product=p.product)
         placed = place(venue, inp, info)
         if placed.error is not None:
             raise placed.error

@@ -27,13 +27,11 @@ from services.trading.errors import NO_SESSION, SESSION_EXPIRED, OrderError, not
 from services.trading.journal import OrderInput, Placed
 from services.trading.paper import exchange as paper_exchange
 from services.trading.venues import Venue, own_order
+from vocabulary import INDEX_EXCHANGES, MAX_SPLIT_ORDERS, Action, needs_price, needs_trigger
 
 __all__ = ["NO_SESSION", "SESSION_EXPIRED", "OrderError", "OrderInput", "Placed"]
 
 log = logging.getLogger("algobridge.orders")
-
-MAX_SPLIT_ORDERS = 100
-INDEX_EXCHANGES = ("NSE_INDEX", "BSE_INDEX")
 
 
 def through(venue: Venue) -> ModuleType:
@@ -55,9 +53,9 @@ def _check(inp: OrderInput, *, smart: bool = False) -> None:
         raise OrderError("quantity must be a positive whole number", 400)
     if inp.price < 0 or inp.trigger_price < 0:
         raise OrderError("price and trigger_price must not be negative", 400)
-    if inp.pricetype in ("LIMIT", "SL") and inp.price <= 0:
+    if needs_price(inp.pricetype) and inp.price <= 0:
         raise OrderError(f"price is required for a {inp.pricetype} order", 400)
-    if inp.pricetype in ("SL", "SL-M") and inp.trigger_price <= 0:
+    if needs_trigger(inp.pricetype) and inp.trigger_price <= 0:
         raise OrderError(f"trigger_price is required for a {inp.pricetype} order", 400)
 
 
@@ -97,7 +95,7 @@ def _smart_quantity(inp: OrderInput, current: int, position_size: int) -> tuple[
     diff = position_size - current
     if diff == 0:
         return None
-    return ("BUY" if diff > 0 else "SELL"), abs(diff)
+    return (Action.BUY.value if diff > 0 else Action.SELL.value), abs(diff)
 
 
 def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
@@ -185,7 +183,7 @@ def close_all_positions(venue: Venue, strategy: str = "Close All") -> int:
 
 
 def order_status(venue: Venue, orderid: str) -> dict:
-    """API.md orderstatus data of one of the user's orders."""
+    """The orderstatus data (docs/api.md) of one of the user's orders."""
     return through(venue).status(venue, orderid, _order_at(venue, orderid))
 
 

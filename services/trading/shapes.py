@@ -8,22 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 
+import config as config_module
 from brokers.base import BrokerOrder
-from database.enums import OrderStatus
+from database.enums import Action, OrderStatus
 from database.order_db import Order
 from database.types import utcnow
 from services.market import symbol_index
+from vocabulary import OPEN_STATUSES
 
 TIME_FORMAT = "%d-%b-%Y %H:%M:%S"
 CENT = Decimal("0.01")
-
-
-def exchange_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
 
 
 def money(value: Decimal) -> str:
@@ -38,12 +35,12 @@ def num(value: Decimal | None) -> float:
 def fmt_time(moment: dt.datetime | None) -> str:
     if moment is None:
         return ""
-    return moment.astimezone(exchange_tz()).strftime(TIME_FORMAT)
+    return moment.astimezone(config_module.exchange_tz(current_app.config)).strftime(TIME_FORMAT)
 
 
 def day_start(now: dt.datetime | None = None) -> dt.datetime:
     """The start of the current exchange day, in UTC."""
-    local = (now or utcnow()).astimezone(exchange_tz())
+    local = (now or utcnow()).astimezone(config_module.exchange_tz(current_app.config))
     return dt.datetime.combine(local.date(), dt.time(0, 0), tzinfo=local.tzinfo).astimezone(dt.UTC)
 
 
@@ -56,7 +53,7 @@ def order_data(row: Order) -> dict:
 
 
 def order_status_data(row: Order) -> dict:
-    """API.md orderstatus data."""
+    """The orderstatus data (docs/api.md)."""
     return {"action": row.action.value, "average_price": num(row.average_price), "exchange": row.exchange.value,
             "order_status": row.status.value, "orderid": row.orderid, "price": num(row.price),
             "pricetype": row.pricetype.value, "product": row.product.value, "quantity": int(row.quantity),
@@ -87,8 +84,8 @@ def sync_journal(row: Order, bo: BrokerOrder) -> None:
 
 def statistics(orders: list[dict]) -> dict:
     statuses = [o["order_status"] for o in orders]
-    return {"total_buy_orders": sum(o["action"] == "BUY" for o in orders),
-            "total_sell_orders": sum(o["action"] == "SELL" for o in orders),
-            "total_completed_orders": statuses.count("complete"),
-            "total_open_orders": statuses.count("open") + statuses.count("trigger pending"),
-            "total_rejected_orders": statuses.count("rejected")}
+    return {"total_buy_orders": sum(o["action"] == Action.BUY for o in orders),
+            "total_sell_orders": sum(o["action"] == Action.SELL for o in orders),
+            "total_completed_orders": statuses.count(OrderStatus.COMPLETE),
+            "total_open_orders": sum(statuses.count(s) for s in OPEN_STATUSES),
+            "total_rejected_orders": statuses.count(OrderStatus.REJECTED)}

@@ -17,59 +17,27 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from brokers.base import BrokerClient, BrokerError
-from database import cache, db
-from database.audit_db import AuditEvent
+from database import db
 from database.auth_db import BrokerSession
 from database.enums import Mode
 from database.order_db import Order
-from database.settings_db import Setting
 from database.unit import unit_of_work
-from database.user_db import User
 from services.accounts import broker_login
+from services.accounts.settings import SETTING_KEY, is_analyze, set_analyze
 from services.trading.errors import NO_SESSION, SESSION_EXPIRED, OrderError, not_found
+
+# The user's mode is a user setting (services.accounts.settings); here for the trading callers.
+__all__ = ["PAPER", "SETTING_KEY", "Venue", "is_analyze", "mode_label", "own_order", "set_analyze", "venue_for"]
 
 log = logging.getLogger("algobridge.orders")
 
-SETTING_KEY = "analyze_mode"
-CACHE_NS = "analyze_mode"
 PAPER = "paper"  # the broker label of the analyze-mode exchange, and the name of the paper connection
 
 
-# -- the user's mode -----------------------------------------------------------------------------------
-def is_analyze(user_id: int) -> bool:
-    """The user's mode: analyze unless switched to live. Cached; switching invalidates."""
-    entry = cache.get_or_load(CACHE_NS, str(user_id), lambda: {"analyze": _load_analyze(user_id)})
-    return bool(entry["analyze"])
-
-
-def _load_analyze(user_id: int) -> bool:
-    value = db.session.scalar(select(Setting.value).where(Setting.user_id == user_id, Setting.key == SETTING_KEY))
-    return True if value is None else bool(value)
-
-
+# -- the user's mode (a user setting: services.accounts.settings) ---------------------------------------
 def mode_label(user_id: int) -> str:
     """The user's mode as a label ("analyze" or "live"), for calls that need no broker."""
     return Mode.ANALYZE.value if is_analyze(user_id) else Mode.LIVE.value
-
-
-def set_analyze(user_id: int, analyze: bool, *, ip: str | None = None) -> None:
-    """Switch the user's mode; audited; one unit."""
-    analyze = bool(analyze)
-    with unit_of_work():
-        row = db.session.scalars(select(Setting).where(Setting.user_id == user_id, Setting.key == SETTING_KEY)).first()
-        before = True if row is None else bool(row.value)
-        if row is None:
-            db.session.add(Setting(user_id=user_id, key=SETTING_KEY, value=analyze, updated_by=user_id))
-        else:
-            row.value = analyze
-            row.updated_by = user_id
-        actor = db.session.scalar(select(User.username).where(User.id == user_id)) or "api"
-        db.session.add(AuditEvent(user_id=user_id, actor=actor, action="analyzer.toggle", target_type="user",
-                                  target_id=str(user_id), ip=ip, before={SETTING_KEY: before},
-                                  after={SETTING_KEY: analyze}))
-        db.session.flush()
-        cache.invalidate(CACHE_NS, str(user_id), session=db.session)
-    log.info("user %s switched to %s mode", user_id, "analyze" if analyze else "live")
 
 
 # -- the venue -----------------------------------------------------------------------------------------

@@ -33,11 +33,14 @@ def _create(client, name="tv", scopes=("orders", "read")):
 
 def test_create_shows_the_key_once_and_it_works(app, alice_client):
     resp, key = _create(alice_client)
-    assert resp.status_code == 200 and key
+    assert resp.status_code == 200
+    assert key
     assert resp.headers["Cache-Control"] == "no-store"
     assert api_keys.verify(key, "orders").user_id
     page = alice_client.get("/apikey").get_data(as_text=True)
-    assert key not in page and key[:8] in page  # listed by prefix, never again in full
+    # listed by prefix, never again in full
+    assert key not in page
+    assert key[:8] in page
 
 
 def test_form_without_csrf_is_refused(app, alice_client):
@@ -67,10 +70,12 @@ def test_viewer_cannot_create_an_orders_key(app):
     client = app.test_client()
     login(client, "val")
     resp, key = _create(client, scopes=("orders",))
-    assert resp.status_code == 400 and key is None
+    assert resp.status_code == 400
+    assert key is None
     assert "viewer" in resp.get_data(as_text=True)
 
 
 def test_anonymous_is_sent_to_login(client):
     resp = client.get("/apikey")
-    assert resp.status_code == 302 and "/auth/login" in resp.headers["Location"]
+    assert resp.status_code == 302
+    assert "/auth/login" in resp.headers["Location"]

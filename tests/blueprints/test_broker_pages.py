@@ -30,7 +30,8 @@ def kite(app, monkeypatch):
 
 def _connect(client, kite) -> str:
     resp = post_form(client, "/broker/connect/zerodha", form_url="/broker")
-    assert resp.status_code == 302 and resp.headers["Location"].startswith(kite.login_url)
+    assert resp.status_code == 302
+    assert resp.headers["Location"].startswith(kite.login_url)
     state = parse_qs(urlparse(resp.headers["Location"]).query)["redirect_params"][0].split("=", 1)[1]
     request_token = kite.fake.issue_request_token()  # the user signs in at Kite
     return client.get(f"/zerodha/callback?request_token={request_token}&action=login&status=success&state={state}")
@@ -42,14 +43,16 @@ def test_connect_resume_disconnect(app, kite, caplog):
     client = app.test_client()
     login(client, "alice")
     resp = _connect(client, kite)
-    assert resp.status_code == 302 and resp.headers["Location"].endswith("/broker")
+    assert resp.status_code == 302
+    assert resp.headers["Location"].endswith("/broker")
     page = client.get("/broker").get_data(as_text=True)
     assert "Connected to <strong>zerodha</strong>" in page
     row = db.session.scalars(db.select(BrokerSession)).one()
     token = row.access_token
     with client.session_transaction() as sess:
         assert token not in str(dict(sess))
-    assert token not in page and token not in caplog.text
+    assert token not in page
+    assert token not in caplog.text
 
     # Next day's sign-in (same day here): the stored session is resumed, no new broker login.
     logout(client)
@@ -73,7 +76,8 @@ def test_a_callback_not_started_here_is_refused_with_advice(app, kite):
     resp = client.get("/zerodha/callback?request_token=abc&status=success&state=forged")
     assert resp.status_code == 400
     text = resp.get_data(as_text=True)
-    assert "Start again from the Broker page" in text and "Traceback" not in text
+    assert "Start again from the Broker page" in text
+    assert "Traceback" not in text
     assert db.session.scalar(db.select(db.func.count()).select_from(BrokerSession)) == 0
 
 
@@ -84,7 +88,8 @@ def test_a_refused_request_token_gets_advice(app, kite):
     resp = post_form(client, "/broker/connect/zerodha", form_url="/broker")
     state = parse_qs(urlparse(resp.headers["Location"]).query)["redirect_params"][0].split("=", 1)[1]
     resp = client.get(f"/zerodha/callback?request_token=never-issued&status=success&state={state}")
-    assert resp.status_code == 400 and "connect again" in resp.get_data(as_text=True)
+    assert resp.status_code == 400
+    assert "connect again" in resp.get_data(as_text=True)
 
 
 def test_viewer_sees_the_page_but_cannot_connect(app, kite):

@@ -22,7 +22,7 @@ from services.trading import portfolio, venues
 from services.trading.paper import account as paper
 from tests.helpers import trading
 from tests.helpers.accounts import isolated_client, login, make_user, use_test_hasher
-from tests.services.test_orders_fixtures import contract, order, set_quote  # noqa: F401 - fixtures
+from tests.helpers.orders import contract, order, set_quote  # noqa: F401 - fixtures
 
 
 @pytest.fixture
@@ -62,21 +62,26 @@ def test_the_dashboard_shows_mode_broker_funds_pnl_and_positions(signed_in, role
     trading.place_order(uid, order(quantity=10))
     set_quote("INFY", "1510")
     home = client.get("/")
-    assert home.status_code == 302 and home.location.endswith("/dashboard")
+    assert home.status_code == 302
+    assert home.location.endswith("/dashboard")
     resp = client.get("/dashboard")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert "<title>Dashboard" in html and f"{role}1" in html
+    assert "<title>Dashboard" in html
+    assert f"{role}1" in html
     assert re.search(r'id="dash-mode">\s*<span class="badge badge-analyze"', html)
     assert "not connected" in html
     assert re.search(r'id="dash-equity">10,000,100.00<', html)  # 10,000,000 + 10 x (1510 - 1500)
     assert re.search(r'id="dash-day-pnl"><span class="pnl pnl-up">100.00<', html)
     positions = re.search(r'<table class="table" id="dash-positions">(.*?)</table>', html, re.S).group(1)
-    assert "INFY" in positions and ">10<" in positions
+    assert "INFY" in positions
+    assert ">10<" in positions
     # no snapshot yet: only the "now" point, no chart
     assert [p["reason"] for p in equity_points(html)] == ["now"]
-    assert 'id="equity-empty"' in html and 'id="equity-curve"' not in html
-    assert "/static/vendor/chart.umd.min.js" in html and "/static/js/dashboard.js" in html
+    assert 'id="equity-empty"' in html
+    assert 'id="equity-curve"' not in html
+    assert "/static/vendor/chart.umd.min.js" in html
+    assert "/static/js/dashboard.js" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing loaded from elsewhere
 
 
@@ -121,14 +126,17 @@ def test_live_mode_without_a_broker_session_is_explained(signed_in):
     resp = client.get("/dashboard")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert 'class="badge badge-live"' in html and "No live broker session" in html
-    assert 'id="dash-equity"' not in html and equity_points(html) == []
+    assert 'class="badge badge-live"' in html
+    assert "No live broker session" in html
+    assert 'id="dash-equity"' not in html
+    assert equity_points(html) == []
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(app, signed_in):
     signed_in("admin")
     resp = isolated_client(app).get("/dashboard")
-    assert resp.status_code == 302 and "/auth/login" in resp.location
+    assert resp.status_code == 302
+    assert "/auth/login" in resp.location
 
 
 # -- snapshots ------------------------------------------------------------------------------------------
@@ -153,7 +161,8 @@ def test_a_scheduled_snapshot_per_account_once_per_slot(app, traders):
     assert {r.user_id for r in rows} == {alice, bob}  # idle never traded: no account, no snapshot
     mine = next(r for r in rows if r.user_id == alice)
     assert (mine.mode, mine.reason, mine.taken_at) == (Mode.ANALYZE, SnapshotReason.SCHEDULED, at)
-    assert mine.unrealized_pnl == Decimal(-100) and mine.equity == Decimal(10_000_000 - 100)
+    assert mine.unrealized_pnl == Decimal(-100)
+    assert mine.equity == Decimal(10_000_000 - 100)
     assert mine.cash == Decimal(10_000_000) - Decimal(15000) / 5  # MIS margin at 5x leverage is blocked
     assert portfolio.snapshot_due(since=at, until=slot + dt.timedelta(minutes=15)) == 2  # the next slot
     assert len(snapshots(alice)) == 2
@@ -176,7 +185,8 @@ def test_square_off_snapshots_every_account_once(app, traders):
     squareoff = snapshots(reason=SnapshotReason.SQUAREOFF)
     assert sorted(r.user_id for r in squareoff) == [alice, bob]
     closed = next(r for r in squareoff if r.user_id == alice)
-    assert closed.unrealized_pnl == 0 and closed.realized_pnl == Decimal(-100)
+    assert closed.unrealized_pnl == 0
+    assert closed.realized_pnl == Decimal(-100)
     assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0
 
 

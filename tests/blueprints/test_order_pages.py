@@ -20,7 +20,7 @@ from database.portfolio_db import Holding
 from services.trading import venues
 from tests.helpers import trading
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user, use_test_hasher
-from tests.services.test_orders_fixtures import contract, order, set_quote  # noqa: F401 - fixtures
+from tests.helpers.orders import contract, order, set_quote  # noqa: F401 - fixtures
 
 PAGES = ("/orderbook", "/tradebook", "/positions", "/holdings")
 CSVS = ("/orderbook.csv", "/tradebook.csv", "/positions.csv", "/holdings.csv")
@@ -82,18 +82,22 @@ def test_every_page_renders_with_the_right_actions(book, role):
     assert row_status(orderbook, me["filled"]) == "complete"
     assert 'href="/orderbook.csv"' in orderbook
     trades = pages["/tradebook"].get_data(as_text=True)
-    assert f'data-order-id="{me["filled"]}"' in trades and "15,000.00" in trades
+    assert f'data-order-id="{me["filled"]}"' in trades
+    assert "15,000.00" in trades
     positions = pages["/positions"].get_data(as_text=True)
     assert 'data-position="NSE:INFY:MIS"' in positions
     holdings = pages["/holdings"].get_data(as_text=True)
-    assert "SBIN" in holdings and "500.00" in holdings  # 5 x (800 - 700)
+    assert "SBIN" in holdings
+    assert "500.00" in holdings  # 5 x (800 - 700)
     can_act = role != "viewer"
     cancel = re.search(r'<button[^>]*class="[^"]*js-cancel"[^>]*data-confirm="Cancel order ([^ "]+)', orderbook)
     assert (cancel is not None) == can_act
     if can_act:
         assert cancel.group(1) == me["open"]
         row = row_html(orderbook, me["open"])
-        assert "<form" in row and 'name="csrf_token"' in row and "js-modify" in row
+        assert "<form" in row
+        assert 'name="csrf_token"' in row
+        assert "js-modify" in row
         assert "js-cancel" not in row_html(orderbook, me["filled"])  # only open orders
     for marker, page in (("js-cancel-all", orderbook), ("js-close", positions), ("js-close-all", positions)):
         assert (marker in page) == can_act, marker
@@ -133,21 +137,24 @@ def test_the_orderbook_runs_as_many_queries_whatever_its_rows(book):
     assert len(tokens) == 1  # one token for every row's form
     assert row_html(html, more[0]).count('name="csrf_token"') == 1
     resp = client.post(f"/orderbook/{more[0]}/cancel", data={"csrf_token": tokens.pop()})
-    assert resp.status_code == 303 and status_of(more[0]) == OrderStatus.CANCELLED
+    assert resp.status_code == 303
+    assert status_of(more[0]) == OrderStatus.CANCELLED
 
 
 def test_pages_show_only_the_users_own_books(book):
     html = book["trader"]["client"].get("/orderbook").get_data(as_text=True)
     assert book["trader"]["open"] in html
     for other in ("admin", "viewer"):
-        assert book[other]["open"] not in html and book[other]["filled"] not in html
+        assert book[other]["open"] not in html
+        assert book[other]["filled"] not in html
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(app, book):
     anonymous = isolated_client(app)
     for url in (*PAGES, *CSVS, "/orderbook/1/modify"):
         resp = anonymous.get(url)
-        assert resp.status_code == 302 and "/auth/login" in resp.location, url
+        assert resp.status_code == 302, url
+        assert "/auth/login" in resp.location, url
 
 
 def test_live_mode_without_a_broker_says_so(book):
@@ -157,16 +164,19 @@ def test_live_mode_without_a_broker_says_so(book):
         resp = me["client"].get(url)
         assert resp.status_code == 200
         html = resp.get_data(as_text=True)
-        assert "No live broker session" in html and 'class="badge badge-live"' in html
+        assert "No live broker session" in html
+        assert 'class="badge badge-live"' in html
     resp = me["client"].get("/orderbook.csv")
-    assert resp.status_code == 403 and "No live broker session" in resp.get_data(as_text=True)
+    assert resp.status_code == 403
+    assert "No live broker session" in resp.get_data(as_text=True)
 
 
 # -- actions --------------------------------------------------------------------------------------------
 def test_a_trader_cancels_an_open_order(book):
     me = book["trader"]
     resp = post_action(me["client"], f"/orderbook/{me['open']}/cancel")
-    assert resp.status_code == 303 and resp.location.endswith("/orderbook")
+    assert resp.status_code == 303
+    assert resp.location.endswith("/orderbook")
     assert status_of(me["open"]) == OrderStatus.CANCELLED
     html = me["client"].get("/orderbook").get_data(as_text=True)
     assert f"Order {me['open']} cancelled." in html
@@ -196,7 +206,8 @@ def test_actions_are_post_only_and_need_the_csrf_token(book):
                 "/positions/close-all"):
         assert me["client"].get(url).status_code == 405, url
         resp = me["client"].post(url, data={"symbol": "INFY", "exchange": "NSE", "product": "MIS"})
-        assert resp.status_code == 400 and "security token" in resp.get_data(as_text=True), url
+        assert resp.status_code == 400, url
+        assert "security token" in resp.get_data(as_text=True), url
         bad = me["client"].post(url, data={"csrf_token": "forged"})
         assert bad.status_code == 400, url
     assert status_of(me["open"]) == OrderStatus.OPEN
@@ -223,14 +234,17 @@ def test_modify_an_open_order(book, role):
     form = client.get(f"/orderbook/{me['open']}/modify")
     assert form.status_code == 200
     html = form.get_data(as_text=True)
-    assert 'name="quantity"' in html and 'value="3"' in html and "data-confirm=" in html
+    assert 'name="quantity"' in html
+    assert 'value="3"' in html
+    assert "data-confirm=" in html
     bad = post_action(client, f"/orderbook/{me['open']}/modify", {"quantity": "0", "price": "2", "trigger_price": "0"},
                       form_url=f"/orderbook/{me['open']}/modify")
     assert bad.status_code == 400
     resp = post_action(client, f"/orderbook/{me['open']}/modify", {"quantity": "4", "price": "2.5",
                                                                   "trigger_price": "0"},
                        form_url=f"/orderbook/{me['open']}/modify")
-    assert resp.status_code == 303 and resp.location.endswith("/orderbook")
+    assert resp.status_code == 303
+    assert resp.location.endswith("/orderbook")
     db.session.rollback()
     row = db.session.scalars(select(Order).where(Order.orderid == me["open"])).one()
     assert (row.quantity, row.price, row.status, row.symbol, row.action.value) == (4, Decimal("2.5"),
@@ -258,7 +272,8 @@ def test_close_a_position_then_close_all(book):
     trading.place_order(me["id"], order(symbol="SBIN", action="SELL", quantity=2))
     close = {"symbol": "INFY", "exchange": "NSE", "product": "MIS"}
     resp = post_action(client, "/positions/close", close, form_url="/positions")
-    assert resp.status_code == 303 and resp.location.endswith("/positions")
+    assert resp.status_code == 303
+    assert resp.location.endswith("/positions")
     assert trading.open_position(me["id"], "INFY", "NSE", "MIS") == 0
     assert trading.open_position(me["id"], "SBIN", "NSE", "MIS") == -2
     assert "Closing NSE:INFY (MIS)" in client.get("/positions").get_data(as_text=True)
@@ -279,7 +294,8 @@ def read_csv(resp) -> list[list[str]]:
     assert resp.status_code == 200
     assert resp.mimetype == "text/csv"
     disposition = resp.headers["Content-Disposition"]
-    assert disposition.startswith("attachment; filename=") and disposition.endswith('.csv"')
+    assert disposition.startswith("attachment; filename=")
+    assert disposition.endswith('.csv"')
     return list(csv.reader(io.StringIO(resp.get_data(as_text=True))))
 
 
@@ -319,4 +335,6 @@ def test_csv_cells_cannot_start_a_formula(book):
     assert not any(c.startswith(("=", "+", "-", "@")) for r in rows for c in r)
     for raw in ("=1+2", "+1", "-1+cmd", "@SUM(A1)", "\tx"):
         assert csv_cell(raw) == "'" + raw
-    assert csv_cell("INFY") == "INFY" and csv_cell(-12.5) == -12.5 and csv_cell(3) == 3
+    assert csv_cell("INFY") == "INFY"
+    assert csv_cell(-12.5) == -12.5
+    assert csv_cell(3) == 3

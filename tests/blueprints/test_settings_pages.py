@@ -42,7 +42,9 @@ def audits(action: str) -> list[AuditEvent]:
                          [("admin", True, True), ("trader", True, False), ("viewer", False, False)])
 def test_page_for_each_role(app, people, role, mode_form, retention_form):
     body = client_for(app, f"{role}1").get("/settings").get_data(as_text=True)
-    assert "Session expiry" in body and "03:00" in body and "Asia/Kolkata" in body
+    assert "Session expiry" in body
+    assert "03:00" in body
+    assert "Asia/Kolkata" in body
     assert ('action="/settings/mode"' in body) == mode_form
     assert ('action="/settings/retention"' in body) == retention_form
     assert 'action="/settings/timezone"' in body
@@ -58,16 +60,19 @@ def test_switching_to_live_is_the_api_toggle_plus_a_snapshot(app, people):
     row = db.session.scalar(select(Setting).where(Setting.user_id == uid, Setting.key == venues.SETTING_KEY))
     assert row.value is False
     (version,) = versions()
-    assert version.version == 1 and version.created_by == uid
+    assert version.version == 1
+    assert version.created_by == uid
     assert version.snapshot["users"][str(uid)][venues.SETTING_KEY] is False
     (event,) = audits("analyzer.toggle")
-    assert event.before == {"analyze_mode": True} and event.after == {"analyze_mode": False}
+    assert event.before == {"analyze_mode": True}
+    assert event.after == {"analyze_mode": False}
     assert "live" in c.get("/settings").get_data(as_text=True)
     # the same choice again changes nothing
     post(c, "/settings/mode", {"mode-mode": "live"})
     assert len(versions()) == 1
     post(c, "/settings/mode", {"mode-mode": "analyze"})
-    assert venues.is_analyze(uid) and [v.version for v in versions()] == [1, 2]
+    assert venues.is_analyze(uid)
+    assert [v.version for v in versions()] == [1, 2]
 
 
 def test_viewer_cannot_switch_modes_or_set_retention(app, people):
@@ -91,7 +96,8 @@ def test_time_zone_preference(app, people):
     assert version.snapshot["config"]["EXCHANGE_TIMEZONE"] == "Asia/Kolkata"
     assert not any("SECRET" in k or "PEPPER" in k for k in version.snapshot["config"])
     (event,) = audits("settings.update")
-    assert event.before == {"display_timezone": "Asia/Kolkata"} and event.after == {"display_timezone": "Europe/London"}
+    assert event.before == {"display_timezone": "Asia/Kolkata"}
+    assert event.after == {"display_timezone": "Europe/London"}
     assert "now Europe/London" in c.get("/settings").get_data(as_text=True)
 
 
@@ -105,7 +111,8 @@ def test_admin_sets_log_retention(app, people):
     assert [v.snapshot["global"]["log_retention_days"] for v in versions()] == [7, 0]
     assert len(audits("settings.update")) == 2
     page = c.get("/settings").get_data(as_text=True)
-    assert "Configuration versions" in page and "log_retention_days = 0" in page
+    assert "Configuration versions" in page
+    assert "log_retention_days = 0" in page
 
 
 def test_changes_need_a_csrf_token(app, people):

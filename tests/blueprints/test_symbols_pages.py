@@ -28,8 +28,10 @@ def test_page_for_each_role(app, people, role):
     resp = client_for(app, f"{role}1").get("/symbols")
     assert resp.status_code == 200
     body = resp.get_data(as_text=True)
-    assert "Master contract" in body and "No live broker is connected" in body
-    assert 'id="contract-progress"' in body and "/static/js/symbols.js" in body
+    assert "Master contract" in body
+    assert "No live broker is connected" in body
+    assert 'id="contract-progress"' in body
+    assert "/static/js/symbols.js" in body
     assert ('id="download-now"' in body) == (role == "admin")
 
 
@@ -40,14 +42,18 @@ def test_download_now_loads_the_sample_contract_in_the_background(app, people):
     assert resp.status_code == 302
     symbols_bp.wait_for_downloads(timeout=120)
     status = c.get("/symbols/status.json").get_json()
-    assert status["broker"] == "sample" and status["state"] == "done" and status["percent"] == 100
-    assert status["running"] is False and status["rows_done"] > 0
+    assert status["broker"] == "sample"
+    assert status["state"] == "done"
+    assert status["percent"] == 100
+    assert status["running"] is False
+    assert status["rows_done"] > 0
     assert master_contract.symbol_count() == status["rows_done"]
     page = c.get("/symbols").get_data(as_text=True)
     assert f"<strong>{status['rows_done']:,}</strong> symbols loaded" in page
     token_db.reload()
     found = c.get("/symbols?q=NIFTY&exchange=NFO").get_data(as_text=True)
-    assert "<code>NIFTY" in found and "No symbol matches" not in found
+    assert "<code>NIFTY" in found
+    assert "No symbol matches" not in found
     assert "No symbol matches" in c.get("/symbols?q=ZZZZQQQ").get_data(as_text=True)
 
 
@@ -64,7 +70,8 @@ def test_status_json_shows_a_running_import(app, people):
         status = client_for(app, "viewer1").get("/symbols/status.json").get_json()
     finally:
         master_contract._set_progress("sample", state="idle")
-    assert status["running"] is True and status["percent"] == 50
+    assert status["running"] is True
+    assert status["percent"] == 50
     assert (status["rows_done"], status["rows_total"]) == (300, 600)
 
 

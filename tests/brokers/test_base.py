@@ -74,23 +74,23 @@ def test_order_request_normalises_codes_and_prices():
 
 
 @pytest.mark.parametrize(
-    "changes",
+    ("changes", "message"),
     [
-        {"action": "HOLD"},
-        {"pricetype": "STOP"},
-        {"product": "MTF"},
-        {"quantity": 0},
-        {"quantity": -1},
-        {"quantity": 1.5},
-        {"quantity": True},
-        {"price": Decimal("-1")},
-        {"disclosed_quantity": -1},
-        {"symbol": ""},
+        ({"action": "HOLD"}, "action must be one of"),
+        ({"pricetype": "STOP"}, "pricetype must be one of"),
+        ({"product": "MTF"}, "product must be one of"),
+        ({"quantity": 0}, "quantity must be positive"),
+        ({"quantity": -1}, "quantity must be a non-negative int"),
+        ({"quantity": 1.5}, "quantity must be a non-negative int"),
+        ({"quantity": True}, "quantity must be a non-negative int"),
+        ({"price": Decimal("-1")}, "price and trigger_price must not be negative"),
+        ({"disclosed_quantity": -1}, "disclosed_quantity must be a non-negative int"),
+        ({"symbol": ""}, "symbol and exchange are required"),
     ],
 )
-def test_order_request_refuses_bad_values(changes):
+def test_order_request_refuses_bad_values(changes, message):
     fields = {"symbol": "INFY", "exchange": "NSE", "action": "BUY", "quantity": 1, **changes}
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=message):
         OrderRequest(**fields)
 
 
@@ -101,7 +101,7 @@ def test_broker_error():
     assert error.kind == "token"
     assert error.is_session_error
     assert BrokerError("x").kind == "broker"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a valid ErrorKind"):
         BrokerError("x", kind="no-such-kind")
 
 

@@ -299,7 +299,8 @@ def test_orderbook_maps_kite_orders_to_ours(client, kite):
     assert (done.quantity, done.filled_quantity) == (2, 2)
     assert done.average_price == Decimal("1500.5")
     assert (done.pricetype, done.product) == ("MARKET", "CNC")
-    assert done.timestamp is not None and done.timestamp.tzinfo is not None
+    assert done.timestamp is not None
+    assert done.timestamp.tzinfo is not None
     assert done.timestamp.utcoffset() == dt.timedelta(hours=5, minutes=30)
     assert book[open_].price == Decimal("1400.5")
     assert book[open_].pending_quantity == 2
@@ -437,7 +438,8 @@ def test_tradebook(client):
     assert trade.quantity == 2
     assert trade.average_price == Decimal("1500.5")
     assert trade.trade_value == Decimal("3001.0")
-    assert trade.timestamp is not None and trade.timestamp.tzinfo is not None
+    assert trade.timestamp is not None
+    assert trade.timestamp.tzinfo is not None
 
 
 def test_positions_are_the_net_book_signed(client):
@@ -489,7 +491,8 @@ def test_quotes(client, kite):
     assert (infy.open, infy.high, infy.low) == (Decimal("1490.5"), Decimal("1520.5"), Decimal("1470.5"))
     assert infy.prev_close == Decimal("1495.5")
     assert (infy.volume, infy.oi) == (123456, 0)
-    assert infy.timestamp is not None and infy.timestamp.tzinfo is not None
+    assert infy.timestamp is not None
+    assert infy.timestamp.tzinfo is not None
     assert quotes[("NFO", "NIFTY24APRFUT")].oi == 4500
     assert kite.fake.requests[-1] == ("GET", "/quote")
 

@@ -160,7 +160,8 @@ def run_flow(page, base: str, shots: Path) -> None:
         "apikey": key, "strategy": "browser", "symbol": "INFY", "exchange": "NSE", "action": "BUY",
         "quantity": 1, "pricetype": "LIMIT", "product": "MIS", "price": "1"})
     body = resp.json()
-    assert resp.status_code == 200 and body["status"] == "success", body
+    assert resp.status_code == 200, body
+    assert body["status"] == "success", body
     orderid = body["orderid"]
 
     # On the order book; cancelled through the button and its confirm dialog.
@@ -177,7 +178,8 @@ def run_flow(page, base: str, shots: Path) -> None:
     page.once("dialog", accept)
     with page.expect_navigation():
         row.locator("button.js-cancel").click()
-    assert dialogs and dialogs[0].startswith(f"Cancel order {orderid}")
+    assert dialogs
+    assert dialogs[0].startswith(f"Cancel order {orderid}")
     row = page.locator(f"tr[data-order-id='{orderid}']")
     assert row.locator(".status").inner_text().strip() == "cancelled"
     assert row.locator("button.js-cancel").count() == 0
@@ -208,7 +210,8 @@ def wait_for_chart(page, url: str, canvas_id: str, seconds: float = 20) -> None:
     deadline = time.monotonic() + seconds
     while True:
         resp = page.goto(url)
-        assert resp is not None and resp.status == 200, f"{url} answered {resp and resp.status}"
+        assert resp is not None, f"{url} answered {resp and resp.status}"
+        assert resp.status == 200, f"{url} answered {resp and resp.status}"
         if page.evaluate(PAINTED_PIXELS_JS, canvas_id) > 0:
             return
         assert time.monotonic() < deadline, f"the canvas #{canvas_id} of {url} stayed empty"

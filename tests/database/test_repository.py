@@ -22,8 +22,10 @@ def test_add_get_find_count_exists_delete(users):
     u = users.create(username="bob", password_hash="h")
     assert users.get(u.id) is u
     assert users.find(username="bob") is u
-    assert users.count() == 1 and users.count({"username": "nobody"}) == 0
-    assert users.exists({"username": "bob"}) and not users.exists({"username": "eve"})
+    assert users.count() == 1
+    assert users.count({"username": "nobody"}) == 0
+    assert users.exists({"username": "bob"})
+    assert not users.exists({"username": "eve"})
     users.delete(u.id)
     assert users.count() == 0
     with pytest.raises(NotFoundError, match=f"User {u.id} not found"):
@@ -65,7 +67,8 @@ def test_keyset_paging_walks_every_row_once(users):
                 cursor = page.next_cursor
                 if cursor is None:
                     break
-            assert len(seen) == 23 and len(set(seen)) == 23
+            assert len(seen) == 23
+            assert len(set(seen)) == 23
             expected = sorted(seen) if order_by == "username" else None
             if expected:
                 assert seen == (expected[::-1] if descending else expected)
@@ -76,7 +79,8 @@ def test_filters_and_bad_cursor(users):
     users.create(username="b", password_hash="h", role="viewer")
     users.create(username="c", password_hash="h", role="trader")
     page = users.list({"role": ["admin", "viewer"]}, order_by="username", descending=False)
-    assert [u.username for u in page.items] == ["a", "b"] and page.next_cursor is None
+    assert [u.username for u in page.items] == ["a", "b"]
+    assert page.next_cursor is None
     with pytest.raises(ValidationError, match="cursor"):
         users.list(after="%%%not-a-cursor")
 

@@ -19,9 +19,11 @@ def test_aware_datetimes_round_trip_as_utc(app):
     db.session.commit()
     db.session.expire_all()
     got = db.session.get(User, user.id).last_login_at
-    assert got.tzinfo is not None and got.utcoffset() == dt.timedelta(0)
+    assert got.tzinfo is not None
+    assert got.utcoffset() == dt.timedelta(0)
     assert got == ist
-    assert got.hour == 3 and got.minute == 45
+    assert got.hour == 3
+    assert got.minute == 45
 
 
 def test_naive_datetime_is_refused(app):

@@ -57,14 +57,16 @@ def test_eight_threads_twenty_thousand_rows_all_land(app):
     writer.shutdown()
     assert errors == []
     assert _count() == 20000
-    assert writer.written == 20000 and writer.spooled == 0
+    assert writer.written == 20000
+    assert writer.spooled == 0
 
 
 def test_a_small_queue_pushes_back_instead_of_dropping(app):
     writer = LogWriter(db.engine, TABLES, queue_size=10, batch_size=7)
     errors = _enqueue_from_threads(writer, 4, 500)
     writer.shutdown()
-    assert errors == [] and _count() == 2000
+    assert errors == []
+    assert _count() == 2000
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -84,7 +86,8 @@ def test_database_errors_are_retried_never_raised(unmigrated):
         for i in range(300):
             writer.enqueue(ApiLog, _row(i))  # the table does not exist yet: inserts fail
         assert not writer.flush(timeout=0.5)
-        assert writer.retries > 0 and writer.written == 0
+        assert writer.retries > 0
+        assert writer.written == 0
         upgrade()  # the database comes right: the writer catches up by itself
         assert writer.flush(timeout=30)
         writer.shutdown()
@@ -110,7 +113,8 @@ def test_shutdown_with_the_database_away_spools_and_the_next_start_replays(app, 
     for i in range(120):
         writer.enqueue(ApiLog, _row(i))
     writer.shutdown()
-    assert writer.spooled == 120 and writer.written == 0
+    assert writer.spooled == 120
+    assert writer.written == 0
     assert glob.glob(str(spool / "writer-*.jsonl"))
 
     again = LogWriter(db.engine, TABLES, spool_dir=str(spool))
@@ -129,7 +133,9 @@ def test_a_row_that_cannot_be_converted_is_set_aside_not_retried_forever(app, tm
     writer.enqueue(ApiLog, _row(4))
     assert writer.flush(timeout=10)
     writer.shutdown()
-    assert _count() == 3 and writer.dead_lettered == 1 and writer.retries == 0
+    assert _count() == 3
+    assert writer.dead_lettered == 1
+    assert writer.retries == 0
 
 
 def test_nul_characters_are_stored_not_dead_lettered(app, tmp_path):
@@ -146,7 +152,8 @@ def test_nul_characters_are_stored_not_dead_lettered(app, tmp_path):
     for i in range(2, 5):  # a batch: COPY on PostgreSQL
         writer.enqueue(ApiLog, _row(i, client_ip="1.2.3.\x00", request={**nul_request, "n": i}))
     writer.shutdown()
-    assert writer.dead_lettered == 0 and glob.glob(os.path.join(tmp_path, "*")) == []
+    assert writer.dead_lettered == 0
+    assert glob.glob(os.path.join(tmp_path, "*")) == []
     assert _count() == 4
     rows = db.session.scalars(select(ApiLog).order_by(ApiLog.id)).all()
     mark = NUL_MARK if db.engine.dialect.name == "postgresql" else "\x00"

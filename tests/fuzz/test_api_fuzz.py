@@ -33,7 +33,7 @@ from sqlalchemy import text
 
 from database import db
 from services.trading import venues
-from tests.api import load_symbols, raise_limits, user_with_key
+from tests.helpers.api import load_symbols, raise_limits, user_with_key
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -3,7 +3,8 @@ this database): users, API keys, a paper broker session, each user's mode.
 
     python -m tests.scale.seed '<json spec>'     # with the server's environment (DATABASE_URL, ...)
 
-spec: {"symbols": 2000, "users": [{"name": "alice", "keys": 2, "live": false, "paper_session": false}, ...]}
+spec: {"symbols": 2000, "users": [{"name": "alice", "keys": 2, "live": false, "paper_session": false,
+                                    "zerodha_token": null}, ...]}
 Prints one JSON line: {"alice": {"id": 1, "keys": [{"id": 1, "key": "<plaintext>"}, ...]}, ...}
 """
 
@@ -38,6 +39,11 @@ def main(spec: dict) -> dict:
                     keys.append({"id": row.id, "key": key})
                 if entry.get("paper_session"):
                     broker_login.complete_login(user, "paper", {})
+                    db.session.commit()
+                if entry.get("zerodha_token"):  # a live session at the fake Kite the server is pointed at
+                    broker_login.start_login(user, "zerodha")
+                    broker_login.complete_login(user, "zerodha", {"request_token": entry["zerodha_token"],
+                                                                  "status": "success"})
                     db.session.commit()
                 if entry.get("live"):
                     venues.set_analyze(user.id, False)

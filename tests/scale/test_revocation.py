@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 import requests
 
+from tests.fakes.kite_server import running_kite
 from tests.helpers.accounts import PASSWORD
 from tests.scale.conftest import api_call, order_body, seed, server_env
 
@@ -60,7 +61,8 @@ def _hammer(base: str, name: str, body: dict, seconds: float) -> list:
 def _refused_everywhere_within(base: str, name: str, body: dict, change: Callable[[], None],
                                refused: Callable[[object], bool], what: str) -> None:
     warm = _hammer(base, name, body, 1.5)  # every worker has it cached
-    assert warm and all(a.status == 200 for a in warm), f"{what}: not accepted before the change: {warm[:3]}"
+    assert warm, f"{what}: not accepted before the change: {warm[:3]}"
+    assert all(a.status == 200 for a in warm), f"{what}: not accepted before the change: {warm[:3]}"
     change()
     changed_at = time.monotonic()
     after = _hammer(base, name, body, WITHIN + 2.0)
@@ -73,10 +75,22 @@ def _refused_everywhere_within(base: str, name: str, body: dict, change: Callabl
           f"{len(early)} accepted in the first {WITHIN} s and none later")
 
 
+@pytest.fixture
+def kite():
+    with running_kite() as server:
+        yield server
+
+
 def test_revoked_key_and_disconnected_broker_are_refused_by_every_worker(scale_db, redis_url, start_server,
-                                                                         tmp_path):
-    server = start_server(server_env(scale_db, str(tmp_path / "instance"), redis_url=redis_url))
-    user = seed(server.env, {"users": [{"name": "trader", "keys": 2, "live": True, "paper_session": True}]})["trader"]
+                                                                         tmp_path, kite):
+    # A live trader whose broker is the fake Kite: live mode needs a live broker session.
+    server = start_server(server_env(
+        scale_db, str(tmp_path / "instance"), redis_url=redis_url, ZERODHA_API_KEY=kite.fake.api_key,
+        ZERODHA_API_SECRET=kite.fake.api_secret, ZERODHA_ROOT_URL=kite.url, ZERODHA_LOGIN_URL=kite.login_url,
+        REDIRECT_URL=kite.fake.redirect_url))
+    spec = {"users": [{"name": "trader", "keys": 2, "live": True,
+                       "zerodha_token": kite.fake.issue_request_token()}]}
+    user = seed(server.env, spec)["trader"]
     (revoked_id, revoked_key), (_other_id, live_key) = [(k["id"], k["key"]) for k in user["keys"]]
     server.wait_for_symbols(live_key)
     assert len(server.worker_pids()) >= 2, "the requests did not spread over the workers"

@@ -58,12 +58,14 @@ def test_concurrent_smart_orders_reach_the_target_once(scale_db, redis_url, star
         assert all(a.status == 200 for a in answers), [a for a in answers if a.status != 200][:3]
         acted = [a.body["orderid"] for a in answers if "orderid" in a.body]
         matched = [a for a in answers if a.body.get("message") == ALREADY_MATCHED]
-        assert len(acted) == 1 and len(matched) == CLIENTS - 1, f"target {target}: {len(acted)} orders placed"
+        assert len(acted) == 1, f"target {target}: {len(acted)} orders placed"
+        assert len(matched) == CLIENTS - 1, f"target {target}: {len(acted)} orders placed"
         placed.append((acted[0], *expected))
         with requests.Session() as session:
             position = api_call(session, server.base, "openposition", {
                 "apikey": key, "strategy": "scale", "symbol": "SBIN", "exchange": "NSE", "product": "NRML"})
-        assert position.status == 200 and int(position.body["quantity"]) == target
+        assert position.status == 200
+        assert int(position.body["quantity"]) == target
 
     journal = query(scale_db, "SELECT orderid, action, quantity FROM orders WHERE symbol = 'SBIN' ORDER BY id")
     assert [(oid, action, int(qty)) for oid, action, qty in journal] == placed

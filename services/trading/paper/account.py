@@ -30,7 +30,6 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, update
@@ -50,11 +49,11 @@ from services.market import symbol_index as token_db
 from services.trading import shapes
 from services.trading.journal import new_id, reject
 from services.trading.paper import engine
+from vocabulary import OPEN_STATUSES, needs_trigger
 
 log = logging.getLogger("algobridge.orders")
 
 BROKER = "paper"
-LIVE_STATUSES = (OrderStatus.OPEN, OrderStatus.TRIGGER_PENDING)
 SQUAREOFF_STRATEGY = "Auto Square-off"
 
 PosKey = tuple[str, str, str]  # (symbol, exchange, product)
@@ -70,13 +69,9 @@ def starting_funds() -> Decimal:
     return Decimal(current_app.config["ANALYZE_STARTING_FUNDS"])
 
 
-def exchange_tz() -> ZoneInfo:
-    return ZoneInfo(current_app.config["EXCHANGE_TIMEZONE"])
-
-
 def squareoff_cutoff(now: dt.datetime) -> dt.datetime:
     """The latest MIS square-off moment at or before `now`, in UTC."""
-    tz = exchange_tz()
+    tz = config_module.exchange_tz(current_app.config)
     at = config_module.parse_hhmm("MIS_SQUAREOFF_TIME", current_app.config["MIS_SQUAREOFF_TIME"])
     local = now.astimezone(tz)
     moment = dt.datetime.combine(local.date(), at, tzinfo=tz)
@@ -267,13 +262,13 @@ def execute(order: Order, quote: engine.Quote, funds: Funds, positions: Position
     """
     key = (order.symbol, order.exchange.value, order.product.value)
     action, product, qty = order.action.value, order.product.value, order.quantity
-    triggered = order.pricetype.value in ("SL", "SL-M") and order.status == OrderStatus.OPEN and not placing
+    triggered = needs_trigger(order.pricetype) and order.status == OrderStatus.OPEN and not placing
     decision = engine.decide(action, order.pricetype.value, order.price, order.trigger_price, quote,
                              triggered=triggered)
     pos_row = positions.get(key)
     pos = position_state(pos_row)
     lev = leverage()
-    if decision.status != engine.COMPLETE:
+    if decision.status != OrderStatus.COMPLETE:
         if placing:
             est = order.price if order.price > 0 else quote.ltp
             try:
@@ -307,7 +302,7 @@ def execute(order: Order, quote: engine.Quote, funds: Funds, positions: Position
 
 def _open_orders(user_id: int) -> list[Order]:
     return list(db.session.scalars(
-        select(Order).where(Order.user_id == user_id, Order.mode == Mode.ANALYZE, Order.status.in_(LIVE_STATUSES))
+        select(Order).where(Order.user_id == user_id, Order.mode == Mode.ANALYZE, Order.status.in_(OPEN_STATUSES))
         .order_by(Order.id)))
 
 
@@ -315,7 +310,7 @@ def match_locked(user_id: int, funds: Funds, now: dt.datetime, open_orders: list
     """Match the user's open paper orders against current quotes (inside a unit holding the funds lock).
     Returns how many changed state."""
     orders = _open_orders(user_id) if open_orders is None else open_orders
-    orders = [o for o in orders if o.status in LIVE_STATUSES]
+    orders = [o for o in orders if o.status in OPEN_STATUSES]
     if not orders:
         return 0
     pairs = {(o.symbol, o.exchange.value) for o in orders}
@@ -333,7 +328,7 @@ def match_locked(user_id: int, funds: Funds, now: dt.datetime, open_orders: list
 
 
 def _due_positions(user_id: int | None, cutoff: dt.datetime) -> list[Position]:
-    q = select(Position).where(Position.mode == Mode.ANALYZE, Position.product == "MIS", Position.quantity != 0,
+    q = select(Position).where(Position.mode == Mode.ANALYZE, Position.product == Product.MIS, Position.quantity != 0,
                                Position.updated_at < cutoff)
     if user_id is not None:
         q = q.where(Position.user_id == user_id)
@@ -341,7 +336,7 @@ def _due_positions(user_id: int | None, cutoff: dt.datetime) -> list[Position]:
 
 
 def _due_orders(user_id: int | None, cutoff: dt.datetime) -> list[Order]:
-    q = select(Order).where(Order.mode == Mode.ANALYZE, Order.product == "MIS", Order.status.in_(LIVE_STATUSES),
+    q = select(Order).where(Order.mode == Mode.ANALYZE, Order.product == Product.MIS, Order.status.in_(OPEN_STATUSES),
                             Order.placed_at < cutoff)
     if user_id is not None:
         q = q.where(Order.user_id == user_id)
@@ -414,7 +409,7 @@ def housekeeping_locked(user_id: int, funds: Funds, now: dt.datetime) -> None:
 
 # -- the cached account ------------------------------------------------------------------------------
 # What only changes when the user's paper account is written: the Funds figures, the positions of the
-# position book, the day's orders and trades (in API.md shapes), and whether there are open orders or
+# position book, the day's orders and trades (in the shapes of docs/api.md), and whether there are open orders or
 # open MIS positions (and since when). One entry per user in CACHE_NS, JSON-friendly (Decimals as
 # strings), dropped in every process after any commit that wrote one of the user's Order, Fill,
 # Position or Funds rows (the session hooks below), whichever code path wrote it. Prices that move
@@ -432,12 +427,11 @@ _Q_POSITIONS = (select(Position).where(Position.user_id == _uid, Position.mode =
                                        or_(Position.quantity != 0, Position.updated_at >= _day))
                 .order_by(Position.id))
 _Q_ORDERS = (select(Order).where(Order.user_id == _uid, Order.mode == Mode.ANALYZE,
-                                 or_(Order.placed_at >= _day, Order.status.in_(LIVE_STATUSES)))
+                                 or_(Order.placed_at >= _day, Order.status.in_(OPEN_STATUSES)))
              .order_by(Order.id.desc()))
 _Q_TRADES = (select(Fill, Order).join(Order, Order.id == Fill.order_id)
              .where(Order.user_id == _uid, Order.mode == Mode.ANALYZE, Fill.filled_at >= _day)
              .order_by(Fill.id.desc()))
-_OPEN_STATUSES = frozenset(s.value for s in LIVE_STATUSES)
 
 
 def _load_account(user_id: int, day: dt.datetime) -> dict:
@@ -460,14 +454,14 @@ def _load_account(user_id: int, day: dt.datetime) -> dict:
                "timestamp": shapes.fmt_time(f.filled_at), "trade_value": shapes.num(f.quantity * f.price)}
               for f, o in db.session.execute(_Q_TRADES, params)]
     return {"day": day.isoformat(), "funds": funds, "positions": positions, "orders": orders, "trades": trades,
-            "open_orders": any(o["order_status"] in _OPEN_STATUSES for o in orders),
+            "open_orders": any(o["order_status"] in OPEN_STATUSES for o in orders),
             "mis_oldest": _mis_oldest(positions)}
 
 
 def _mis_oldest(positions: list[dict]) -> str | None:
     """When the oldest open MIS position was last traded (ISO), or None."""
     times = [dt.datetime.fromisoformat(p["updated_at"]) for p in positions
-             if p["product"] == "MIS" and Decimal(p["quantity"]) != 0]
+             if p["product"] == Product.MIS and Decimal(p["quantity"]) != 0]
     return min(times).isoformat() if times else None
 
 
@@ -568,7 +562,7 @@ _Q_READ = (
            # row itself is read as of now (see place_fast)
            select(_F_SNAP.c.updated_at).where(_F_SNAP.c.id == _F.c.id).scalar_subquery().label("seen_at"),
            select(_O.c.id).where(_O.c.user_id == _uid, _O.c.mode == Mode.ANALYZE,
-                                 _O.c.status.in_(LIVE_STATUSES)).exists().label("has_open"),
+                                 _O.c.status.in_(OPEN_STATUSES)).exists().label("has_open"),
            select(_P.c.id).where(_P.c.user_id == _uid, _P.c.mode == Mode.ANALYZE, _P.c.product == Product.MIS,
                                  _P.c.quantity != 0, _P.c.updated_at < bindparam("cutoff")).exists().label("has_due"),
            _P.c.id.label("pos_id"), *[_P.c[f].label(f"pos_{f}") for f in _POSITION_FIELDS])
@@ -803,7 +797,7 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
 
     action, product, qty = values["action"].value, values["product"].value, values["quantity"]
     decision = engine.decide(action, values["pricetype"].value, values["price"], values["trigger_price"], quote)
-    if decision.status != engine.COMPLETE:
+    if decision.status != OrderStatus.COMPLETE:
         return None
     conn = db.session.connection()
     cutoff = squareoff_cutoff(now)

@@ -19,12 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal
 
+from vocabulary import Action, OrderStatus, PriceType, Product, needs_trigger
+
 ZERO = Decimal(0)
 PRICE_STEP = Decimal("0.0001")  # the journal's precision (Numeric(18, 4))
-
-COMPLETE = "complete"
-OPEN = "open"
-TRIGGER_PENDING = "trigger pending"
 
 
 def q4(value: Decimal) -> Decimal:
@@ -39,13 +37,13 @@ class Quote:
 
     def market_price(self, action: str) -> Decimal:
         """What a market order pays: the ask to buy, the bid to sell, the ltp when that side is empty."""
-        side = self.ask if action == "BUY" else self.bid
+        side = self.ask if action == Action.BUY else self.bid
         return side if side > 0 else self.ltp
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    status: str  # complete | open | trigger pending
+    status: OrderStatus  # complete | open | trigger pending
     price: Decimal | None = None  # the fill price when complete
 
 
@@ -53,19 +51,19 @@ def decide(action: str, pricetype: str, price: Decimal, trigger_price: Decimal, 
            triggered: bool = False) -> Decision:
     """What happens to an order against `quote` now. `triggered`: an SL/SL-M already triggered earlier."""
     ltp = quote.ltp
-    buy = action == "BUY"
-    if pricetype in ("SL", "SL-M") and not triggered:
+    buy = action == Action.BUY
+    if needs_trigger(pricetype) and not triggered:
         triggered = ltp >= trigger_price if buy else ltp <= trigger_price
         if not triggered:
-            return Decision(TRIGGER_PENDING)
-    if pricetype in ("MARKET", "SL-M"):
-        return Decision(COMPLETE, quote.market_price(action))
+            return Decision(OrderStatus.TRIGGER_PENDING)
+    if pricetype in (PriceType.MARKET, PriceType.SL_M):
+        return Decision(OrderStatus.COMPLETE, quote.market_price(action))
     # LIMIT, or a triggered SL: a limit order at `price`.
     crossed = ltp <= price if buy else ltp >= price
     if not crossed:
-        return Decision(OPEN)
+        return Decision(OrderStatus.OPEN)
     market = quote.market_price(action)
-    return Decision(COMPLETE, min(price, market) if buy else max(price, market))
+    return Decision(OrderStatus.COMPLETE, min(price, market) if buy else max(price, market))
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +74,9 @@ class Leverage:
     def margin(self, product: str, value: Decimal) -> Decimal:
         """Margin blocked for a position worth `value` (its absolute value) in `product`."""
         value = abs(value)
-        if product == "MIS":
+        if product == Product.MIS:
             return q4(value / self.mis)
-        if product == "NRML":
+        if product == Product.NRML:
             return q4(value / self.nrml)
         return q4(value)  # CNC: delivery, paid in full
 
@@ -113,7 +111,7 @@ def apply_fill(pos: PositionState, action: str, quantity: Decimal, price: Decima
     quantity = Decimal(quantity)
     if quantity <= 0:
         raise ValueError("fill quantity must be positive")
-    signed = quantity if action == "BUY" else -quantity
+    signed = quantity if action == Action.BUY else -quantity
     q, avg = pos.quantity, pos.average_price
     realized = ZERO
     if q == 0 or (q > 0) == (signed > 0):
@@ -131,7 +129,7 @@ def apply_fill(pos: PositionState, action: str, quantity: Decimal, price: Decima
         else:  # reversed through zero: the remainder is a new position at the fill price
             new_avg = price
     value = q4(quantity * price)
-    if action == "BUY":
+    if action == Action.BUY:
         flows = {"buy_quantity": pos.buy_quantity + quantity, "buy_value": pos.buy_value + value}
     else:
         flows = {"sell_quantity": pos.sell_quantity + quantity, "sell_value": pos.sell_value + value}
@@ -179,7 +177,7 @@ def margin_required(pos: PositionState, product: str, action: str, quantity: Dec
 def check_order(pos: PositionState, funds: FundsState, product: str, action: str, quantity: Decimal,
                 price: Decimal, leverage: Leverage) -> None:
     """Raise when the order could not fill: CNC short sale, or not enough funds for its margin."""
-    if product == "CNC" and action == "SELL" and quantity > max(pos.quantity, ZERO):
+    if product == Product.CNC and action == Action.SELL and quantity > max(pos.quantity, ZERO):
         raise CannotSell(f"CNC sell of {quantity} exceeds the long CNC position of {max(pos.quantity, ZERO)}")
     required = margin_required(pos, product, action, quantity, price, leverage)
     if required > 0 and required > funds.available:

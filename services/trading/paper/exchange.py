@@ -17,7 +17,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from database import db
-from database.enums import Mode, OrderStatus, PriceType
+from database.enums import Action, Mode, OrderStatus, PriceType, Product
 from database.order_db import Order
 from database.portfolio_db import Funds, Holding, Position
 from database.types import utcnow
@@ -28,8 +28,9 @@ from services.trading import journal, shapes
 from services.trading.errors import OrderError
 from services.trading.journal import OrderInput, Placed
 from services.trading.paper import account, batches
-from services.trading.paper.account import BROKER, LIVE_STATUSES
+from services.trading.paper.account import BROKER
 from services.trading.venues import Venue
+from vocabulary import OPEN_STATUSES
 
 log = logging.getLogger("algobridge.orders")
 
@@ -96,7 +97,7 @@ def _open_order(user_id: int, orderid: str, verb: str) -> tuple[Order, Funds, dt
     may have filled meanwhile): (order, locked funds, now); 400 unless it is still open."""
     funds, now = _locked(user_id)
     row = db.session.scalars(select(Order).where(Order.orderid == str(orderid), Order.user_id == user_id)).one()
-    if row.status not in LIVE_STATUSES:
+    if row.status not in OPEN_STATUSES:
         raise OrderError(f"Order {orderid} cannot be {verb}: it is {row.status.value}", 400)
     return row, funds, now
 
@@ -133,7 +134,7 @@ def cancel_all(venue: Venue) -> tuple[list[str], list[str]]:
     with unit_of_work(write=True):
         _funds, now = _locked(venue.user_id)
         for row in db.session.scalars(select(Order).where(Order.user_id == venue.user_id, Order.mode == Mode.ANALYZE,
-                                                          Order.status.in_(LIVE_STATUSES))):
+                                                          Order.status.in_(OPEN_STATUSES))):
             row.status = OrderStatus.CANCELLED
             row.updated_at = now
             canceled.append(row.orderid)
@@ -156,8 +157,8 @@ def close_all(venue: Venue, strategy: str) -> int:
             if quote is None:
                 continue
             inp = OrderInput(strategy=strategy, exchange=row.exchange.value, symbol=row.symbol,
-                             action="SELL" if row.quantity > 0 else "BUY", quantity=int(abs(row.quantity)),
-                             product=row.product.value)
+                             action=Action.SELL.value if row.quantity > 0 else Action.BUY.value,
+                             quantity=int(abs(row.quantity)), product=row.product.value)
             order = journal.new_order(user_id, inp, mode=Mode.ANALYZE, broker=BROKER, orderid=journal.new_id(now),
                                       status=OrderStatus.OPEN, now=now)
             account.execute(order, quote, funds, positions, now)
@@ -238,7 +239,7 @@ def holding_rows(venue: Venue) -> list[tuple]:
     rows = []
     for h in found:
         quote = book.get((h.symbol, h.exchange.value))
-        rows.append((h.symbol, h.exchange.value, "CNC", h.quantity, h.average_price,
+        rows.append((h.symbol, h.exchange.value, Product.CNC.value, h.quantity, h.average_price,
                      quote.ltp if quote else h.average_price))
     return rows
 

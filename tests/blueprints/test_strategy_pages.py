@@ -1,0 +1,281 @@
+"""Strategy pages: create, edit, activate, delete, symbol mappings; owners only; viewers read-only; audit."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from sqlalchemy import select
+
+from database import db
+from database.audit_db import AuditEvent
+from database.enums import Role
+from database.strategy_db import Strategy, StrategySymbolMapping
+from extensions import limiter
+from services.market import master_contract
+from services.market import symbol_index as token_db
+from tests.helpers.accounts import csrf_token, login, make_user, post_form, use_test_hasher
+
+
+@pytest.fixture(autouse=True)
+def _env(app, monkeypatch):
+    use_test_hasher(monkeypatch)
+    limiter.reset()
+    yield
+    limiter.reset()
+
+
+@pytest.fixture
+def symbols(app):
+    master_contract.ensure_sample_contract(rows=2000)
+    token_db.reload()
+
+
+def signed_in(client, username="trader1", role=Role.TRADER):
+    user = make_user(username, role)
+    resp = login(client, username)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return user
+
+
+def strategies_of(user_id: int) -> list[Strategy]:
+    db.session.rollback()
+    return list(db.session.scalars(select(Strategy).where(Strategy.user_id == user_id)))
+
+
+def audit_actions() -> list[str]:
+    db.session.rollback()
+    return [e.action for e in db.session.scalars(select(AuditEvent).where(AuditEvent.target_type == "strategy")
+                                                 .order_by(AuditEvent.id))]
+
+
+NEW = {"name": "Nifty breakout", "platform": "tradingview", "mode": "LONG", "is_intraday": "y",
+       "start_time": "09:20", "end_time": "15:00", "squareoff_time": "15:15"}
+
+
+def create(client, **overrides):
+    return post_form(client, "/strategy/new", {**NEW, **overrides})
+
+
+def test_create_shows_the_webhook_url_and_a_tradingview_alert(client):
+    user = signed_in(client)
+    resp = create(client)
+    assert resp.status_code == 302
+    (s,) = strategies_of(user.id)
+    assert resp.location == f"/strategy/{s.id}"
+    assert (s.name, s.platform, s.mode, s.is_active, s.is_intraday) == ("Nifty breakout", "tradingview", "LONG",
+                                                                       True, True)
+    assert (s.start_time.strftime("%H:%M"), s.end_time.strftime("%H:%M"), s.squareoff_time.strftime("%H:%M")) == (
+        "09:20", "15:00", "15:15")
+    assert re.fullmatch(r"[0-9a-f]{32}", s.webhook_id)
+
+    page = client.get(resp.location)
+    assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"
+    html = page.get_data(as_text=True)
+    assert f"http://localhost/strategy/webhook/{s.webhook_id}" in html
+    alert = re.search(r'<pre id="alert-json">(.*?)</pre>', html, re.S).group(1)
+    alert = json.loads(alert.replace("&#34;", '"').replace("&quot;", '"'))
+    assert alert == {"symbol": "{{ticker}}", "action": "{{strategy.order.action}}"}
+    assert audit_actions() == ["strategy.create"]
+
+    listing = client.get("/strategy").get_data(as_text=True)
+    assert "Nifty breakout" in listing
+
+
+def test_both_mode_alert_has_position_size_and_chartink_gets_its_own_url(client):
+    user = signed_in(client)
+    create(client, name="Both ways", mode="BOTH")
+    create(client, name="Scanner", platform="chartink", mode="LONG")
+    by_name = {s.name: s for s in strategies_of(user.id)}
+    html = client.get(f"/strategy/{by_name['Both ways'].id}").get_data(as_text=True)
+    assert "{{strategy.position_size}}" in html
+    html = client.get(f"/strategy/{by_name['Scanner'].id}").get_data(as_text=True)
+    assert f"/chartink/webhook/{by_name['Scanner'].webhook_id}" in html
+    assert "COVER" in html
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": "x"}, "Field must be between 3 and 100 characters long."),
+        ({"name": "bad<name>"}, "A name has 3 to 100 characters"),
+        ({"start_time": "15:00", "end_time": "10:00"}, "The start time must be before the end time."),
+        ({"squareoff_time": "14:00"}, "The square-off time must be at or after the end time."),
+        ({"end_time": ""}, "An intraday strategy needs a start, an end and a square-off time."),
+        ({"mode": "SIDEWAYS"}, "Not a valid choice"),
+    ],
+)
+def test_invalid_strategy_forms_are_refused_with_a_message(client, overrides, message):
+    user = signed_in(client)
+    resp = create(client, **overrides)
+    assert resp.status_code == 400
+    assert message in resp.get_data(as_text=True)
+    assert strategies_of(user.id) == []
+
+
+def test_positional_strategy_needs_no_hours_and_names_are_unique_per_user(client):
+    user = signed_in(client)
+    data = {k: v for k, v in NEW.items() if k != "is_intraday"}
+    assert post_form(client, "/strategy/new", data).status_code == 302
+    (s,) = strategies_of(user.id)
+    assert s.is_intraday is False
+    assert s.start_time is None
+    assert s.squareoff_time is None
+    resp = post_form(client, "/strategy/new", data)
+    assert resp.status_code == 400
+    assert "You already have a strategy named" in resp.get_data(as_text=True)
+
+
+def test_edit_activate_deactivate_and_delete_with_confirmation(client):
+    user = signed_in(client)
+    create(client)
+    (s,) = strategies_of(user.id)
+    sid = s.id
+    form_page = client.get(f"/strategy/{sid}/edit").get_data(as_text=True)
+    assert 'value="Nifty breakout"' in form_page
+    assert 'value="09:20"' in form_page
+
+    resp = post_form(client, f"/strategy/{sid}/edit", {**NEW, "name": "Renamed", "mode": "BOTH",
+                                                        "start_time": "09:30"})
+    assert resp.status_code == 302
+    (s,) = strategies_of(user.id)
+    assert (s.name, s.mode, s.start_time.strftime("%H:%M")) == ("Renamed", "BOTH", "09:30")
+
+    view = f"/strategy/{sid}"
+    assert post_form(client, f"{view}/deactivate", form_url=view).status_code == 302
+    assert strategies_of(user.id)[0].is_active is False
+    assert "Activate" in client.get(view).get_data(as_text=True)
+    assert post_form(client, f"{view}/activate", form_url=view).status_code == 302
+    assert strategies_of(user.id)[0].is_active is True
+
+    old_webhook = strategies_of(user.id)[0].webhook_id
+    assert post_form(client, f"{view}/rotate", form_url=view).status_code == 302
+    assert strategies_of(user.id)[0].webhook_id != old_webhook
+
+    confirm = client.get(f"{view}/delete")
+    assert confirm.status_code == 200
+    assert "Delete “Renamed”?" in confirm.get_data(as_text=True)
+    assert strategies_of(user.id)  # a GET deletes nothing
+    resp = post_form(client, f"{view}/delete")
+    assert resp.status_code == 302
+    assert resp.location == "/strategy"
+    assert strategies_of(user.id) == []
+    assert client.get(view).status_code == 404
+    assert audit_actions() == ["strategy.create", "strategy.update", "strategy.deactivate", "strategy.activate",
+                               "strategy.rotate_webhook", "strategy.delete"]
+    db.session.rollback()
+    deleted = db.session.scalars(select(AuditEvent).where(AuditEvent.action == "strategy.delete")).one()
+    assert deleted.before["name"] == "Renamed"
+    assert deleted.after is None
+    assert deleted.user_id == user.id
+
+
+def test_actions_without_a_csrf_token_are_refused(client):
+    user = signed_in(client)
+    create(client)
+    (s,) = strategies_of(user.id)
+    assert client.post(f"/strategy/{s.id}/delete").status_code == 400
+    assert client.post(f"/strategy/{s.id}/deactivate").status_code == 400
+    assert strategies_of(user.id)[0].is_active is True
+
+
+def mappings_of(strategy_id: int) -> list[tuple]:
+    db.session.rollback()
+    return [(m.symbol, m.exchange, m.quantity, m.product) for m in db.session.scalars(
+        select(StrategySymbolMapping).where(StrategySymbolMapping.strategy_id == strategy_id)
+        .order_by(StrategySymbolMapping.symbol))]
+
+
+def test_symbol_mappings_are_checked_against_the_symbol_master(client, symbols):
+    user = signed_in(client)
+    create(client)
+    (s,) = strategies_of(user.id)
+    view = f"/strategy/{s.id}"
+
+    def add(**data):
+        return post_form(client, f"{view}/mappings", {"symbol": "RELIANCE", "exchange": "NSE", "quantity": "5",
+                                                      "product": "MIS", **data}, form_url=view)
+
+    assert add(symbol="reliance").status_code == 302
+    assert add(symbol="SBIN", quantity="10", product="CNC").status_code == 302
+    assert mappings_of(s.id) == [("RELIANCE", "NSE", 5, "MIS"), ("SBIN", "NSE", 10, "CNC")]
+    html = client.get(view).get_data(as_text=True)
+    assert "RELIANCE" in html
+    assert "SBIN" in html
+
+    resp = add(symbol="NOSUCHCO")
+    assert resp.status_code == 400
+    assert "Symbol NOSUCHCO not found in exchange NSE" in resp.get_data(as_text=True)
+    resp = add()
+    assert resp.status_code == 400
+    assert "already mapped" in resp.get_data(as_text=True)
+    resp = add(symbol="TCS", product="NRML")
+    assert resp.status_code == 400
+    assert "Product NRML is not available on NSE" in resp.get_data(as_text=True)
+    resp = add(symbol="TCS", quantity="0")
+    assert resp.status_code == 400
+    future = next(i for i in token_db.search("NIFTY", exchange="NFO", limit=200)
+                  if i.instrumenttype == "FUT" and i.lotsize > 1)
+    resp = add(symbol=future.symbol, exchange="NFO", product="NRML", quantity=str(future.lotsize + 1))
+    assert resp.status_code == 400
+    assert "multiple of its lot size" in resp.get_data(as_text=True)
+    assert add(symbol=future.symbol, exchange="NFO", product="NRML",
+               quantity=str(future.lotsize * 2)).status_code == 302
+    assert len(mappings_of(s.id)) == 3
+
+    db.session.rollback()
+    mapping_id = db.session.scalars(select(StrategySymbolMapping.id).where(
+        StrategySymbolMapping.strategy_id == s.id, StrategySymbolMapping.symbol == "SBIN")).one()
+    resp = post_form(client, f"{view}/mappings/{mapping_id}/delete", form_url=view)
+    assert resp.status_code == 302
+    assert [m[0] for m in mappings_of(s.id)] == sorted(["RELIANCE", future.symbol])
+    assert audit_actions() == ["strategy.create", "strategy.mapping_add", "strategy.mapping_add",
+                               "strategy.mapping_add", "strategy.mapping_remove"]
+
+
+def test_other_users_strategies_are_not_found(app, symbols):
+    owner_client, other_client = app.test_client(), app.test_client()
+    owner = signed_in(owner_client, "owner1")
+    create(owner_client)
+    (s,) = strategies_of(owner.id)
+    view = f"/strategy/{s.id}"
+    post_form(owner_client, f"{view}/mappings", {"symbol": "SBIN", "exchange": "NSE", "quantity": "1",
+                                                 "product": "MIS"}, form_url=view)
+    (mapping_id,) = [m.id for m in db.session.scalars(select(StrategySymbolMapping))]
+
+    signed_in(other_client, "admin2", Role.ADMIN)  # not even an admin sees another user's strategies
+    assert "Nifty breakout" not in other_client.get("/strategy").get_data(as_text=True)
+    assert s.webhook_id not in other_client.get("/strategy").get_data(as_text=True)
+    for url in (view, f"{view}/edit", f"{view}/delete"):
+        assert other_client.get(url).status_code == 404, url
+    token = csrf_token(other_client, "/strategy/new")
+    for url in (f"{view}/edit", f"{view}/delete", f"{view}/deactivate", f"{view}/rotate", f"{view}/mappings",
+                f"{view}/mappings/{mapping_id}/delete"):
+        data = {**NEW, "symbol": "TCS", "exchange": "NSE", "quantity": "1", "product": "MIS", "csrf_token": token}
+        assert other_client.post(url, data=data).status_code == 404, url
+    (after,) = strategies_of(owner.id)
+    assert (after.name, after.is_active, after.webhook_id) == ("Nifty breakout", True, s.webhook_id)
+    assert len(mappings_of(s.id)) == 1
+
+
+def test_viewers_can_look_but_not_change(app, client):
+    trader_client = app.test_client()
+    signed_in(trader_client, "trader9")
+    viewer = signed_in(client, "viewer1", Role.VIEWER)
+    assert client.get("/strategy").status_code == 200
+    assert "New strategy" not in client.get("/strategy").get_data(as_text=True)
+    assert client.get("/strategy/new").status_code == 403
+    token = csrf_token(client, "/strategy")  # the sign-out form of the top bar
+    assert client.post("/strategy/new", data={**NEW, "csrf_token": token}).status_code == 403
+    assert strategies_of(viewer.id) == []
+
+
+def test_anonymous_visitors_go_to_sign_in(client):
+    resp = client.get("/strategy")
+    assert resp.status_code == 302
+    assert "/auth/login" in resp.location
+    resp = client.get("/strategy/new")
+    assert resp.status_code == 302
+    assert "/auth/login" in resp.location
