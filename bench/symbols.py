@@ -78,8 +78,7 @@ def _floor(mapped, dialect: str) -> float:
 
 def bench_import(app, rows, repeat: int) -> dict[str, float]:
     from database import db
-    from services.market import master_contract
-    from services.market import symbol_index as token_db
+    from services.market import master_contract, symbol_index
 
     with app.app_context():
         dialect = db.engine.dialect.name
@@ -94,10 +93,10 @@ def bench_import(app, rows, repeat: int) -> dict[str, float]:
             if result.rows_mapped != len(mapped):
                 raise SystemExit(f"import mapped {result.rows_mapped} of {len(mapped)}: {result.summary()}")
             t0 = time.perf_counter()
-            token_db.reload()
+            symbol_index.reload()
             builds.append(time.perf_counter() - t0)
-        if token_db.count() != len(mapped):
-            raise SystemExit(f"index holds {token_db.count()} symbols, expected {len(mapped)}")
+        if symbol_index.count() != len(mapped):
+            raise SystemExit(f"index holds {symbol_index.count()} symbols, expected {len(mapped)}")
         return {"floor": min(floors), "import": min(imports), "index": min(builds), "rows": len(mapped)}
 
 
@@ -125,22 +124,22 @@ def _queries(index, n: int, rng: random.Random) -> dict[str, list[tuple[str, str
 
 
 def bench_lookups(app, n: int = 2000, seed: int = 7) -> None:
-    from services.market import symbol_index as token_db
+    from services.market import symbol_index
 
     rng = random.Random(seed)
     with app.app_context():
-        index = token_db.index()
+        index = symbol_index.index()
         recs = index.records
         sample = rng.sample(recs, n)
         timings: dict[str, list[float]] = {"get_token": [], "get_symbol_info": [], "get_oa_symbol": []}
         pc = time.perf_counter
         for r in sample:
             t0 = pc()
-            token_db.get_token(r.symbol, r.exchange)
+            symbol_index.get_token(r.symbol, r.exchange)
             t1 = pc()
-            token_db.get_symbol_info(r.symbol, r.exchange)
+            symbol_index.get_symbol_info(r.symbol, r.exchange)
             t2 = pc()
-            token_db.get_oa_symbol(r.brsymbol, r.brexchange)
+            symbol_index.get_oa_symbol(r.brsymbol, r.brexchange)
             t3 = pc()
             timings["get_token"].append(t1 - t0)
             timings["get_symbol_info"].append(t2 - t1)
@@ -156,7 +155,7 @@ def bench_lookups(app, n: int = 2000, seed: int = 7) -> None:
             times = []
             for q, ex in queries:
                 t0 = pc()
-                token_db.search(q, ex)
+                symbol_index.search(q, ex)
                 times.append(pc() - t0)
             everything.extend(times)
             print(f"    {kind:<22} p50 {_pct(times, 50) * 1e3:6.3f}  p99 {_pct(times, 99) * 1e3:6.3f}"

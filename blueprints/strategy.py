@@ -22,7 +22,7 @@ from database.enums import Platform, Product, StrategyMode
 from database.strategy_db import Strategy
 from extensions import client_address
 from services.accounts.users import TRADE_ROLES, Actor
-from services.market import symbol_index as token_db
+from services.market import symbol_index
 from services.strategies import strategy as strategies
 from services.strategies.strategy import StrategyError, StrategyInput, StrategyNotFoundError
 from vocabulary import TRADABLE_EXCHANGES
@@ -161,7 +161,7 @@ def view(strategy_id: int):
         signals=strategies.recent_signals(strategy.id), mapping_form=MappingForm(formdata=None),
         action_form=ActionForm(), webhook_url=webhook_url(strategy), alert_json=alert_json(strategy),
         chartink_example=_chartink_example(strategy) if strategy.platform == Platform.CHARTINK else None,
-        can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS, symbols_loaded=token_db.count() > 0,
+        can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS, symbols_loaded=symbol_index.count() > 0,
         host_url=request.host_url.rstrip("/"),
     ), 200, {"Cache-Control": "no-store"}  # the webhook id is a credential
 
@@ -266,7 +266,7 @@ def add_mapping(strategy_id: int):
         signals=strategies.recent_signals(strategy.id), mapping_form=form, action_form=ActionForm(),
         webhook_url=webhook_url(strategy), alert_json=alert_json(strategy),
         chartink_example=_chartink_example(strategy) if strategy.platform == Platform.CHARTINK else None,
-        can_edit=True, platform_labels=PLATFORM_LABELS, symbols_loaded=token_db.count() > 0,
+        can_edit=True, platform_labels=PLATFORM_LABELS, symbols_loaded=symbol_index.count() > 0,
         host_url=request.host_url.rstrip("/"),
     ), 400, {"Cache-Control": "no-store"}
 

@@ -22,8 +22,7 @@ from blueprints.access import check_role
 from database import db
 from database.enums import Exchange, ImportState, Role
 from services.accounts import broker_login
-from services.market import master_contract, sample_contract
-from services.market import symbol_index as token_db
+from services.market import master_contract, sample_contract, symbol_index
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -68,7 +67,7 @@ def index():
     q = (request.args.get("q") or "").strip()[:64]
     exchange = (request.args.get("exchange") or "").strip().upper()
     exchange = exchange if exchange in Exchange.values() else ""
-    results = token_db.search(q, exchange or None) if q else []
+    results = symbol_index.search(q, exchange or None) if q else []
     return render_template(
         "symbols/index.html", target=name, connected=active.broker if active else None,
         status=_status_json(name), count=master_contract.symbol_count(), q=q, exchange=exchange,

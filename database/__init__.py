@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData, event
+from sqlalchemy import MetaData, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -68,6 +69,12 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def upsert(table: Table, dialect_name: str):
+    """An INSERT of `table` that takes ON CONFLICT clauses, in the dialect's own construct (PostgreSQL
+    and SQLite spell them alike, but each dialect has its own `insert`)."""
+    return (postgresql.insert if dialect_name == "postgresql" else sqlite.insert)(table)
 
 
 def json_dumps(value: Any) -> str:

@@ -25,6 +25,7 @@ import builtins
 import functools
 import json
 import logging
+import os
 import threading
 import time
 import uuid
@@ -33,12 +34,13 @@ from collections.abc import Callable
 from typing import Any
 
 from cachetools import TTLCache
+from flask import current_app, has_app_context
 from sqlalchemy import BigInteger, String, bindparam, event, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from database import Base
+from database import Base, db, upsert
 from database.types import UTCDateTime, utcnow
 
 log = logging.getLogger("algobridge.cache")
@@ -104,14 +106,13 @@ class TwoLevelCache:
                       "invalidations_sent": 0, "invalidations_received": 0}
         self._redis = None
         if redis_url:
-            import redis
+            import redis  # only where Redis is configured: the embedded default never loads the client
 
             self._redis = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the invalidation listener (Redis) or poller (database) of this process."""
-        import os
 
         if self._started_pid == os.getpid() and self._thread and self._thread.is_alive():
             return
@@ -412,12 +413,8 @@ class TwoLevelCache:
 @functools.cache
 def _bump_statement(dialect: str):
     """INSERT ... ON CONFLICT DO UPDATE ... RETURNING generation (built once per dialect)."""
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
     table = CacheGeneration.__table__
-    stmt = insert(table).values(namespace=bindparam("namespace"), generation=1,
+    stmt = upsert(table, dialect).values(namespace=bindparam("namespace"), generation=1,
                                 updated_at=bindparam("at", type_=table.c.updated_at.type))
     return stmt.on_conflict_do_update(
         index_elements=[table.c.namespace],
@@ -477,7 +474,6 @@ _default: TwoLevelCache | None = None
 
 def init_app(app: Any) -> TwoLevelCache:
     global _default
-    from database import db
 
     with app.app_context():
         engine = db.engine
@@ -493,8 +489,6 @@ def init_app(app: Any) -> TwoLevelCache:
 
 
 def current() -> TwoLevelCache:
-    from flask import current_app, has_app_context
-
     if has_app_context():
         cache = current_app.extensions.get("algobridge.cache")
         if cache is not None:

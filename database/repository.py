@@ -9,6 +9,7 @@ function in `database/`, it adds and flushes; the caller's unit of work commits.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -191,7 +192,6 @@ def _coerce(column: Any, value: Any) -> Any:
     """Turn a cursor value back into the column's Python type (datetimes travel as ISO text)."""
     if value is None:
         return None
-    import datetime as dt
 
     python_type = None
     try:

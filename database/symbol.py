@@ -1,7 +1,7 @@
 """The broker's master contract (`sym_tokens`), its import status, and the latest quotes.
 
 Rows map OpenAlgo symbols (docs/api.md, Symbols and quotes) to the broker's symbol and token. The table is replaced
-whole by an import (services/market/master_contract.py); fast lookups go through token_db's index.
+whole by an import (services/market/master_contract.py); fast lookups go through services.market.symbol_index.
 """
 
 from __future__ import annotations

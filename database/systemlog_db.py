@@ -10,7 +10,7 @@ from typing import Optional
 from sqlalchemy import Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from database import Base, db, schema
+from database import Base, db, schema, writer
 from database.types import UTCDateTime, utcnow
 
 
@@ -48,8 +48,6 @@ class DatabaseLogHandler(logging.Handler):
         super().__init__(level)
 
     def emit(self, record: logging.LogRecord) -> None:
-        from database import writer
-
         try:
             log_writer = writer.current()
         except RuntimeError:

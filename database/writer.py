@@ -24,6 +24,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from flask import current_app, has_app_context
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import (
@@ -36,7 +37,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.sql import sqltypes
 
-from database import sqlite_write_turn
+from database import Base, db, sqlite_write_turn
 
 log = logging.getLogger("algobridge.writer")
 
@@ -469,8 +470,6 @@ WRITTEN_TABLES = ("api_logs", "traffic_logs", "order_latency", "system_logs")
 
 
 def init_app(app: Any) -> LogWriter:
-    from database import Base, db
-
     with app.app_context():
         engine = db.engine
     writer = LogWriter(
@@ -493,7 +492,6 @@ _default: LogWriter | None = None
 
 def current() -> LogWriter:
     """The writer of the current application, or of the last one created (background threads)."""
-    from flask import current_app, has_app_context
 
     if has_app_context():
         found = current_app.extensions.get("algobridge.writer")

@@ -91,6 +91,7 @@ def _order_id(orderid: str) -> str:
 
 
 def _http_session(pool_size: int) -> requests.Session:
+    # requests and kiteconnect load when a Zerodha session is first used, not at every start (memory budget)
     import requests
     from requests.adapters import HTTPAdapter
 
@@ -148,7 +149,7 @@ class ZerodhaBroker(Broker):
 
     def kite(self, access_token: str | None = None) -> KiteConnect:
         """A Kite client on the adapter's shared HTTP session."""
-        from kiteconnect import KiteConnect
+        from kiteconnect import KiteConnect  # late: see _http_session
 
         kite = KiteConnect(self.api_key, access_token=access_token, root=self.root, timeout=self.timeout)
         kite.reqsession = self.http
@@ -371,7 +372,7 @@ class KiteClient(BrokerClient):
 
     @staticmethod
     def _csv_rows(response: requests.Response) -> Iterator[dict[str, str]]:
-        import requests
+        import requests  # late: see _http_session
 
         try:
             response.encoding = "utf-8"

@@ -14,7 +14,7 @@ This module owns
   table is empty, so search and analyze-mode orders work offline on a fresh install.
 
 After a successful import it invalidates the "symbols" cache namespace, which makes every process's
-token_db index rebuild from the new contract.
+symbol index rebuild from the new contract.
 """
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from database import db, write_unit
+from database import cache, db, write_unit
 from database.enums import Exchange, ImportState, InstrumentType
 from database.symbol import MasterContractStatus, SymToken
 from database.types import utcnow
 from database.unit import unit_of_work
+from services.market import sample_contract, symbol_index
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -641,12 +642,10 @@ def _sqlite_values(r: MappedRow, memo: dict[Any, Any] | None = None) -> tuple[An
 
 
 def invalidate_symbols(rebuild: bool = True) -> None:
-    """Tell every process that the contract changed: their token_db indexes go stale and rebuild on
+    """Tell every process that the contract changed: their symbol indexes go stale and rebuild on
     their next lookup. This process rebuilds now, so the importer's next lookup is fast."""
-    from database import cache
-    from services.market import symbol_index as token_db
 
-    token_db.invalidate()
+    symbol_index.invalidate()
     try:
         cache.invalidate("symbols")
     except Exception:  # the contract is committed; other processes catch up on the next invalidation
@@ -654,7 +653,7 @@ def invalidate_symbols(rebuild: bool = True) -> None:
     if not rebuild:
         return
     try:
-        token_db.reload()
+        symbol_index.reload()
     except Exception:  # the import itself succeeded; the next lookup retries the rebuild
         log.exception("rebuilding the symbol index after the import failed")
 
@@ -670,7 +669,6 @@ def ensure_sample_contract(rows: int = SAMPLE_ROWS) -> ImportResult | None:
 
     Idempotent: a second call (or a second worker racing the first) finds rows and returns None.
     """
-    from services.market import sample_contract
 
     if symbol_count():
         return None

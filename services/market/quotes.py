@@ -32,13 +32,15 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from flask import current_app, has_app_context
 from sqlalchemy import select
 
 import config as config_module
-from database import db
+from database import db, upsert
 from database.symbol import Quote
 from database.types import utcnow
-from services.market import symbol_index as token_db
+from services.market import symbol_index
+from services.market.sample_contract import base_price, fallback_price
 from vocabulary import DEFAULT_EXCHANGE_TIMEZONE
 
 log = logging.getLogger("algobridge.symbols")
@@ -150,12 +152,11 @@ class PriceSimulator:
         return path[minute], path[0], highs[minute], lows[minute], prev, minute
 
     # -- instruments ---------------------------------------------------------------------------
-    def quote(self, info: token_db.SymbolInfo, at: float | None = None) -> QuoteData:
+    def quote(self, info: symbol_index.SymbolInfo, at: float | None = None) -> QuoteData:
         tick = info.tick_size
         itype = info.instrumenttype
         underlying = (info.name or info.symbol) if itype in ("FUT", "CE", "PE") else info.symbol
         key = underlying.replace(" ", "").upper()
-        from services.market.sample_contract import base_price, fallback_price
 
         base = base_price(key) or fallback_price(key)
         s, o, h, lo, prev, minute = self.spot(key, base, at)
@@ -187,7 +188,7 @@ class PriceSimulator:
         )
 
     @staticmethod
-    def _option(info: token_db.SymbolInfo, spot: float, day: int) -> float:
+    def _option(info: symbol_index.SymbolInfo, spot: float, day: int) -> float:
         strike = float(info.strike or 0)
         days = max((info.expiry.toordinal() - day) if info.expiry else 0, 0) + 0.5
         is_index = (info.name or "").endswith(("NIFTY", "SENSEX", "BANKEX"))
@@ -205,7 +206,6 @@ def simulator() -> PriceSimulator:
     """The process's simulator (seed from the app config QUOTE_SIMULATOR_SEED when set, sessions in
     EXCHANGE_TIMEZONE)."""
     global _simulator
-    from flask import current_app, has_app_context
 
     if has_app_context():
         seed = int(current_app.config.get("QUOTE_SIMULATOR_SEED", 0) or 0)
@@ -219,8 +219,8 @@ def simulator() -> PriceSimulator:
 # The store
 
 
-def _info(symbol: str, exchange: str) -> token_db.SymbolInfo:
-    info = token_db.get_symbol_info(symbol, exchange)
+def _info(symbol: str, exchange: str) -> symbol_index.SymbolInfo:
+    info = symbol_index.get_symbol_info(symbol, exchange)
     if info is None:
         raise UnknownSymbolError(f"Symbol {symbol} not found in exchange {exchange}")
     return info
@@ -236,12 +236,7 @@ def store_quote(symbol: str, exchange: str, data: Mapping[str, Any] | QuoteData,
     for field in ("volume", "oi"):
         row[field] = int(values.get(field) or 0)
     table = Quote.__table__
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(table).values(**row)
+    stmt = upsert(table, db.session.get_bind().dialect.name).values(**row)
     update = {k: stmt.excluded[k] for k in row if k not in ("symbol", "exchange")}
     db.session.execute(stmt.on_conflict_do_update(index_elements=["exchange", "symbol"], set_=update))
 
@@ -255,7 +250,7 @@ def stored_quote(symbol: str, exchange: str) -> QuoteData | None:
                      updated_at=row.updated_at)
 
 
-def get_quote(symbol: str, exchange: str, fetch: Callable[[token_db.SymbolInfo], Mapping[str, Any]] | None = None,
+def get_quote(symbol: str, exchange: str, fetch: Callable[[symbol_index.SymbolInfo], Mapping[str, Any]] | None = None,
               broker: str = "broker") -> QuoteData:
     """The latest quote of (symbol, exchange).
 
@@ -284,8 +279,9 @@ def _dec(v: Any) -> Decimal:
     return v if isinstance(v, Decimal) else Decimal(str(v or 0))
 
 
-def ltp(symbol: str, exchange: str, fetch: Callable[[token_db.SymbolInfo], Mapping[str, Any]] | None = None) -> Decimal:
-    """The last price the paper broker fills against."""
+def ltp(symbol: str, exchange: str,
+        fetch: Callable[[symbol_index.SymbolInfo], Mapping[str, Any]] | None = None) -> Decimal:
+    """The last price the analyze-mode exchange fills against."""
     return get_quote(symbol, exchange, fetch).ltp
 
 
@@ -294,7 +290,7 @@ def feed_simulated(pairs: list[tuple[str, str]]) -> int:
     sim = simulator()
     n = 0
     for symbol, exchange in pairs:
-        info = token_db.get_symbol_info(symbol, exchange)
+        info = symbol_index.get_symbol_info(symbol, exchange)
         if info is not None:
             store_quote(info.symbol, info.exchange, sim.quote(info), "simulator")
             n += 1

@@ -16,6 +16,7 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -406,7 +407,6 @@ def base_price(underlying: str) -> Decimal | None:
 
 def fallback_price(key: str) -> Decimal:
     """A stable, plausible price for an instrument outside the sample (10 to ~5,000)."""
-    import zlib
 
     h = zlib.crc32(key.encode())
     return Decimal(str(round(10 * math.exp((h % 10_000) / 10_000 * math.log(500)), 2)))

@@ -37,7 +37,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from database import db
+from flask import current_app
+from sqlalchemy import text
+
+from database import cache, db
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -675,8 +678,6 @@ def _touch_namespace() -> None:
     # The cache notifies subscribers of namespaces it holds locally (e.g. on clear()); reading a key
     # makes "symbols" one of them.
     try:
-        from database import cache
-
         cache.get(NAMESPACE, "index")
     except Exception:  # noqa: S110 - no cache configured (bare scripts, benchmarks): nothing to touch
         pass
@@ -701,8 +702,6 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def _state(app: Any = None) -> _State:
     if app is None:
-        from flask import current_app
-
         app = current_app._get_current_object()
     state = app.extensions.get(EXTENSION_KEY)
     if state is None:
@@ -711,8 +710,6 @@ def _state(app: Any = None) -> _State:
             if state is None:
                 state = app.extensions[EXTENSION_KEY] = _State(app)
                 try:
-                    from database import cache
-
                     cache.current().subscribe(NAMESPACE, state.invalidate)
                 except Exception:  # noqa: BLE001 - no cache: invalidation reaches this process only
                     log.debug("symbol index without cache subscription")
@@ -770,7 +767,6 @@ _DB_QUERIES = {
 
 def _db_find(field: str, exchange: str, key: str) -> SymbolInfo | None:
     """What SymbolIndex.find answers, from the table."""
-    from sqlalchemy import text
 
     ex = str(exchange).upper()
     rows = db.session.execute(text(_DB_QUERIES[field]), {"ex": ex, "k": key, "ku": key.upper()}).all()
@@ -880,7 +876,5 @@ def count() -> int:
     """Symbols in the contract (from the database while the first index is being built)."""
     index = _state().ready()
     if index is None:
-        from sqlalchemy import text
-
         return db.session.execute(text("SELECT count(*) FROM sym_tokens")).scalar_one()
     return len(index)

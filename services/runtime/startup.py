@@ -12,14 +12,21 @@ built, point lookups ask the database (services.market.symbol_index) and a searc
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
+
+from database import db
+from services.market import symbol_index
+from services.market.master_contract import ensure_sample_contract
+from services.runtime import scheduler
 
 log = logging.getLogger("algobridge")
 
@@ -29,8 +36,6 @@ EXTENSION_KEY = "algobridge.startup"
 def on_start(app: Flask) -> None:
     """Start the scheduler of on-time housekeeping (square-offs, session expiry), and arrange the
     deferred start-up work (above) for after the first response of each serving process."""
-    from services.market import symbol_index
-    from services.runtime import scheduler
 
     symbol_index.init_db()
     scheduler.start(app)
@@ -41,8 +46,6 @@ def on_start(app: Flask) -> None:
 
 
 def _after_request(response: Response) -> Response:
-    from flask import current_app
-
     state = current_app.extensions[EXTENSION_KEY]
     if state["pid"] != os.getpid():  # not started in this process yet (a fork starts afresh)
         app = current_app._get_current_object()  # type: ignore[attr-defined]
@@ -68,17 +71,14 @@ def start_deferred(app: Flask) -> threading.Thread | None:
 
 def run_deferred(app: Flask) -> None:
     """The deferred work itself: the sample contract when the table is empty, then the index."""
-    from services.market import symbol_index as token_db
 
     with app.app_context():
         try:
             if app.config["SAMPLE_CONTRACT"]:
-                from services.market.master_contract import ensure_sample_contract
-
                 # Its import rebuilds this process's index and invalidates the others'.
                 ensure_sample_contract(rows=app.config["SAMPLE_CONTRACT_ROWS"])
             if app.config["WARM_SYMBOL_INDEX"]:
-                token_db.index()
+                symbol_index.index()
         except Exception:  # the server keeps serving; lookups build or load on first use instead
             log.exception("deferred start-up work failed")
     release_memory()
@@ -90,8 +90,6 @@ def release_memory() -> None:
     them as resident memory for good. A no-op where the C library has no malloc_trim."""
     gc.collect()
     try:
-        import ctypes
-
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):  # not glibc
         pass
@@ -105,7 +103,6 @@ def run_isolated(app: Flask, work: Callable[[], None]) -> None:
     if not hasattr(os, "fork") or threading.active_count() > 1:
         work()
         return
-    from database import db
 
     pid = os.fork()
     if pid == 0:  # the child: its own connections, then the work, then out without cleanup
@@ -117,7 +114,6 @@ def run_isolated(app: Flask, work: Callable[[], None]) -> None:
                 db.engine.dispose()
             code = 0
         except BaseException:  # noqa: BLE001 - reported to the parent by the exit status
-            import traceback
 
             traceback.print_exc()
         finally:

@@ -29,7 +29,7 @@ from database.repository import DuplicateError, translate_error
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
 from services.accounts.users import Actor
-from services.market import symbol_index as token_db
+from services.market import symbol_index
 from vocabulary import CASH_EXCHANGES, TRADABLE_EXCHANGES
 
 log = logging.getLogger("algobridge.strategies")
@@ -271,7 +271,7 @@ def add_mapping(actor: Actor, strategy_id: int, symbol: str, exchange: str, quan
                             f"{' or '.join(products_for(exchange))}.", "product")
     if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= MAX_QUANTITY:
         raise StrategyError(f"The quantity is a whole number from 1 to {MAX_QUANTITY:,}.", "quantity")
-    info = token_db.get_symbol_info(symbol, exchange)
+    info = symbol_index.get_symbol_info(symbol, exchange)
     if info is None:
         raise StrategyError(f"Symbol {symbol} not found in exchange {exchange}. Check the spelling (OpenAlgo "
                             "format, e.g. RELIANCE or NIFTY24APR24FUT) and that the symbol master is loaded.",

@@ -13,8 +13,7 @@ from database.audit_db import AuditEvent
 from database.enums import Role
 from database.strategy_db import Strategy, StrategySymbolMapping
 from extensions import limiter
-from services.market import master_contract
-from services.market import symbol_index as token_db
+from services.market import master_contract, symbol_index
 from tests.helpers.accounts import csrf_token, login, make_user, post_form, use_test_hasher
 
 
@@ -29,7 +28,7 @@ def _env(app, monkeypatch):
 @pytest.fixture
 def symbols(app):
     master_contract.ensure_sample_contract(rows=2000)
-    token_db.reload()
+    symbol_index.reload()
 
 
 def signed_in(client, username="trader1", role=Role.TRADER):
@@ -216,7 +215,7 @@ def test_symbol_mappings_are_checked_against_the_symbol_master(client, symbols):
     assert "Product NRML is not available on NSE" in resp.get_data(as_text=True)
     resp = add(symbol="TCS", quantity="0")
     assert resp.status_code == 400
-    future = next(i for i in token_db.search("NIFTY", exchange="NFO", limit=200)
+    future = next(i for i in symbol_index.search("NIFTY", exchange="NFO", limit=200)
                   if i.instrumenttype == "FUT" and i.lotsize > 1)
     resp = add(symbol=future.symbol, exchange="NFO", product="NRML", quantity=str(future.lotsize + 1))
     assert resp.status_code == 400

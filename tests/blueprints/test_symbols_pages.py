@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from blueprints import symbols as symbols_bp
-from services.market import master_contract
-from services.market import symbol_index as token_db
+from services.market import master_contract, symbol_index
 from tests.helpers.accounts import csrf_token, isolated_client, login, make_user
 
 
@@ -50,7 +49,7 @@ def test_download_now_loads_the_sample_contract_in_the_background(app, people):
     assert master_contract.symbol_count() == status["rows_done"]
     page = c.get("/symbols").get_data(as_text=True)
     assert f"<strong>{status['rows_done']:,}</strong> symbols loaded" in page
-    token_db.reload()
+    symbol_index.reload()
     found = c.get("/symbols?q=NIFTY&exchange=NFO").get_data(as_text=True)
     assert "<code>NIFTY" in found
     assert "No symbol matches" not in found

@@ -77,12 +77,12 @@ def kite(app, monkeypatch):
 
 
 def _scenario(app, rec: Recorder, kite, password: str, skipped: list[str]) -> dict[str, str]:
-    from services.market import symbol_index as token_db
+    from services.market import symbol_index
     from services.market.master_contract import ensure_sample_contract
 
     client = rec.client
     ensure_sample_contract(rows=500)
-    token_db.reload()
+    symbol_index.reload()
 
     resp = post_form(client, "/setup", {"username": "admin", "password": password, "confirm": password})
     assert resp.status_code == 302, resp.get_data(as_text=True)[:500]

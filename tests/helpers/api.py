@@ -9,7 +9,7 @@ from database.apilog_db import ApiLog
 from database.latency_db import OrderLatency
 from database.order_db import Order
 from services.accounts import api_keys
-from services.market import symbol_index as token_db
+from services.market import symbol_index
 from services.market.master_contract import ensure_sample_contract
 from tests.helpers.accounts import make_user
 
@@ -28,7 +28,7 @@ def user_with_key(username: str = "alice", scopes=ALL_SCOPES, role: str = "trade
 
 def load_symbols(rows: int = 2000) -> None:
     ensure_sample_contract(rows=rows)
-    token_db.reload()
+    symbol_index.reload()
 
 
 def raise_limits(app, monkeypatch) -> None:

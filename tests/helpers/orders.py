@@ -9,8 +9,7 @@ import pytest
 
 from database import db
 from database.symbol import SymToken
-from services.market import quotes
-from services.market import symbol_index as token_db
+from services.market import quotes, symbol_index
 from services.trading.orders import OrderInput
 from tests.helpers.accounts import make_user
 
@@ -30,7 +29,7 @@ def contract(app):
                                 expiry=exp, strike=strike, lotsize=lot, instrumenttype=itype,
                                 tick_size=Decimal("0.05")))
     db.session.commit()
-    token_db.reload()
+    symbol_index.reload()
     yield
     db.session.rollback()
 

@@ -33,10 +33,11 @@ from decimal import Decimal
 
 from flask import current_app
 from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 import config as config_module
-from database import cache, db
+from database import cache, db, upsert
 from database.cache import CacheGeneration
 from database.enums import Action, Mode, OrderStatus, PriceType, Product, SnapshotReason
 from database.order_db import Fill, Order
@@ -44,8 +45,7 @@ from database.portfolio_db import Funds, PortfolioSnapshot, Position
 from database.symbol import Quote as QuoteRow
 from database.types import utcnow
 from database.unit import unit_of_work
-from services.market import quotes
-from services.market import symbol_index as token_db
+from services.market import quotes, symbol_index
 from services.trading import shapes
 from services.trading.journal import new_id, reject
 from services.trading.paper import engine
@@ -91,11 +91,7 @@ def lock_funds(user_id: int) -> Funds:
         values = {"user_id": user_id, "mode": Mode.ANALYZE.value, "opening_balance": start, "available_cash": start,
                   "collateral": Decimal(0), "used_margin": Decimal(0), "realized_pnl": Decimal(0),
                   "unrealized_pnl": Decimal(0), "updated_at": utcnow()}
-        if db.session.get_bind().dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        db.session.execute(insert(Funds.__table__).values(**values)
+        db.session.execute(upsert(Funds.__table__, db.session.get_bind().dialect.name).values(**values)
                            .on_conflict_do_nothing(index_elements=["user_id", "mode"]))
         changed(user_id)
         row = db.session.scalars(stmt).one()
@@ -244,7 +240,7 @@ def quotes_for(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], engine
                     (now - dt.datetime.fromisoformat(at)).total_seconds() <= quotes.STORED_FRESH_SECONDS:
                 out[(symbol, exchange)] = engine.Quote(ltp=Decimal(ltp), bid=Decimal(bid), ask=Decimal(ask))
     sim = quotes.simulator()
-    infos = token_db.get_symbol_info_bulk(wanted - out.keys())
+    infos = symbol_index.get_symbol_info_bulk(wanted - out.keys())
     for key, info in infos.items():
         if info is not None:
             q = sim.quote(info)
@@ -620,8 +616,6 @@ def _pg_writes(positions: tuple[bool, ...], bump: bool, with_order: bool):
     positions (parameters p{j}_* and k{j}_*; `positions`: whether each exists), the funds (u_*,
     funds_id), with `bump` the cache generation (gen_row, gen_at), with `with_order` also an order
     and its fill (o_*, f_*)."""
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-
     ctes = list(_pg_order_ctes()) if with_order else []
     for j, exists in enumerate(positions):
         if exists:
@@ -633,7 +627,7 @@ def _pg_writes(positions: tuple[bool, ...], bump: bool, with_order: bool):
     if not bump:
         return select(literal(None).label("generation")).add_cte(*ctes)
     gens = CacheGeneration.__table__
-    upsert = pg_insert(gens).values(namespace=bindparam("gen_row"), generation=1,
+    upsert = postgresql.insert(gens).values(namespace=bindparam("gen_row"), generation=1,
                                     updated_at=bindparam("gen_at", type_=gens.c.updated_at.type))
     g = upsert.on_conflict_do_update(
         index_elements=[gens.c.namespace],

@@ -16,8 +16,7 @@ from sqlalchemy import func, select
 from database import db
 from database.symbol import MasterContractStatus, SymToken
 from services.market import master_contract as mc
-from services.market import sample_contract
-from services.market import symbol_index as token_db
+from services.market import sample_contract, symbol_index
 from tests.helpers import ROOT
 
 TODAY = dt.date(2024, 3, 20)
@@ -42,18 +41,18 @@ def test_import_loads_contract_status_and_lookups(app):
     assert result.rows_mapped == 3001
     assert result.rows_skipped == 0
     assert db_count() == 3001
-    token_db.reload()
-    assert token_db.get_token("OLDCO", "NSE") == "99999901"
-    assert token_db.get_br_symbol("NIFTY", "NSE_INDEX") == "NIFTY 50"
-    assert token_db.get_symbol("256265", "NSE_INDEX") == "NIFTY"
-    assert token_db.get_oa_symbol("NIFTY24MARFUT", "NFO") == "NIFTY28MAR24FUT"
-    assert token_db.get_brexchange("NIFTY", "NSE_INDEX") == "NSE"
-    info = token_db.get_symbol_info("NIFTY28MAR24FUT", "NFO")
+    symbol_index.reload()
+    assert symbol_index.get_token("OLDCO", "NSE") == "99999901"
+    assert symbol_index.get_br_symbol("NIFTY", "NSE_INDEX") == "NIFTY 50"
+    assert symbol_index.get_symbol("256265", "NSE_INDEX") == "NIFTY"
+    assert symbol_index.get_oa_symbol("NIFTY24MARFUT", "NFO") == "NIFTY28MAR24FUT"
+    assert symbol_index.get_brexchange("NIFTY", "NSE_INDEX") == "NSE"
+    info = symbol_index.get_symbol_info("NIFTY28MAR24FUT", "NFO")
     assert info.lotsize == 25
     assert info.expiry == dt.date(2024, 3, 28)
-    assert token_db.get_tokens_bulk([("INFY", "NSE"), ("NOPE", "NSE")]) == {("INFY", "NSE"): info_token("INFY"),
+    assert symbol_index.get_tokens_bulk([("INFY", "NSE"), ("NOPE", "NSE")]) == {("INFY", "NSE"): info_token("INFY"),
                                                                           ("NOPE", "NSE"): None}
-    assert token_db.search("OLDCO")[0].symbol == "OLDCO"
+    assert symbol_index.search("OLDCO")[0].symbol == "OLDCO"
     status = mc.get_status("zerodha")
     assert status["state"] == "done"
     assert status["rows_done"] == 3001
@@ -63,7 +62,7 @@ def test_import_loads_contract_status_and_lookups(app):
 
 
 def info_token(symbol: str) -> str:
-    return token_db.get_symbol_info(symbol, "NSE").token
+    return symbol_index.get_symbol_info(symbol, "NSE").token
 
 
 def test_unmapped_rows_are_counted_and_reported(app):
@@ -76,22 +75,22 @@ def test_unmapped_rows_are_counted_and_reported(app):
 
 def test_failed_import_leaves_old_contract_answering(app):
     mc.import_rows(contract("OLDCO"))
-    token_db.reload()
+    symbol_index.reload()
     with pytest.raises(mc.ContractImportError, match="injected failure"):
         mc.import_rows(contract("NEWCO", 25_000), _fail_after=10_000)  # fails half-way through the load
     assert db_count() == 3001
     assert db.session.execute(select(SymToken.symbol).where(SymToken.symbol == "NEWCO")).first() is None
-    token_db.reload()
-    assert token_db.get_token("OLDCO", "NSE") == "99999901"
-    assert token_db.get_token("NEWCO", "NSE") is None
+    symbol_index.reload()
+    assert symbol_index.get_token("OLDCO", "NSE") == "99999901"
+    assert symbol_index.get_token("NEWCO", "NSE") is None
     status = mc.get_status("zerodha")
     assert status["state"] == "failed"
     assert "injected failure" in status["error"]
     # and the next import works
     mc.import_rows(contract("NEWCO"))
-    token_db.reload()
-    assert token_db.get_token("NEWCO", "NSE")
-    assert token_db.get_token("OLDCO", "NSE") is None
+    symbol_index.reload()
+    assert symbol_index.get_token("NEWCO", "NSE")
+    assert symbol_index.get_token("OLDCO", "NSE") is None
 
 
 def test_import_that_maps_nothing_keeps_the_contract(app):
@@ -112,7 +111,7 @@ def test_second_import_refused_while_one_runs(app):
 def test_search_during_import_is_never_empty_or_mixed(app):
     """While a big import holds its transaction open, readers see the old contract, whole."""
     mc.import_rows(contract("OLDCO"))
-    token_db.reload()
+    symbol_index.reload()
     flask_app = app
     in_load = threading.Event()
     release = threading.Event()
@@ -136,10 +135,10 @@ def test_search_during_import_is_never_empty_or_mixed(app):
     try:
         assert in_load.wait(60), "the import never reached its load"
         for _ in range(50):
-            old = token_db.search("OLDCO")
+            old = symbol_index.search("OLDCO")
             assert [r.symbol for r in old] == ["OLDCO"]
-            assert token_db.search("NEWCO") == []
-            assert len(token_db.search("NIFTY")) == 50
+            assert symbol_index.search("NEWCO") == []
+            assert len(symbol_index.search("NIFTY")) == 50
         assert db_count() == 3001  # a database reader sees the previous contract too
         status = mc.get_status("zerodha")
         assert status["state"] == "running"
@@ -148,16 +147,16 @@ def test_search_during_import_is_never_empty_or_mixed(app):
         release.set()
         t.join(60)
     assert not errors, errors
-    index = token_db.reload()
+    index = symbol_index.reload()
     assert len(index) == 20_001
-    assert [r.symbol for r in token_db.search("NEWCO")] == ["NEWCO"]
-    assert token_db.search("OLDCO") == []
+    assert [r.symbol for r in symbol_index.search("NEWCO")] == ["NEWCO"]
+    assert symbol_index.search("OLDCO") == []
 
 
 def test_index_swap_is_atomic_under_concurrent_searches(app):
     """Searches racing a rebuild see the old index or the new one, never an empty or partial one."""
     mc.import_rows(contract("OLDCO"))
-    token_db.reload()
+    symbol_index.reload()
     stop = threading.Event()
     bad: list[str] = []
 
@@ -165,7 +164,7 @@ def test_index_swap_is_atomic_under_concurrent_searches(app):
         with app.app_context():
             while not stop.is_set():
                 # One snapshot answers the three questions, as one search() call is answered.
-                snapshot = token_db.index()
+                snapshot = symbol_index.index()
                 old = [r.symbol for r in snapshot.search("OLDCO")]
                 new = [r.symbol for r in snapshot.search("NEWCO")]
                 if len(snapshot.search("NIFTY")) != 50 or (old and new) or not (old or new):
@@ -177,7 +176,7 @@ def test_index_swap_is_atomic_under_concurrent_searches(app):
         th.start()
     try:
         mc.import_rows(contract("NEWCO"))
-        token_db.reload()
+        symbol_index.reload()
         time.sleep(0.2)
     finally:
         stop.set()
@@ -191,17 +190,17 @@ CHILD = textwrap.dedent(
     import json, sys, time
     sys.path.insert(0, {root!r})
     from app import create_app
-    from services.market import symbol_index as token_db
+    from services.market import symbol_index
     app = create_app(json.loads({overrides!r}))
     with app.app_context():
-        print("ready", token_db.get_token("OLDCO", "NSE"), flush=True)
+        print("ready", symbol_index.get_token("OLDCO", "NSE"), flush=True)
         sys.stdin.readline()  # the parent imports the new contract now
         deadline = time.time() + 10
         while time.time() < deadline:
-            if token_db.get_token("NEWCO", "NSE"):
+            if symbol_index.get_token("NEWCO", "NSE"):
                 break
             time.sleep(0.05)
-        print("after", token_db.get_token("NEWCO", "NSE"), token_db.get_token("OLDCO", "NSE"),
+        print("after", symbol_index.get_token("NEWCO", "NSE"), symbol_index.get_token("OLDCO", "NSE"),
               round(time.time() - float(sys.argv[1]), 2) if len(sys.argv) > 1 else "", flush=True)
     """
 )
@@ -243,8 +242,8 @@ def test_ensure_sample_contract_is_idempotent(app):
     assert first.rows_mapped == 2000
     assert mc.ensure_sample_contract(rows=2000) is None
     assert db_count() == 2000
-    token_db.reload()
-    assert token_db.search("RELIANCE")[0].symbol == "RELIANCE"
+    symbol_index.reload()
+    assert symbol_index.search("RELIANCE")[0].symbol == "RELIANCE"
 
 
 def test_cli_sample_import_and_status(app, runner, tmp_path):

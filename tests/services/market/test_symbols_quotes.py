@@ -10,8 +10,7 @@ import pytest
 
 from database import db
 from services.market import master_contract as mc
-from services.market import quotes, sample_contract
-from services.market import symbol_index as token_db
+from services.market import quotes, sample_contract, symbol_index
 
 # 11:00 IST on a Wednesday, inside the session.
 IST = ZoneInfo("Asia/Kolkata")
@@ -19,7 +18,8 @@ T = dt.datetime(2024, 3, 20, 11, 0, tzinfo=IST).timestamp()
 
 
 def info(symbol, exchange="NSE", itype="EQ", name=None, expiry=None, strike=None, tick="0.05"):
-    return token_db.SymbolInfo(symbol, symbol, name, exchange, exchange, "1", expiry, strike, 1, itype, Decimal(tick))
+    return symbol_index.SymbolInfo(symbol, symbol, name, exchange, exchange, "1", expiry, strike, 1, itype,
+                                   Decimal(tick))
 
 
 def test_simulator_is_deterministic_and_moves_with_time():

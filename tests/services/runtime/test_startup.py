@@ -15,8 +15,7 @@ import pytest
 
 from database import db
 from services.market import master_contract as mc
-from services.market import sample_contract
-from services.market import symbol_index as token_db
+from services.market import sample_contract, symbol_index
 from tests.helpers import ROOT
 from tests.helpers.databases import app_overrides, sqlite_url
 
@@ -42,7 +41,7 @@ def close_app(application) -> None:
 
 def test_lookups_from_the_database_answer_as_the_index_does(app):
     load()
-    index = token_db.index()
+    index = symbol_index.index()
     keys = []
     for r in index.records:
         for ex in {r.exchange, r.brexchange}:
@@ -50,37 +49,37 @@ def test_lookups_from_the_database_answer_as_the_index_does(app):
                      ("brsymbol", ex.lower(), r.brsymbol.lower()), ("token", ex, r.token)]
     keys += [("symbol", "NSE", "NOSUCH"), ("token", "NFO", "0"), ("brsymbol", "XYZ", "INFY")]
     assert len(keys) > 10_000
-    mismatched = [k for k in keys if token_db._db_find(*k) != index.find(*k)]
+    mismatched = [k for k in keys if symbol_index._db_find(*k) != index.find(*k)]
     assert mismatched == []
-    assert token_db._db_find("brsymbol", "NSE", "NIFTY 50").symbol == "NIFTY"  # the broker's exchange
+    assert symbol_index._db_find("brsymbol", "NSE", "NIFTY 50").symbol == "NIFTY"  # the broker's exchange
 
 
 def test_lookups_ask_the_database_while_another_thread_builds_the_first_index(app):
     load()
-    state = token_db._state()
+    state = symbol_index._state()
     state.index = None
     state.lock.acquire()  # a build under way elsewhere (the start-up warm-up)
     try:
-        assert token_db.get_oa_symbol("NIFTY 50", "NSE") == "NIFTY"
-        assert token_db.get_symbol_info_bulk([("INFY", "NSE"), ("NOPE", "NSE")])[("NOPE", "NSE")] is None
-        assert token_db.count() == 2000
-        assert not token_db.is_built()
+        assert symbol_index.get_oa_symbol("NIFTY 50", "NSE") == "NIFTY"
+        assert symbol_index.get_symbol_info_bulk([("INFY", "NSE"), ("NOPE", "NSE")])[("NOPE", "NSE")] is None
+        assert symbol_index.count() == 2000
+        assert not symbol_index.is_built()
     finally:
         state.lock.release()
-    assert token_db.get_token("INFY", "NSE")  # no build under way: this lookup builds the index
-    assert token_db.is_built()
-    assert token_db.count() == 2000
+    assert symbol_index.get_token("INFY", "NSE")  # no build under way: this lookup builds the index
+    assert symbol_index.is_built()
+    assert symbol_index.count() == 2000
 
 
 def test_create_app_leaves_the_index_to_first_use(tmp_path):
     application = own_app(tmp_path)
     try:
         with application.app_context():
-            assert not token_db.is_built()
+            assert not symbol_index.is_built()
             load(rebuild=False)
-            assert not token_db.is_built()
-            assert token_db.search("NIFTY 50")[0].symbol == "NIFTY"
-            assert token_db.is_built()
+            assert not symbol_index.is_built()
+            assert symbol_index.search("NIFTY 50")[0].symbol == "NIFTY"
+            assert symbol_index.is_built()
     finally:
         close_app(application)
 
@@ -104,9 +103,9 @@ def test_the_first_page_starts_the_sample_contract_and_the_index_in_the_backgrou
         client.get("/auth/login").close()
         assert state["thread"] is thread  # once per process
         with application.app_context():
-            assert token_db.is_built()
-            assert token_db.count() == mc.symbol_count() >= 400
-            assert token_db.search("INFY")[0].symbol == "INFY"
+            assert symbol_index.is_built()
+            assert symbol_index.count() == mc.symbol_count() >= 400
+            assert symbol_index.search("INFY")[0].symbol == "INFY"
     finally:
         close_app(application)
 
@@ -117,14 +116,14 @@ def test_without_warm_up_or_sample_nothing_is_deferred(tmp_path):
         assert "algobridge.startup" not in application.extensions
         application.test_client().get("/auth/login").close()
         with application.app_context():
-            assert not token_db.is_built()
+            assert not symbol_index.is_built()
     finally:
         close_app(application)
 
 
 def test_a_child_forked_during_a_build_builds_its_own_index(app):
     load(rows=600)
-    state = token_db._state()
+    state = symbol_index._state()
     state.index = None
     state.lock.acquire()  # the parent is mid-build when it forks
     read_fd, write_fd = os.pipe()
@@ -135,8 +134,8 @@ def test_a_child_forked_during_a_build_builds_its_own_index(app):
             try:
                 signal.alarm(30)  # a lock inherited held would hang the child here
                 with app.app_context():
-                    token = token_db.get_token("INFY", "NSE")
-                    os.write(write_fd, f"{token} {token_db.is_built()}\n".encode())
+                    token = symbol_index.get_token("INFY", "NSE")
+                    os.write(write_fd, f"{token} {symbol_index.is_built()}\n".encode())
                 code = 0
             finally:
                 os._exit(code)
@@ -147,7 +146,7 @@ def test_a_child_forked_during_a_build_builds_its_own_index(app):
         line = pipe.readline().split()
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert line == [token_db.get_token("INFY", "NSE"), "True"]
+    assert line == [symbol_index.get_token("INFY", "NSE"), "True"]
 
 
 def test_a_fresh_start_migrates_in_a_child_and_keeps_alembic_out_of_the_server(tmp_path):

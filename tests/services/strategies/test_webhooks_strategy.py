@@ -12,8 +12,7 @@ from database import db
 from database.order_db import Order, Signal
 from extensions import limiter
 from services.accounts.users import Actor
-from services.market import master_contract
-from services.market import symbol_index as token_db
+from services.market import master_contract, symbol_index
 from services.strategies import strategy as strategies
 from services.strategies import webhooks
 from services.strategies.strategy import StrategyInput
@@ -28,7 +27,7 @@ IST = ZoneInfo("Asia/Kolkata")
 def _env(app, monkeypatch):
     limiter.reset()
     master_contract.ensure_sample_contract(rows=2000)
-    token_db.reload()
+    symbol_index.reload()
     at_ist(monkeypatch, 11, 0)
     yield
     limiter.reset()
@@ -251,7 +250,7 @@ def test_a_symbol_mapped_on_two_exchanges_needs_the_exchange(client, user):
     resp = hook(client, wid, {"symbol": "RELIANCE", "action": "BUY"})
     assert resp.status_code == 400
     assert "add \"exchange\"" in resp.json["message"]
-    if token_db.get_symbol_info("RELIANCE", "BSE") is None:
+    if symbol_index.get_symbol_info("RELIANCE", "BSE") is None:
         return
     assert hook(client, wid, {"symbol": "RELIANCE", "action": "BUY", "exchange": "BSE"}).status_code == 200
     assert hook(client, wid, {"symbol": "NSE:RELIANCE", "action": "BUY"}).status_code == 200
