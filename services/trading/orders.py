@@ -104,14 +104,21 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
     product), or nothing (None). Two concurrent smart orders for one instrument never both act."""
     info = _tradable(inp, smart=True)
     side = through(venue)
+    refused: OrderError | None = None
     with unit_of_work(write=True):
         _smart_lock(venue.user_id, inp)
-        current = side.position_quantity(venue, info, inp.product)
-        plan = _smart_quantity(inp, current, position_size)
-        if plan is None:
-            return None
-        action, qty = plan
-        placed = side.place(venue, inp.but(action=action, quantity=qty), info, signal_id=signal_id)
+        try:
+            current = side.position_quantity(venue, info, inp.product)
+        except OrderError as exc:  # what the refusal recorded (an expired session) commits with this unit
+            refused = exc
+        else:
+            plan = _smart_quantity(inp, current, position_size)
+            if plan is None:
+                return None
+            action, qty = plan
+            placed = side.place(venue, inp.but(action=action, quantity=qty), info, signal_id=signal_id)
+    if refused is not None:
+        raise refused
     log.info("smart order of user %s: %s:%s %s -> %s with %s %s", venue.user_id, inp.exchange, inp.symbol, current,
              position_size, action, qty)
     return _accepted(placed)

@@ -105,6 +105,17 @@ def test_a_refused_token_expires_the_session(app, kite, live_alice):
     assert "No live broker session" in info.value.message
 
 
+def test_a_refused_token_on_a_smart_orders_position_read_expires_the_session(app, kite, live_alice):
+    # The smart order reads the broker's positions inside its locked unit: the refusal still commits.
+    kite.fake.expire_all()
+    with pytest.raises(OrderError) as info:
+        trading.place_smart_order(live_alice, order(quantity=1), position_size=3)
+    assert info.value.status == 403
+    db.session.rollback()
+    assert db.session.scalar(select(BrokerSession.status)) == BrokerSessionStatus.EXPIRED
+    assert not kite.fake.order_history  # nothing placed
+
+
 def test_concurrent_live_smart_orders_act_once(app, kite, live_alice):
     from tests.services.trading.test_orders_concurrency import THREADS, _run_concurrently
 
