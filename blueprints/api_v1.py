@@ -155,7 +155,9 @@ def _no_nul(v: Any) -> Any:
 
 
 Text = BeforeValidator(_no_nul)
-Symbol = Annotated[str, Field(min_length=1, max_length=64), Text]
+# One instrument, one name: a symbol is upper-cased (and stripped) at the door, before any lookup, lock or
+# row, as OpenAlgo does; the use case then journals the master contract's own spelling.
+Symbol = Annotated[str, Field(min_length=1, max_length=64), Text, BeforeValidator(_upper)]
 Strategy = Annotated[str, Field(min_length=1, max_length=100), Text]
 OrderId = Annotated[str, Field(min_length=1, max_length=64), Text]
 

@@ -354,6 +354,7 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
         exchange = None
         if ":" in symbol:  # "NSE:RELIANCE" ({{exchange}}:{{ticker}})
             exchange, _, symbol = symbol.partition(":")
+            exchange, symbol = exchange.strip(), symbol.strip()  # " nse : reliance " too
         values["symbol"] = symbol[:64]
         action = _required(payload, "action").upper()
         if action not in (Action.BUY.value, Action.SELL.value):

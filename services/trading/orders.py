@@ -22,7 +22,7 @@ from database import db
 from database.unit import unit_of_work
 from services.market import symbol_index
 from services.market.symbol_index import SymbolInfo
-from services.trading import live
+from services.trading import live, rules
 from services.trading.errors import NO_SESSION, SESSION_EXPIRED, OrderError, not_found
 from services.trading.journal import OrderInput, Placed
 from services.trading.paper import exchange as paper_exchange
@@ -59,11 +59,12 @@ def _check(inp: OrderInput, *, smart: bool = False) -> None:
         raise OrderError(f"trigger_price is required for a {inp.pricetype} order", 400)
 
 
-def _tradable(inp: OrderInput, *, smart: bool = False) -> SymbolInfo:
+def _tradable(inp: OrderInput, venue: Venue | None = None, *, smart: bool = False) -> SymbolInfo:
     _check(inp, smart=smart)
     info = _symbol(inp.symbol, inp.exchange)
     if info.exchange in INDEX_EXCHANGES:
         raise OrderError(f"{inp.symbol} is an index on {inp.exchange}: indices cannot be traded", 400)
+    rules.enforce(venue, inp, info, sided=not smart)  # the exchange's rules (a smart order's side comes later)
     return info
 
 
@@ -73,11 +74,20 @@ def _accepted(placed: Placed) -> Placed:
     return placed
 
 
+def _canonical(inp: OrderInput, info: SymbolInfo) -> OrderInput:
+    """`inp` under the master contract's own symbol and exchange (issue #13: one instrument, one name):
+    what the journal, the positions, the smart-order lock and the paper account see."""
+    if inp.symbol == info.symbol and inp.exchange == info.exchange:
+        return inp
+    return inp.but(symbol=info.symbol, exchange=info.exchange)
+
+
 # -- placing -----------------------------------------------------------------------------------------
 def place_order(venue: Venue, inp: OrderInput, *, signal_id: int | None = None,
                 parent_id: int | None = None) -> Placed:
     """Place one order at the venue. Raises OrderError (after journaling a rejected order)."""
-    info = _tradable(inp)
+    info = _tradable(inp, venue)
+    inp = _canonical(inp, info)
     return _accepted(through(venue).place(venue, inp, info, signal_id=signal_id, parent_id=parent_id))
 
 
@@ -102,7 +112,9 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
                       signal_id: int | None = None) -> Placed | None:
     """Place the difference between `position_size` and the current net position (symbol, exchange,
     product), or nothing (None). Two concurrent smart orders for one instrument never both act."""
-    info = _tradable(inp, smart=True)
+    info = _tradable(inp, venue, smart=True)
+    inp = _canonical(inp, info)
+    rules.lots(info, position_size, "position_size")
     side = through(venue)
     refused: OrderError | None = None
     with unit_of_work(write=True):
@@ -116,6 +128,7 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
             if plan is None:
                 return None
             action, qty = plan
+            rules.enforce(venue, inp.but(action=action, quantity=qty), info)  # the order as placed: whole lots
             placed = side.place(venue, inp.but(action=action, quantity=qty), info, signal_id=signal_id)
     if refused is not None:
         raise refused
@@ -146,7 +159,7 @@ def split_order(venue: Venue, inp: OrderInput, splitsize: int) -> dict:
     if len(sizes) > MAX_SPLIT_ORDERS:
         raise OrderError(f"splitsize {splitsize} would make {len(sizes)} orders; at most {MAX_SPLIT_ORDERS} are "
                          "allowed", 400)
-    _tradable(inp)
+    rules.lots(_tradable(inp, venue), splitsize, "splitsize")
     results = []
     for n, qty in enumerate(sizes, start=1):
         try:
@@ -169,8 +182,11 @@ def _order_at(venue: Venue, orderid: str):
 
 def modify_order(venue: Venue, orderid: str, inp: OrderInput) -> Placed:
     """Change quantity, price, trigger price and type of an open order (symbol, side, product stay)."""
-    info = _tradable(inp)
     row = _order_at(venue, orderid)
+    if row is not None:  # the rules apply to the order's own instrument and side
+        inp = inp.but(symbol=row.symbol, exchange=row.exchange.value, action=row.action.value)
+    info = _tradable(inp, venue)
+    inp = _canonical(inp, info)
     return _accepted(through(venue).modify(venue, orderid, row, inp, info))
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from database import db
 from database.order_db import Order, Signal
+from database.portfolio_db import Position
 from extensions import limiter
 from services.accounts.users import Actor
 from services.market import master_contract, symbol_index
@@ -255,6 +256,25 @@ def test_a_symbol_mapped_on_two_exchanges_needs_the_exchange(client, user):
     assert hook(client, wid, {"symbol": "RELIANCE", "action": "BUY", "exchange": "BSE"}).status_code == 200
     assert hook(client, wid, {"symbol": "NSE:RELIANCE", "action": "BUY"}).status_code == 200
     assert [(o.exchange, int(o.quantity)) for o in journal()] == [("BSE", 2), ("NSE", 5)]
+
+
+def test_every_spelling_of_an_alert_trades_one_position(client, user):
+    """Issue #13: " nse : reliance ", "Reliance" with " nse ", and an order placed as "reliance" on "nse" below
+    the API all journal RELIANCE on NSE and move one position."""
+    wid = make_strategy(user)
+    assert hook(client, wid, {"symbol": " nse : reliance ", "action": "BUY"}).status_code == 200
+    assert hook(client, wid, {"symbol": "Reliance", "action": "buy", "exchange": " nse "}).status_code == 200
+    trading.place_order(user.id, orders.OrderInput(strategy="manual", exchange="nse", symbol="reliance",
+                                                  action="BUY", quantity=1, product="MIS"))
+    assert {(o.symbol, o.exchange) for o in journal()} == {("RELIANCE", "NSE")}
+    assert len(journal()) == 3
+    rows = list(db.session.scalars(select(Position).where(Position.user_id == user.id)))
+    assert [(p.symbol, p.exchange, int(p.quantity)) for p in rows] == [("RELIANCE", "NSE", 11)]
+    assert trading.open_position(user.id, "reliance", "nse", "MIS") == 11
+    resp = hook(client, wid, {"symbol": "reliance", "action": "SELL"})  # LONG mode: the exit closes it all
+    assert resp.status_code == 200, resp.json
+    assert position(user.id) == 0
+    assert [(o.action, int(o.quantity)) for o in journal()][-1] == ("SELL", 11)
 
 
 def test_a_refused_order_marks_the_signal_rejected(client, user, monkeypatch):
