@@ -107,7 +107,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("EXCHANGE_TIMEZONE", DEFAULT_EXCHANGE_TIMEZONE, _parse_str,
             "time zone of the exchange (session expiry, hours)"),
     Setting("SESSION_EXPIRY_TIME", "03:00", _parse_str,
-            "exchange time (HH:MM) at which web and broker sessions end every day"),
+            "exchange time (HH:MM) at which web and broker sessions end every day, and the trading day's"
+            " books roll over"),
     Setting("LOGIN_RATE_LIMIT", "5 per minute;25 per hour", _parse_str, "login attempts allowed per client address"),
     Setting("API_RATE_LIMIT", "50 per second", _parse_str, "REST API calls per key and client address"),
     Setting("ORDER_RATE_LIMIT", "10 per second", _parse_str, "order calls per key and client address"),

@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from database.enums import Mode
 from database.types import utcnow
 from services.accounts import broker_login
-from services.trading import books, portfolio, venues
+from services.trading import books, portfolio, shapes, venues
 from services.trading.errors import NO_SESSION, OrderError
 
 dashboard_bp = Blueprint("dashboard", __name__)
@@ -20,6 +20,21 @@ dashboard_bp = Blueprint("dashboard", __name__)
 @dashboard_bp.get("/dashboard")
 @login_required
 def index():
+    """The dashboard. Its figures come from one read of the venue's books, over one trading day
+    (services.trading.shapes.day_start: it begins at SESSION_EXPIRY_TIME, exchange time, not at
+    midnight, like the analyze-mode order, trade and position books; in live mode the books, and so
+    these figures, are the broker's):
+
+    - Day P&L: `day_pnl()`, the sum of the position book's `pnl` (realized + unrealized at the ltp) over
+      the positions open now or traded since the trading day began, the rows the positions page shows;
+    - Realized, Unrealized: the funds' `m2mrealized` (in analyze mode the account's realized P&L to
+      date) and `m2munrealized` (the open positions at current quotes).
+
+    So Day P&L = Realized + Unrealized whenever the account's realized P&L was made in positions traded
+    this trading day, as after a night's session that ran past midnight: its closed positions stay in
+    the day until SESSION_EXPIRY_TIME. A position carried from an earlier day brings the realized P&L of
+    its earlier days with it (the position rows keep one running figure), and realized P&L of positions
+    closed on earlier days is in Realized but no longer in the day's book."""
     uid = current_user.id
     analyze = venues.is_analyze(uid)
     active = broker_login.active_session(uid)
@@ -45,6 +60,12 @@ def index():
     return render_template(
         "dashboard/index.html", analyze=analyze, active=active, mode=mode, funds=funds, equity=equity,
         open_positions=[p for p in positions if p["quantity"] != 0],
-        day_pnl=sum((Decimal(str(p["pnl"])) for p in positions), Decimal(0)),
+        day_pnl=day_pnl(positions), trading_day=shapes.trading_day(),
         problem=problem, points=points, curve_days=portfolio.CURVE_DAYS, paper_mode=Mode.ANALYZE,
     )
+
+
+def day_pnl(positions: list[dict]) -> Decimal:
+    """The day's P&L: the sum of the position book's `pnl` (each realized + unrealized at its ltp), the
+    book being the trading day's (positions open now or traded since shapes.day_start())."""
+    return sum((Decimal(str(p["pnl"])) for p in positions), Decimal(0))

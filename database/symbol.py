@@ -38,6 +38,9 @@ class SymToken(Base):
     lotsize: Mapped[int] = mapped_column(Integer, default=1)
     instrumenttype: Mapped[InstrumentType] = mapped_column(str_enum(InstrumentType, "instrumenttype", 8))
     tick_size: Mapped[Decimal] = mapped_column(Numeric(12, 4), default=Decimal("0.05"))
+    # The most one order may carry (the exchange's quantity freeze); NULL when the source does not say
+    # (Kite's instruments file has no such column): not known, so not checked (services.trading.rules).
+    freeze_qty: Mapped[Optional[int]] = mapped_column(Integer)
 
 
 class MasterContractStatus(Base):

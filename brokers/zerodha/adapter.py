@@ -340,6 +340,8 @@ class KiteClient(BrokerClient):
 
         The dump (gzipped CSV, tens of MB) is streamed; the kiteconnect client would load all of it.
         The request is made here, so a dead session fails now rather than at the first row.
+        The dump has no freeze quantity (its columns end at `exchange`, and Kite has no API for it), so
+        a contract imported from it has none: not known, not checked (services.market.master_contract).
         """
         url = urljoin(self._broker.root, "/instruments")
         headers = {

@@ -55,6 +55,7 @@ COLUMNS = (
     "lotsize",
     "instrumenttype",
     "tick_size",
+    "freeze_qty",
 )
 
 ZERODHA_COLUMNS = (
@@ -71,6 +72,11 @@ ZERODHA_COLUMNS = (
     "segment",
     "exchange",
 )
+# Not one of Kite's columns: Kite's instruments file (Kite Connect v3, market quotes: instruments)
+# publishes no freeze quantity, and Kite has no API for it, so a Zerodha import leaves `freeze_qty`
+# NULL ("not known: not checked"). The generated sample contract adds this column (empty where it
+# has none), and a CSV that carries it (`flask symbols sample --out`) imports it.
+FREEZE_COLUMN = "freeze_qty"
 
 # Zerodha's index tradingsymbols whose OpenAlgo names are not the tradingsymbol without spaces.
 INDEX_NAMES = {
@@ -120,7 +126,7 @@ class ImportBusyError(ContractImportError):
 
 
 # A mapped row: the values of COLUMNS, in order, with Python types (date, Decimal, str enums).
-MappedRow = tuple[str, str, str | None, str, str, str, dt.date | None, Decimal | None, int, str, Decimal]
+MappedRow = tuple[str, str, str | None, str, str, str, dt.date | None, Decimal | None, int, str, Decimal, int | None]
 
 
 class Skip(Exception):  # noqa: N818 - control flow, not an error the caller sees
@@ -175,6 +181,7 @@ class _Mapper:
         self._dates: dict[str, dt.date | None] = {"": None}
         self._decimals: dict[str, Decimal] = {}
         self._ints: dict[str, int] = {}
+        self._freezes: dict[Any, int | None] = {None: None, "": None}
         self._expiry_texts: dict[dt.date, str] = {}
         self._strike_texts: dict[Decimal, str] = {}
 
@@ -216,6 +223,21 @@ class _Mapper:
         self._ints[value] = parsed
         return parsed
 
+    def freeze(self, value: Any) -> int | None:
+        """The row's freeze quantity: None when the row has none (every Kite row), else a positive integer."""
+        try:
+            return self._freezes[value]
+        except (KeyError, TypeError):
+            pass
+        try:
+            parsed: int | None = int(Decimal(_s(value).strip()))
+        except (InvalidOperation, ValueError):
+            raise Skip("bad freeze_qty") from None
+        if parsed <= 0:
+            parsed = None
+        self._freezes[value] = parsed
+        return parsed
+
     def map(self, row: Mapping[str, Any]) -> MappedRow:
         get = row.get
         tradingsymbol = _s(get("tradingsymbol"))
@@ -229,6 +251,7 @@ class _Mapper:
         tick = self.decimal(_s(get("tick_size")), "tick_size") or DEFAULT_TICK
         lot = self.integer(_s(get("lot_size")))
         lot = lot if lot > 0 else 1
+        freeze = self.freeze(get(FREEZE_COLUMN))
 
         if segment == "INDICES":
             exchange = INDEX_EXCHANGES.get(brexchange)
@@ -236,7 +259,7 @@ class _Mapper:
                 raise Skip("index on unknown exchange")
             symbol = index_symbol(tradingsymbol)
             return (symbol, tradingsymbol, name, exchange.value, brexchange, token, None, None, lot,
-                    InstrumentType.INDEX.value, tick)
+                    InstrumentType.INDEX.value, tick, freeze)
 
         exchange = EXCHANGES.get(brexchange)
         if exchange is None:
@@ -249,7 +272,7 @@ class _Mapper:
                     symbol = symbol[: -len(suffix)]
                     break
             return (symbol, tradingsymbol, name, exchange.value, brexchange, token, None, None, lot,
-                    InstrumentType.EQ.value, tick)
+                    InstrumentType.EQ.value, tick, freeze)
 
         if itype not in ("FUT", "CE", "PE"):
             raise Skip(f"unknown instrument_type {itype or '(empty)'}")
@@ -267,7 +290,7 @@ class _Mapper:
         if itype == "FUT":
             symbol = f"{base}{exp_text}FUT"
             return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, None, lot,
-                    InstrumentType.FUT.value, tick)
+                    InstrumentType.FUT.value, tick, freeze)
         strike = self.decimal(_s(get("strike")), "strike")
         if strike <= 0:
             raise Skip("option without strike")
@@ -275,7 +298,8 @@ class _Mapper:
         if strike_text is None:
             strike_text = self._strike_texts[strike] = format_strike(strike)
         symbol = f"{base}{exp_text}{strike_text}{itype}"
-        return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, strike, lot, itype, tick)
+        return (symbol, tradingsymbol, name, exchange.value, brexchange, token, expiry, strike, lot, itype, tick,
+                freeze)
 
 
 def _s(value: Any) -> str:
@@ -343,7 +367,9 @@ def read_zerodha_csv(fileobj: Iterable[str]) -> Iterator[dict[str, str]]:
 
 
 def write_zerodha_csv(rows: Iterable[Mapping[str, Any]], fileobj: io.TextIOBase | Any) -> int:
-    writer = csv.DictWriter(fileobj, fieldnames=ZERODHA_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    # Kite's columns, and the freeze quantity that the sample contract carries (empty for rows without).
+    writer = csv.DictWriter(fileobj, fieldnames=(*ZERODHA_COLUMNS, FREEZE_COLUMN), extrasaction="ignore",
+                            lineterminator="\n")
     writer.writeheader()
     n = 0
     for n, row in enumerate(rows, 1):  # noqa: B007
@@ -625,7 +651,7 @@ def _sqlite_values(r: MappedRow, memo: dict[Any, Any] | None = None) -> tuple[An
     if memo is None:
         e, s = r[6], r[7]
         return (r[0], r[1], r[2], r[3], r[4], r[5], e.isoformat() if e is not None else None,
-                float(s) if s is not None else None, r[8], r[9], float(r[10]))
+                float(s) if s is not None else None, r[8], r[9], float(r[10]), r[11])
     try:
         e = memo[r[6]]
     except KeyError:
@@ -638,7 +664,7 @@ def _sqlite_values(r: MappedRow, memo: dict[Any, Any] | None = None) -> tuple[An
         t = memo[r[10]]
     except KeyError:
         t = memo[r[10]] = float(r[10])
-    return (r[0], r[1], r[2], r[3], r[4], r[5], e, s, r[8], r[9], t)
+    return (r[0], r[1], r[2], r[3], r[4], r[5], e, s, r[8], r[9], t, r[11])
 
 
 def invalidate_symbols(rebuild: bool = True) -> None:

@@ -4,7 +4,9 @@ This module owns the sample contract used by the embedded default (a fresh insta
 symbols and place analyze-mode orders offline), by tests and by benchmarks: NSE/BSE equities with
 real company names, NSE/BSE indices, index and stock futures, weekly and monthly option chains
 around a spot price, MCX commodity and CDS currency futures. Rows are dicts with Zerodha's CSV
-columns, as strings, exactly what the broker adapter's `instruments()` and the CSV reader yield.
+columns, as strings, exactly what the broker adapter's `instruments()` and the CSV reader yield, plus
+one column Kite's file does not have: `freeze_qty`, the most one order may carry (empty for cash
+instruments, indices, and the derivatives whose exchange limit the sample does not know).
 
 Generation is deterministic for a given (rows, today). `today` defaults to the current date so that
 the embedded contract has live expiries. `base_price()` gives the spot the chains are built around;
@@ -157,6 +159,25 @@ INDEX_DERIVATIVES: tuple[tuple[str, str, str, int, int, bool], ...] = (
     ("BANKEX", "BANKEX", "BFO", 100, 15, False),
 )
 
+# Freeze quantities of the NSE index derivatives (units, futures and options alike): NSE's limits as
+# published in its quantity-freeze circulars (the latest, of 29 August 2025, effective 1 September
+# 2025: NIFTY 1800, BANKNIFTY 900, FINNIFTY 1800, MIDCPNIFTY 2800), to be refreshed from the
+# exchange's contract file when it revises them. A limit need not be a whole number of the sample's
+# lots (MIDCPNIFTY: 2800 / 75): the largest order is then the whole lots below it. BSE's index
+# derivatives (SENSEX, BANKEX) carry none here: not known, so not checked.
+INDEX_FREEZE_QTY: dict[str, int] = {"NIFTY": 1800, "BANKNIFTY": 900, "FINNIFTY": 1800, "MIDCPNIFTY": 2800}
+
+# Stock derivatives: NSE sets each stock's freeze quantity from its market-wide position limit and a
+# notional cap, which the sample does not have. It stands in with a whole multiple of the lot: the
+# lots that fit in this notional at the sample's price (at least one lot).
+STOCK_FREEZE_NOTIONAL = 25_000_000  # rupees
+
+
+def stock_freeze_qty(price: float, lot: int) -> int:
+    """The sample's freeze quantity of a stock derivative: a whole number of lots (see above)."""
+    return max(int(STOCK_FREEZE_NOTIONAL // (price * lot)), 1) * lot
+
+
 # MCX futures: (name, price, lot, tick, expiry day of month)
 COMMODITIES: tuple[tuple[str, float, int, str, int], ...] = (
     ("CRUDEOIL", 6800, 100, "1", 19),
@@ -189,6 +210,7 @@ class _Chain:
     expiry: dt.date
     monthly: bool
     weight: int  # index chains are wider than stock chains, as on the exchange
+    freeze: int | None  # the freeze quantity of its options (None: not known)
 
 
 def _index_spot(tradingsymbol: str) -> float:
@@ -241,12 +263,14 @@ def _chains(today: dt.date, n_months: int = 3) -> list[_Chain]:
         if weekly:
             expiries.update(weekly_expiries(today, weekday, 6))
         for e in sorted(expiries):
-            chains.append(_Chain(name, exch, _index_spot(index_ts), step, lot, e, e in months, 4))
+            chains.append(_Chain(name, exch, _index_spot(index_ts), step, lot, e, e in months, 4,
+                                 INDEX_FREEZE_QTY.get(name)))
     months = monthly_expiries(today, 3, n_months)
     for sym, _, price, lot, in STOCKS:
         if lot:
             for e in months:
-                chains.append(_Chain(sym, "NFO", price, _stock_step(price), lot, e, True, 1))
+                chains.append(_Chain(sym, "NFO", price, _stock_step(price), lot, e, True, 1,
+                                     stock_freeze_qty(price, lot)))
     return chains
 
 
@@ -274,7 +298,7 @@ class _Tokens:
 
 
 def _row(tokens: tuple[str, str], tradingsymbol: str, name: str, expiry: dt.date | None, strike: float, tick: str,
-         lot: int, itype: str, segment: str, exchange: str) -> dict[str, str]:
+         lot: int, itype: str, segment: str, exchange: str, freeze: int | None = None) -> dict[str, str]:
     return {
         "instrument_token": tokens[0],
         "exchange_token": tokens[1],
@@ -288,6 +312,7 @@ def _row(tokens: tuple[str, str], tradingsymbol: str, name: str, expiry: dt.date
         "instrument_type": itype,
         "segment": segment,
         "exchange": exchange,
+        "freeze_qty": str(freeze) if freeze else "",
     }
 
 
@@ -312,12 +337,14 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None) -> Iterato
     for name, _, exch, _, lot, _ in INDEX_DERIVATIVES:
         for e in nse_months if exch == "NFO" else bse_months:
             ts = f"{name}{e.year % 100:02d}{MONTHS[e.month - 1]}FUT"
-            fixed.append(_row(tokens.make(exch), ts, name, e, 0, "0.05", lot, "FUT", f"{exch}-FUT", exch))
-    for sym, _, _, lot in STOCKS:
+            fixed.append(_row(tokens.make(exch), ts, name, e, 0, "0.05", lot, "FUT", f"{exch}-FUT", exch,
+                              INDEX_FREEZE_QTY.get(name)))
+    for sym, _, price, lot in STOCKS:
         if lot:
             for e in nse_months:
                 ts = f"{sym}{e.year % 100:02d}{MONTHS[e.month - 1]}FUT"
-                fixed.append(_row(tokens.make("NFO"), ts, sym, e, 0, "0.05", lot, "FUT", "NFO-FUT", "NFO"))
+                fixed.append(_row(tokens.make("NFO"), ts, sym, e, 0, "0.05", lot, "FUT", "NFO-FUT", "NFO",
+                                  stock_freeze_qty(price, lot)))
     for name, _, lot, tick, day in COMMODITIES:
         for y, m in _months(today, 4):
             e = dt.date(y, m, min(day, calendar.monthrange(y, m)[1]))
@@ -374,7 +401,7 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None) -> Iterato
                     return
                 emitted += 1
                 yield _row(tokens.make(c.exchange), f"{prefix}{_strike_text(strike)}{kind}", c.name, e, strike,
-                           "0.05", c.lot, kind, seg, c.exchange)
+                           "0.05", c.lot, kind, seg, c.exchange, c.freeze)
 
 
 # --------------------------------------------------------------------------------------------

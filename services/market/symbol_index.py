@@ -75,11 +75,16 @@ class SymbolInfo:
     lotsize: int
     instrumenttype: str
     tick_size: Decimal
+    # Last, with defaults, so that the positional constructions of the eleven fields above still work.
+    freeze_qty: int | None = None  # the most one order may carry; None: not known (not checked)
+    id: int | None = None  # the sym_tokens row
 
     def to_dict(self) -> dict[str, Any]:
-        """The `search` / `symbol` shape of docs/api.md (OpenAlgo's): expiry DD-MMM-YY, numbers as JSON numbers."""
+        """The `search` / `symbol` shape of docs/api.md (OpenAlgo's): expiry DD-MMM-YY, numbers as JSON numbers;
+        `freeze_qty` 1 when not known, as OpenAlgo sends for an instrument without a freeze quantity."""
         e = self.expiry
         return {
+            "id": self.id,
             "symbol": self.symbol,
             "brsymbol": self.brsymbol,
             "name": self.name or "",
@@ -91,6 +96,7 @@ class SymbolInfo:
             "lotsize": self.lotsize,
             "instrumenttype": self.instrumenttype,
             "tick_size": float(self.tick_size),
+            "freeze_qty": self.freeze_qty if self.freeze_qty is not None else 1,
         }
 
 
@@ -567,6 +573,10 @@ def _rank_key(r: SymbolInfo) -> tuple[Any, ...]:
 # --------------------------------------------------------------------------------------------
 # Loading
 
+# What a SymbolInfo is made of, in its fields' order (_make_records): the load and the lookups by query.
+_COLUMNS = ("symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, instrumenttype, "
+            "tick_size, freeze_qty, id")
+
 
 def _load_records() -> list[SymbolInfo]:
     """All rows of sym_tokens in one SELECT (one snapshot), through the driver for speed."""
@@ -578,8 +588,7 @@ def _load_records() -> list[SymbolInfo]:
     shared: dict[Any, Any] = {}
     share = shared.setdefault
     out: list[SymbolInfo] = []
-    sql = ("SELECT symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, "
-           "instrumenttype, tick_size FROM sym_tokens")
+    sql = f"SELECT {_COLUMNS} FROM sym_tokens"  # noqa: S608
     with db.engine.connect() as conn:
         # Rows in batches rather than fetchall(): one statement (one snapshot) without a list of
         # every row held beside the records made from them.
@@ -590,7 +599,7 @@ def _load_records() -> list[SymbolInfo]:
 
 def _make_records(rows: Any, out: list[SymbolInfo], dates: dict[Any, dt.date | None],
                   decimals: dict[Any, Decimal | None], share: Any) -> None:
-    for sym, brs, name, ex, brex, tok, exp, strike, lot, itype, tick in rows:
+    for sym, brs, name, ex, brex, tok, exp, strike, lot, itype, tick, freeze, rid in rows:
         try:
             d = dates[exp]
         except KeyError:
@@ -606,7 +615,8 @@ def _make_records(rows: Any, out: list[SymbolInfo], dates: dict[Any, dt.date | N
         out.append(SymbolInfo(sym, sym if brs == sym else brs, share(name, name) if name is not None else None,
                               share(ex, ex), share(brex, brex), str(tok), d, s, share(int(lot or 1), int(lot or 1)),
                               share(itype, itype),
-                              t if t is not None else Decimal("0.05")))
+                              t if t is not None else Decimal("0.05"),
+                              share(freeze, freeze) if freeze is not None else None, rid))
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -754,7 +764,6 @@ def reload() -> SymbolIndex:
 # first index of the process is being built, lookups ask the database (same answers, indexed
 # queries) rather than wait; search() waits for the index.
 
-_COLUMNS = "symbol, brsymbol, name, exchange, brexchange, token, expiry, strike, lotsize, instrumenttype, tick_size"
 _DB_QUERIES = {
     # uq_sym_tokens_exchange_symbol; ix_sym_tokens_brexchange_brsymbol / _token (and the exchange)
     "symbol": f"SELECT {_COLUMNS} FROM sym_tokens WHERE exchange = :ex AND symbol IN (:k, :ku)",  # noqa: S608

@@ -59,12 +59,13 @@ def _check(inp: OrderInput, *, smart: bool = False) -> None:
         raise OrderError(f"trigger_price is required for a {inp.pricetype} order", 400)
 
 
-def _tradable(inp: OrderInput, venue: Venue | None = None, *, smart: bool = False) -> SymbolInfo:
+def _tradable(inp: OrderInput, venue: Venue | None = None, *, smart: bool = False, split: bool = False) -> SymbolInfo:
     _check(inp, smart=smart)
     info = _symbol(inp.symbol, inp.exchange)
     if info.exchange in INDEX_EXCHANGES:
         raise OrderError(f"{inp.symbol} is an index on {inp.exchange}: indices cannot be traded", 400)
-    rules.enforce(venue, inp, info, sided=not smart)  # the exchange's rules (a smart order's side comes later)
+    # The exchange's rules (a smart order's side comes later; a split's total is not one order's quantity).
+    rules.enforce(venue, inp, info, sided=not smart, whole=not split)
     return info
 
 
@@ -159,7 +160,9 @@ def split_order(venue: Venue, inp: OrderInput, splitsize: int) -> dict:
     if len(sizes) > MAX_SPLIT_ORDERS:
         raise OrderError(f"splitsize {splitsize} would make {len(sizes)} orders; at most {MAX_SPLIT_ORDERS} are "
                          "allowed", 400)
-    rules.lots(_tradable(inp, venue), splitsize, "splitsize")
+    info = _tradable(inp, venue, split=True)
+    rules.lots(info, splitsize, "splitsize")
+    rules.freeze(info, splitsize, info.freeze_qty, "splitsize")  # each child is at most splitsize
     results = []
     for n, qty in enumerate(sizes, start=1):
         try:

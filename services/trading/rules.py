@@ -7,9 +7,9 @@ allowed value.
 
 - Lots: on the derivative exchanges (vocabulary.DERIVATIVE_EXCHANGES: F&O, currency, commodity) a
   quantity is a whole number of the contract's lots (`SymbolInfo.lotsize`).
-- Freeze quantity: an order above the contract's freeze quantity is refused with a pointer to
-  splitorder. The master contract has no freeze quantity yet: `freeze()` is the hook, a no-op until a
-  caller has one to pass (`check(..., freeze_qty=...)`).
+- Freeze quantity: an order above the contract's freeze quantity (`SymbolInfo.freeze_qty`) is refused
+  with a pointer to splitorder; a split's splitsize above it is refused too. A contract without one
+  (NULL: its source does not publish it, e.g. a Zerodha import) is not checked.
 - Prices: a LIMIT or SL price, and an SL or SL-M trigger price, are above zero and on the contract's
   tick (`SymbolInfo.tick_size`), in Decimal arithmetic.
 - Stop-loss sides: a BUY SL triggers at or below its limit price (trigger_price <= price), a SELL SL
@@ -76,12 +76,15 @@ def lots(info: SymbolInfo, quantity: int, field: str = "quantity") -> None:
                      f"(e.g. {examples[0]} or {examples[1]})", 400)
 
 
-def freeze(info: SymbolInfo, quantity: int, freeze_qty: int | None = None) -> None:
-    """The hook for the exchange's freeze quantity: an order above it is refused, pointing to splitorder.
-    The master contract has no freeze quantity yet, so callers pass none and this checks nothing."""
+def freeze(info: SymbolInfo, quantity: int, freeze_qty: int | None = None, field: str = "quantity") -> None:
+    """The exchange's freeze quantity: an order (or a split's splitsize) above it is refused, pointing to
+    splitorder. Nothing is checked without one (`freeze_qty` None: not known)."""
     if freeze_qty is None or freeze_qty <= 0 or abs(quantity) <= freeze_qty:
         return
-    raise OrderError(f"quantity {quantity} is above the freeze quantity of {info.symbol}: at most {freeze_qty} "
+    if field == "splitsize":
+        raise OrderError(f"splitsize {quantity} is above the freeze quantity of {info.symbol}: at most {freeze_qty} "
+                         f"in one order; use a splitsize of at most {freeze_qty}", 400)
+    raise OrderError(f"{field} {quantity} is above the freeze quantity of {info.symbol}: at most {freeze_qty} "
                      f"in one order; use splitorder with a splitsize of at most {freeze_qty}", 400)
 
 
@@ -171,10 +174,12 @@ def check(inp: OrderInput, info: SymbolInfo, *, ltp: Decimal | None = None, free
 
 
 # -- at the venue --------------------------------------------------------------------------------------------
-def enforce(venue: Venue | None, inp: OrderInput, info: SymbolInfo, *, sided: bool = True) -> None:
-    """check() for an order at `venue`. In analyze mode a stop is also checked against the last traded price
-    of the quote the analyze-mode exchange uses; in live mode the broker applies that rule itself (no quote
-    is fetched: nothing reaches the broker before the order does)."""
-    check(inp, info, sided=sided)
+def enforce(venue: Venue | None, inp: OrderInput, info: SymbolInfo, *, sided: bool = True,
+            whole: bool = True) -> None:
+    """check() for an order at `venue`, against the contract's freeze quantity. In analyze mode a stop is also
+    checked against the last traded price of the quote the analyze-mode exchange uses; in live mode the broker
+    applies that rule itself (no quote is fetched: nothing reaches the broker before the order does).
+    `whole=False` for a split's total, which no single order carries: its splitsize is checked instead."""
+    check(inp, info, sided=sided, freeze_qty=info.freeze_qty if whole else None)
     if sided and venue is not None and venue.is_analyze and needs_trigger(inp.pricetype):
         stop_against_market(inp, quotes.get_quote(info.symbol, info.exchange).ltp)

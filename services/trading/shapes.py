@@ -16,6 +16,7 @@ from brokers.base import BrokerOrder
 from database.enums import Action, OrderStatus
 from database.order_db import Order
 from database.types import utcnow
+from services.accounts import users as accounts
 from services.market import symbol_index
 from vocabulary import OPEN_STATUSES
 
@@ -38,10 +39,40 @@ def fmt_time(moment: dt.datetime | None) -> str:
     return moment.astimezone(config_module.exchange_tz(current_app.config)).strftime(TIME_FORMAT)
 
 
+# -- the trading day --------------------------------------------------------------------------------
+# One boundary for everything that says "today" about trading: the day's orders, trades and positions
+# (the analyze-mode books: the paper account's cached snapshot), the dashboard's Day P&L (live mode's
+# books are the broker's, over the broker's day), the dashboard's trading-day label. It is the daily
+# session expiry, SESSION_EXPIRY_TIME in exchange time (services.accounts.users.last_expiry_boundary,
+# the same arithmetic that ends web and broker sessions), not midnight: a session that runs past
+# midnight keeps its orders, trades and P&L together until it ends.
+# (lo, hi, settings): the last day computed, reused while `now` stays in [lo, hi) under the same settings.
+_last_day: tuple[dt.datetime, dt.datetime, tuple] | None = None
+
+
 def day_start(now: dt.datetime | None = None) -> dt.datetime:
-    """The start of the current exchange day, in UTC."""
-    local = (now or utcnow()).astimezone(config_module.exchange_tz(current_app.config))
-    return dt.datetime.combine(local.date(), dt.time(0, 0), tzinfo=local.tzinfo).astimezone(dt.UTC)
+    """The start of the trading day holding `now` (default: the current time), in UTC: the latest
+    SESSION_EXPIRY_TIME moment (exchange time, EXCHANGE_TIMEZONE) at or before `now`. With the default
+    03:00, 02:30 on 7 December is still in the day that began at 03:00 on 6 December; 03:00:00 on
+    7 December begins the next one. The one function that owns the trading day."""
+    global _last_day
+    now = now or utcnow()
+    cfg = current_app.config
+    settings = (cfg["SESSION_EXPIRY_TIME"], cfg.get("EXCHANGE_TIMEZONE"))
+    last = _last_day
+    if last is not None and last[2] == settings and last[0] <= now < last[1]:
+        return last[0]  # the common read: two comparisons, no time zone arithmetic
+    at = config_module.parse_hhmm("SESSION_EXPIRY_TIME", settings[0])
+    zone = config_module.exchange_tz(cfg)
+    lo = accounts.last_expiry_boundary(now, at, zone)
+    _last_day = (lo, accounts.next_expiry(now, at, zone), settings)
+    return lo
+
+
+def trading_day(now: dt.datetime | None = None) -> dt.date:
+    """The date the trading day holding `now` is labelled with: the exchange-calendar date on which it
+    began (at SESSION_EXPIRY_TIME). At 02:30 on 7 December (boundary 03:00) that is 6 December."""
+    return day_start(now).astimezone(config_module.exchange_tz(current_app.config)).date()
 
 
 # -- shapes ------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from services.trading import portfolio, venues
 from services.trading.paper import account as paper
 from tests.helpers import trading
 from tests.helpers.accounts import isolated_client, login, make_user, use_test_hasher
+from tests.helpers.clock import clock, local  # noqa: F401 - fixtures
 from tests.helpers.orders import contract, order, set_quote  # noqa: F401 - fixtures
 
 
@@ -221,3 +222,45 @@ def test_workers_running_at_once_take_one_snapshot_per_account(app, traders):
     db.session.rollback()
     counts = db.session.execute(select(PortfolioSnapshot.user_id, func.count()).group_by(PortfolioSnapshot.user_id))
     assert sorted(n for _, n in counts) == [1, 1]
+
+
+# -- the day's P&L over the trading day ---------------------------------------------------------------------------
+def stat(html: str, label: str) -> str:
+    """The figure of a stat on the page ("Day P&L", "Realized", "Unrealized"), as shown."""
+    match = re.search(rf'{re.escape(label)}</span><span class="stat-value"[^>]*>\s*<span class="pnl[^"]*">([^<]*)<',
+                      html)
+    assert match, label
+    return match.group(1).replace(",", "")
+
+
+def test_day_pnl_and_realized_agree_after_midnight_until_the_session_expiry(app, signed_in, clock):  # noqa: F811
+    """An evening session that runs past midnight: its closed trade stays in the day's positions until
+    SESSION_EXPIRY_TIME (03:00), so Day P&L = Realized + Unrealized on the page, at 01:30 as at 21:30."""
+    uid, client = signed_in("trader")
+    clock.now = local(app, 2026, 12, 6, 21, 0)
+    set_quote("INFY", "1500")
+    trading.place_order(uid, order(quantity=13))
+    clock.now = local(app, 2026, 12, 6, 21, 30)
+    set_quote("INFY", "1496.55")
+    trading.place_order(uid, order(action="SELL", quantity=13))
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert stat(html, "Day P&amp;L") == stat(html, "Realized") == "-44.85"
+
+    clock.now = local(app, 2026, 12, 6, 23, 50)
+    set_quote("SBIN", "800")
+    trading.place_order(uid, order(symbol="SBIN", quantity=1))
+
+    clock.now = local(app, 2026, 12, 7, 1, 30)  # after midnight, before 03:00: the same trading day
+    set_quote("SBIN", "801")
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert stat(html, "Realized") == "-44.85"
+    assert stat(html, "Unrealized") == "1.00"
+    assert stat(html, "Day P&amp;L") == "-43.85"  # = Realized + Unrealized
+    assert "trading day of 06 Dec 2026" in html
+
+    clock.now = local(app, 2026, 12, 7, 3, 0)  # the next trading day: only the open position is the day's
+    set_quote("SBIN", "801")
+    html = client.get("/dashboard").get_data(as_text=True)
+    assert stat(html, "Day P&amp;L") == "1.00"
+    assert stat(html, "Realized") == "-44.85"  # the account's to date
+    assert "trading day of 07 Dec 2026" in html

@@ -405,7 +405,8 @@ def housekeeping_locked(user_id: int, funds: Funds, now: dt.datetime) -> None:
 
 # -- the cached account ------------------------------------------------------------------------------
 # What only changes when the user's paper account is written: the Funds figures, the positions of the
-# position book, the day's orders and trades (in the shapes of docs/api.md), and whether there are open orders or
+# position book, the trading day's orders and trades (in the shapes of docs/api.md; the day begins at
+# SESSION_EXPIRY_TIME, services.trading.shapes.day_start), and whether there are open orders or
 # open MIS positions (and since when). One entry per user in CACHE_NS, JSON-friendly (Decimals as
 # strings), dropped in every process after any commit that wrote one of the user's Order, Fill,
 # Position or Funds rows (the session hooks below), whichever code path wrote it. Prices that move
@@ -431,7 +432,8 @@ _Q_TRADES = (select(Fill, Order).join(Order, Order.id == Fill.order_id)
 
 
 def _load_account(user_id: int, day: dt.datetime) -> dict:
-
+    """The account as of the trading day that began at `day` (shapes.day_start()): positions open or
+    traded since, orders placed since or still open, fills since."""
     params = {"uid": user_id, "day": day}
     row = db.session.scalars(_Q_FUNDS, params).first()
     funds = None
@@ -464,9 +466,9 @@ def _mis_oldest(positions: list[dict]) -> str | None:
 def account(user_id: int) -> dict:
     """The user's cached paper account (see above). Read-only: callers must not change it."""
 
-    day = shapes.day_start()
+    day = shapes.day_start()  # the trading day: it begins at SESSION_EXPIRY_TIME, not at midnight
     snap = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load_account(user_id, day))
-    if snap["day"] != day.isoformat():  # cached on another exchange day: the day's books moved on
+    if snap["day"] != day.isoformat():  # cached in another trading day: the day's books moved on
         snap = _load_account(user_id, day)
         cache.set(CACHE_NS, str(user_id), snap)
     return snap

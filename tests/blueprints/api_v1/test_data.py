@@ -7,8 +7,8 @@ import pytest
 from tests.helpers.api import load_symbols, post, raise_limits, user_with_key
 
 QUOTE_FIELDS = {"open", "high", "low", "ltp", "ask", "bid", "prev_close", "volume", "oi"}
-SYMBOL_FIELDS = {"symbol", "brsymbol", "name", "exchange", "brexchange", "token", "expiry", "strike", "lotsize",
-                 "instrumenttype", "tick_size"}
+SYMBOL_FIELDS = {"id", "symbol", "brsymbol", "name", "exchange", "brexchange", "token", "expiry", "strike", "lotsize",
+                 "instrumenttype", "tick_size", "freeze_qty"}
 
 
 @pytest.fixture
@@ -90,3 +90,35 @@ def test_data_key_cannot_read_books(client, key):
     resp = post(client, "funds", {"apikey": key})
     assert resp.status_code == 403
     assert "read scope" in resp.get_json()["message"]
+
+
+def _row_id(symbol: str, exchange: str) -> int:
+    from sqlalchemy import select
+
+    from database import db
+    from database.symbol import SymToken
+
+    return db.session.execute(select(SymToken.id).where(SymToken.symbol == symbol,
+                                                        SymToken.exchange == exchange)).scalar_one()
+
+
+def _nifty_future(client, key) -> dict:
+    found = post(client, "search", {"apikey": key, "query": "NIFTY FUT", "exchange": "NFO"}).get_json()["data"]
+    return next(row for row in found if row["name"] == "NIFTY" and row["instrumenttype"] == "FUT")
+
+
+def test_symbol_and_search_carry_the_row_id_and_the_freeze_quantity(client, key):
+    # the sample contract: NSE's limit for the NIFTY derivatives; none for a cash instrument (sent as 1)
+    future = _nifty_future(client, key)
+    assert future["freeze_qty"] == 1800
+    assert future["id"] == _row_id(future["symbol"], "NFO")
+    data = post(client, "symbol", {"apikey": key, "symbol": future["symbol"], "exchange": "NFO"}).get_json()["data"]
+    assert data == future
+    equity = post(client, "symbol", {"apikey": key, "symbol": "INFY", "exchange": "NSE"}).get_json()["data"]
+    assert equity["freeze_qty"] == 1
+    assert equity["id"] == _row_id("INFY", "NSE")
+    assert isinstance(equity["id"], int)
+    options = post(client, "search", {"apikey": key, "query": "BANKNIFTY CE", "exchange": "NFO"}).get_json()["data"]
+    assert options
+    assert {row["freeze_qty"] for row in options} == {900}
+    assert all(isinstance(row["id"], int) for row in options)

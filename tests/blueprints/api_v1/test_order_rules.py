@@ -214,3 +214,68 @@ def test_live_mode_leaves_the_market_side_to_the_broker(client, kite, live_alice
     resp = post(client, "placeorder", order(key, pricetype="LIMIT", price="1000.05"))
     assert resp.status_code == 200, resp.get_json()
     assert len(kite.fake.order_history) == 1
+
+
+# -- the freeze quantity: above it one order is refused, a split of it passes ---------------------------------
+FREEZE = 1800  # NSE's limit for NIFTY; 24 lots of 75
+ABOVE = f"quantity 1875 is above the freeze quantity of {FUT}: at most 1800 in one order; " \
+        "use splitorder with a splitsize of at most 1800"
+SPLIT_ABOVE = f"splitsize 1875 is above the freeze quantity of {FUT}: at most 1800 in one order; " \
+              "use a splitsize of at most 1800"
+
+
+@pytest.fixture
+def frozen(app, contract):
+    """The future's contract with its freeze quantity."""
+    from database.symbol import SymToken
+    from services.market import symbol_index
+
+    db.session.query(SymToken).filter_by(symbol=FUT).update({"freeze_qty": FREEZE})
+    db.session.commit()
+    symbol_index.reload()
+    set_quote(FUT, "100", exchange="NFO")
+    return FREEZE
+
+
+def test_analyze_mode_refuses_an_order_above_the_freeze_quantity(client, alice, frozen):
+    _, key = alice
+    assert refused(client, "placeorder", fut(key, quantity="1875")) == ABOVE
+    assert refused(client, "placesmartorder", {**fut(key, quantity="0"), "position_size": "1875"}) == ABOVE
+    assert refused(client, "splitorder", {**fut(key, quantity="1875"), "splitsize": "1875"}) == SPLIT_ABOVE
+    assert orders_count() == 0  # refused before the venue: nothing journaled
+    resp = post(client, "placeorder", fut(key, quantity=str(FREEZE)))  # at the freeze quantity: accepted
+    assert resp.status_code == 200, resp.get_json()
+    assert orders_count() == 1
+
+
+def test_analyze_mode_splits_above_the_freeze_quantity(client, alice, frozen):
+    _, key = alice
+    resp = post(client, "splitorder", {**fut(key, quantity="1875"), "splitsize": str(FREEZE)})
+    assert resp.status_code == 200, resp.get_json()
+    split = resp.get_json()
+    assert [(r["quantity"], r["status"]) for r in split["results"]] == [(1800, "success"), (75, "success")]
+    assert orders_count() == 2
+
+
+def test_a_modify_above_the_freeze_quantity_is_refused(client, alice, frozen):
+    _, key = alice
+    orderid = post(client, "placeorder", fut(key, quantity="75", pricetype="LIMIT", price="50")).get_json()["orderid"]
+    body = {**fut(key, quantity="1875", pricetype="LIMIT", price="50"), "orderid": orderid,
+            "disclosed_quantity": "0", "trigger_price": "0"}
+    assert refused(client, "modifyorder", body) == ABOVE
+
+
+def test_live_mode_refuses_above_the_freeze_quantity_before_the_broker(client, kite, live_alice, frozen):
+    _, key = live_alice
+    assert refused(client, "placeorder", fut(key, quantity="1875")) == ABOVE
+    assert refused(client, "splitorder", {**fut(key, quantity="1875"), "splitsize": "1875"}) == SPLIT_ABOVE
+    assert kite.fake.order_history == {}
+    assert orders_count() == 0
+    # the broker lists the future (under its own symbol): the split's children reach it
+    kite.fake.instruments.append(("13238786", "51714", "NIFTY26APRFUT", "NIFTY", "22100", "2026-04-30", "0", "0.05",
+                                  "75", "FUT", "NFO-FUT", "NFO"))
+    resp = post(client, "splitorder", {**fut(key, quantity="1875"), "splitsize": str(FREEZE)})
+    assert resp.status_code == 200, resp.get_json()
+    results = resp.get_json()["results"]
+    assert [(r["quantity"], r["status"]) for r in results] == [(1800, "success"), (75, "success")], results
+    assert sorted(int(h[0]["quantity"]) for h in kite.fake.order_history.values()) == [75, 1800]

@@ -36,7 +36,7 @@ def zrow(**kw):
 
 def test_equity():
     r = mc.map_zerodha_row(zrow())
-    assert r == ("INFY", "INFY", "INFOSYS", "NSE", "NSE", "408065", None, None, 1, "EQ", Decimal("0.05"))
+    assert r == ("INFY", "INFY", "INFOSYS", "NSE", "NSE", "408065", None, None, 1, "EQ", Decimal("0.05"), None)
 
 
 def test_equity_series_suffix_is_dropped_from_our_symbol_only():
@@ -130,6 +130,7 @@ def test_adapter_rows_with_python_types_map_too():
         (zrow(instrument_type="FUT", exchange="NFO", expiry="28/03/2024"), "bad expiry"),
         (zrow(tradingsymbol=""), "missing tradingsymbol or token"),
         (zrow(tick_size="abc"), "bad tick_size"),
+        (zrow(freeze_qty="many"), "bad freeze_qty"),
     ],
 )
 def test_unmappable_rows_are_skipped_with_a_reason(row, reason):
@@ -168,6 +169,35 @@ def test_sample_generator_is_deterministic_complete_and_maps_fully():
     assert {"NIFTY", "BANKNIFTY", "SENSEX", "RELIANCE", "NIFTY28MAR24FUT"} <= symbols
     # weekly NIFTY expiries exist besides the monthly ones
     assert any(m[0].startswith("NIFTY21MAR24") for m in mapped)
+
+
+def test_a_kite_row_has_no_freeze_quantity_and_a_row_that_carries_one_keeps_it():
+    # Kite's instruments file has no freeze quantity: not known (NULL), so not checked.
+    assert mc.map_zerodha_row(zrow())[11] is None
+    assert mc.map_zerodha_row(zrow(freeze_qty=""))[11] is None
+    assert mc.map_zerodha_row(zrow(freeze_qty="0"))[11] is None
+    assert mc.map_zerodha_row(zrow(freeze_qty="1800"))[11] == 1800
+
+
+def test_sample_contract_carries_freeze_quantities():
+    mapped, skipped, _ = mc.map_rows(sample_contract.generate(20_000, today=dt.date(2024, 3, 20)))
+    assert not skipped
+    by_symbol = {(m[3], m[0]): m for m in mapped}
+    # NSE's published limits for the index derivatives, futures and options alike
+    assert by_symbol[("NFO", "NIFTY28MAR24FUT")][11] == 1800
+    assert by_symbol[("NFO", "NIFTY28MAR2422000CE")][11] == 1800
+    assert by_symbol[("NFO", "BANKNIFTY28MAR24FUT")][11] == 900
+    assert by_symbol[("NFO", "FINNIFTY28MAR24FUT")][11] == 1800
+    assert by_symbol[("NFO", "MIDCPNIFTY28MAR24FUT")][11] == 2800
+    # stock derivatives: a whole number of their lots
+    stock = [m for m in mapped if m[3] == "NFO" and m[2] == "RELIANCE"]
+    assert stock
+    assert {m[11] for m in stock} == {8500}  # 34 lots of 250 at 2900: the lots within 2.5 crore of notional
+    stocks = {s[0] for s in sample_contract.STOCKS}
+    assert all(m[11] % m[8] == 0 and m[11] >= m[8] for m in mapped if m[3] == "NFO" and m[2] in stocks)
+    # cash instruments, indices, BSE index derivatives, commodities, currencies: none
+    for exchange in ("NSE", "BSE", "NSE_INDEX", "BSE_INDEX", "BFO", "MCX", "CDS"):
+        assert {m[11] for m in mapped if m[3] == exchange} == {None}, exchange
 
 
 def test_sample_generator_reaches_benchmark_size():
@@ -264,5 +294,7 @@ def test_to_dict_shape(index):
     assert d["expiry"] == "28-MAR-24"
     assert d["strike"] == 22000.0
     assert d["lotsize"] == 25
-    assert set(d) == {"symbol", "brsymbol", "name", "exchange", "brexchange", "token", "expiry", "strike", "lotsize",
-                      "instrumenttype", "tick_size"}
+    assert set(d) == {"id", "symbol", "brsymbol", "name", "exchange", "brexchange", "token", "expiry", "strike",
+                      "lotsize", "instrumenttype", "tick_size", "freeze_qty"}
+    assert d["freeze_qty"] == 1800  # NSE's limit for NIFTY, carried by the sample contract
+    assert d["id"] is None  # built from mapped rows, not from sym_tokens

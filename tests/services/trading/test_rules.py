@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
@@ -79,15 +80,28 @@ def test_a_lot_of_one_allows_any_quantity():
     rules.lots(info("X", "MCX", lotsize=0), 17)
 
 
-# -- the freeze quantity hook ------------------------------------------------------------------------------
-def test_freeze_quantity_is_a_hook_that_checks_nothing_without_one():
+# -- the freeze quantity ---------------------------------------------------------------------------------
+def test_freeze_quantity_refuses_above_it_and_checks_nothing_without_one():
     rules.freeze(NIFTY_FUT, 10**9)
     rules.freeze(NIFTY_FUT, 1800, 1800)
     msg = refusal(rules.freeze, NIFTY_FUT, 1875, 1800)
     assert msg == ("quantity 1875 is above the freeze quantity of NIFTY30APR26FUT: at most 1800 in one order; "
                    "use splitorder with a splitsize of at most 1800")
+    assert refusal(rules.freeze, NIFTY_FUT, 1875, 1800, "splitsize") == (
+        "splitsize 1875 is above the freeze quantity of NIFTY30APR26FUT: at most 1800 in one order; "
+        "use a splitsize of at most 1800")
     with pytest.raises(OrderError, match="freeze quantity"):
         rules.check(order(quantity=1875, symbol="NIFTY30APR26FUT", exchange="NFO"), NIFTY_FUT, freeze_qty=1800)
+
+
+def test_enforce_takes_the_contracts_freeze_quantity():
+    frozen = dataclasses.replace(NIFTY_FUT, freeze_qty=1800)
+    big = order(quantity=1875, pricetype="MARKET", price="0", symbol="NIFTY30APR26FUT", exchange="NFO")
+    rules.enforce(None, big, NIFTY_FUT)  # none in the contract: not known, not checked
+    with pytest.raises(OrderError, match="above the freeze quantity"):
+        rules.enforce(None, big, frozen)
+    rules.enforce(None, big, frozen, whole=False)  # a split's total: its splitsize is checked instead
+    rules.enforce(None, big.but(quantity=1800), frozen)
 
 
 # -- above zero ------------------------------------------------------------------------------------------
