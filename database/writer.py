@@ -141,6 +141,7 @@ class LogWriter:
         self._statements: dict[tuple[str, tuple[str, ...]], tuple[str, Any]] = {}
         self._copies: dict[tuple[str, tuple[str, ...]], tuple[str, list[Any], list[Any]]] = {}
         self._stopping = False
+        self._closed = False  # shut down: a late row goes straight to the spool (see enqueue)
         self._deadline: float | None = None
         self.enqueued = 0
         self.written = 0
@@ -158,6 +159,7 @@ class LogWriter:
                 return
             self._pid = pid
             self._stopping = False
+            self._closed = False
             self._deadline = None
             self._thread = threading.Thread(target=self._run, name="algobridge-writer", daemon=True)
             self._thread.start()
@@ -187,6 +189,7 @@ class LogWriter:
         self._hurry.set()
         self._queue.put(_STOP)
         thread.join()
+        self._closed = True
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -205,6 +208,13 @@ class LogWriter:
             raise ValueError(f"the writer does not write table {name!r}")
         if self._pid != os.getpid():
             self.after_fork()  # forked without the at-fork hook (a fork before create_app ran)
+        elif self._closed:
+            # Shut down (the process or its application is ending): a row logged this late goes to the
+            # spool, replayed at the next start, instead of starting a writer nobody will stop again.
+            with self._done:
+                self.enqueued += 1
+            self._spool([(name, row)], "writer")
+            return
         elif self._thread is None or not self._thread.is_alive():
             self.start()
         self._queue.put((name, row))

@@ -106,6 +106,24 @@ def test_a_refused_row_is_set_aside_and_the_rest_are_written(app, tmp_path):
         assert '"n": 25' in fh.read()
 
 
+def test_a_row_logged_after_shutdown_is_spooled_not_a_new_writer_thread(app, tmp_path):
+    spool = tmp_path / "spool"
+    writer = LogWriter(db.engine, TABLES, spool_dir=str(spool))
+    writer.enqueue(ApiLog, _row(1))
+    writer.shutdown()
+    assert writer.written == 1
+    writer.enqueue(ApiLog, _row(2))  # e.g. a warning logged while the process ends
+    assert writer._thread is not None
+    assert not writer._thread.is_alive()
+    assert writer.spooled == 1
+    assert len(glob.glob(str(spool / "writer-*.jsonl"))) == 1
+    again = LogWriter(db.engine, TABLES, spool_dir=str(spool))
+    again.start()  # the late row is replayed like any spooled one
+    assert again.flush(timeout=30)
+    again.shutdown()
+    assert _count() == 2
+
+
 def test_shutdown_with_the_database_away_spools_and_the_next_start_replays(app, tmp_path):
     spool = tmp_path / "spool"
     away = create_engine(f"sqlite:///{tmp_path}/missing-dir/x.db")  # cannot be opened
