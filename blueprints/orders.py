@@ -1,5 +1,6 @@
 """The books on the web: `/orderbook`, `/tradebook`, `/positions`, `/holdings` for the signed-in user's
-current mode, their CSV exports (`/orderbook.csv`, ...), and the actions on them: cancel or modify an
+current mode, `/roundtrips` (analyze mode's closed trades and their statistics, over a period), their
+CSV exports (`/orderbook.csv`, ...), and the actions on them: cancel or modify an
 open order, cancel all orders, close a position, close all positions.
 
 Reads and actions go through services.trading.books and services.trading.orders, so they follow the same rules as the
@@ -11,11 +12,12 @@ Actions are POST forms (CSRF-checked by the application's CSRFProtect), confirme
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import logging
 from collections.abc import Callable, Iterable
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, HiddenField, IntegerField, SelectField
@@ -25,9 +27,9 @@ import vocabulary
 from blueprints.access import role_required
 from database.enums import Action, Exchange, Mode, PriceType, Product
 from database.types import utcnow
-from services.trading import books, orders, portfolio, venues
+from services.trading import books, orders, portfolio, round_trips, shapes, venues
 from services.trading.errors import OrderError
-from services.trading.journal import OrderInput
+from services.trading.journal import WEB_STRATEGY, OrderInput
 
 log = logging.getLogger("algobridge.orders")
 
@@ -35,7 +37,6 @@ orders_bp = Blueprint("orders", __name__)
 
 TRADERS = ("admin", "trader")
 OPEN_STATUSES = vocabulary.OPEN_STATUSES
-WEB_STRATEGY = "Web"
 
 # (header, key) of each book's columns, in the order the pages and the CSV files show them.
 ORDER_COLUMNS = [("Order ID", "orderid"), ("Time", "timestamp"), ("Symbol", "symbol"), ("Exchange", "exchange"),
@@ -46,6 +47,12 @@ TRADE_COLUMNS = [("Order ID", "orderid"), ("Time", "timestamp"), ("Symbol", "sym
                  ("Value", "trade_value")]
 POSITION_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product", "product"), ("Qty", "quantity"),
                     ("Avg price", "average_price"), ("LTP", "ltp"), ("P&L", "pnl")]
+ROUND_TRIP_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product", "product"), ("Side", "side"),
+                      ("Qty", "quantity"), ("Entry time", "entry_time"), ("Entry price", "entry_price"),
+                      ("Exit time", "exit_time"), ("Exit price", "exit_price"), ("Gross P&L", "gross_pnl"),
+                      ("Charges", "charges"), ("Net P&L", "net_pnl"), ("Holding", "holding"),
+                      ("Exit reason", "exit_reason")]
+ROUND_TRIP_DAYS = (1, 7, 30, 90)
 HOLDING_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product", "product"), ("Qty", "quantity"),
                    ("P&L", "pnl"), ("P&L %", "pnlpercent")]
 
@@ -182,6 +189,44 @@ def holdings():
                            columns=HOLDING_COLUMNS, mode=_mode(), problem=problem)
 
 
+def _holding_text(delta: dt.timedelta) -> str:
+    """A holding time as "2d 03:04:05" (days only when there are some)."""
+    seconds = max(int(delta.total_seconds()), 0)
+    days, seconds = divmod(seconds, 86400)
+    text = f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return f"{days}d {text}" if days else text
+
+
+def _round_trip_rows(days: int | None) -> list[dict]:
+    """The signed-in user's analyze-mode round trips of the period, newest exit first, as rows."""
+    since = shapes.day_start(utcnow() - dt.timedelta(days=(days or 1) - 1))
+    return [{"symbol": t.symbol, "exchange": t.exchange, "product": t.product, "side": t.side,
+             "quantity": int(t.quantity), "entry_time": shapes.fmt_time(t.entry_time),
+             "entry_price": shapes.num(t.entry_price), "exit_time": shapes.fmt_time(t.exit_time),
+             "exit_price": shapes.num(t.exit_price), "gross_pnl": shapes.num(t.gross_pnl),
+             "charges": shapes.num(t.charges), "net_pnl": shapes.num(t.net_pnl),
+             "holding": _holding_text(t.holding), "exit_reason": t.exit_reason, "trip": t}
+            for t in round_trips.round_trips(current_user.id, since)]
+
+
+def _days_arg() -> int | None:
+    """?days=1|7|30|90; None (the current trading day) when absent or anything else."""
+    days = request.args.get("days", type=int)
+    return days if days in ROUND_TRIP_DAYS else None
+
+
+@orders_bp.get("/roundtrips")
+@login_required
+def roundtrips():
+    days = _days_arg()
+    analyze = venues.is_analyze(current_user.id)
+    rows = _round_trip_rows(days) if analyze else []
+    stats = round_trips.statistics([r["trip"] for r in rows])
+    return render_template("orders/roundtrips.html", trips=rows, stats=stats, columns=ROUND_TRIP_COLUMNS,
+                           days=days, day_choices=ROUND_TRIP_DAYS, analyze=analyze,
+                           mode=Mode.ANALYZE.value if analyze else Mode.LIVE.value)
+
+
 # -- CSV exports -----------------------------------------------------------------------------------------
 @orders_bp.get("/orderbook.csv")
 @login_required
@@ -205,6 +250,13 @@ def positions_csv():
 @login_required
 def holdings_csv():
     return csv_response("holdings", HOLDING_COLUMNS, _csv_book(books.holdings)["holdings"])
+
+
+@orders_bp.get("/roundtrips.csv")
+@login_required
+def roundtrips_csv():
+    rows = _round_trip_rows(_days_arg()) if venues.is_analyze(current_user.id) else []
+    return csv_response("roundtrips", ROUND_TRIP_COLUMNS, rows)
 
 
 # -- actions ---------------------------------------------------------------------------------------------

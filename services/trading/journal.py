@@ -26,6 +26,8 @@ from vocabulary import needs_trigger
 
 log = logging.getLogger("algobridge.orders")
 
+WEB_STRATEGY = "Web"  # the strategy of the orders placed from the web pages (modify, close, close all)
+
 
 @dataclass(frozen=True)
 class OrderInput:

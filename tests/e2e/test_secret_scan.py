@@ -31,7 +31,7 @@ from services.accounts import broker_login
 from tests.fakes.kite_server import running_kite
 from tests.helpers.accounts import csrf_token, login, logout, post_form, use_test_hasher
 
-PAGES = ["/dashboard", "/orderbook", "/tradebook", "/positions", "/holdings", "/strategy", "/logs/api",
+PAGES = ["/dashboard", "/orderbook", "/tradebook", "/positions", "/holdings", "/roundtrips", "/strategy", "/logs/api",
          "/logs/traffic", "/logs/latency", "/logs/system", "/logs/alerts", "/logs/audit", "/symbols", "/broker",
          "/apikey", "/settings", "/users"]
 SERVER_KEYS_FILE = "secrets.json"
