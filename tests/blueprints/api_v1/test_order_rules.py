@@ -10,11 +10,9 @@ import pytest
 from database import db
 from database.enums import Mode
 from database.portfolio_db import Position
-from services.accounts import broker_login
-from services.trading import venues
-from tests.fakes.kite_server import API_KEY, API_SECRET, running_kite
 from tests.helpers import orders as fx
 from tests.helpers.api import orders_count, post, raise_limits, user_with_key
+from tests.helpers.live import app_on_fake_kite, connect_live
 from tests.helpers.orders import set_quote
 
 contract = fx.contract  # fixture: INFY, SBIN (NSE, tick 0.05), NIFTY30APR26FUT (NFO, lots of 75)
@@ -155,28 +153,14 @@ def test_a_smart_order_whose_difference_is_not_whole_lots_is_refused(client, ali
 # -- live mode: the broker never sees a refused order ----------------------------------------------------------
 @pytest.fixture
 def kite(app):
-    with running_kite() as server:
-        saved = {k: app.config[k] for k in ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_ROOT_URL",
-                                            "ZERODHA_LOGIN_URL")}
-        app.config.update(ZERODHA_API_KEY=API_KEY, ZERODHA_API_SECRET=API_SECRET,
-                          ZERODHA_ROOT_URL=server.url, ZERODHA_LOGIN_URL=server.login_url)
-        broker_login.reset_brokers()
+    with app_on_fake_kite(app) as server:
         yield server
-        app.config.update(saved)
-        broker_login.reset_brokers()
 
 
 @pytest.fixture
 def live_alice(app, alice, kite):
-    from database.user_db import User
-
     user_id, key = alice
-    user = db.session.get(User, user_id)
-    broker_login.start_login(user, "zerodha")
-    broker_login.complete_login(user, "zerodha", {"request_token": kite.fake.issue_request_token(),
-                                                  "status": "success"})
-    db.session.commit()
-    venues.set_analyze(user_id, False)
+    connect_live(user_id, kite)
     return user_id, key
 
 

@@ -18,23 +18,17 @@ from database.enums import BrokerSessionStatus
 from database.types import utcnow
 from services.accounts import broker_login
 from services.accounts.broker_login import BrokerLoginError
-from tests.fakes.kite_server import API_KEY, API_SECRET, USER_ID, running_kite
+from tests.fakes.kite_server import API_KEY, USER_ID
 from tests.helpers.accounts import make_user
+from tests.helpers.live import app_on_fake_kite
 
 IST = ZoneInfo("Asia/Kolkata")
 
 
 @pytest.fixture
 def kite(app):
-    with running_kite() as server:
-        saved = {k: app.config[k] for k in ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_ROOT_URL",
-                                            "ZERODHA_LOGIN_URL", "SESSION_EXPIRY_TIME")}
-        app.config.update(ZERODHA_API_KEY=API_KEY, ZERODHA_API_SECRET=API_SECRET,
-                          ZERODHA_ROOT_URL=server.url, ZERODHA_LOGIN_URL=server.login_url)
-        broker_login.reset_brokers()
+    with app_on_fake_kite(app) as server:
         yield server
-        app.config.update(saved)
-        broker_login.reset_brokers()
 
 
 def _login(kite, user) -> BrokerSession:

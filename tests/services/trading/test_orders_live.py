@@ -13,9 +13,9 @@ from database.order_db import Order
 from services.accounts import broker_login
 from services.trading import venues
 from services.trading.orders import OrderError
-from tests.fakes.kite_server import API_KEY, API_SECRET, running_kite
 from tests.helpers import orders as fx
 from tests.helpers import trading
+from tests.helpers.live import app_on_fake_kite, connect_live
 from tests.helpers.orders import order
 
 contract = fx.contract  # fixture
@@ -24,28 +24,14 @@ users = fx.users  # fixture
 
 @pytest.fixture
 def kite(app):
-    with running_kite() as server:
-        saved = {k: app.config[k] for k in ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_ROOT_URL",
-                                            "ZERODHA_LOGIN_URL")}
-        app.config.update(ZERODHA_API_KEY=API_KEY, ZERODHA_API_SECRET=API_SECRET,
-                          ZERODHA_ROOT_URL=server.url, ZERODHA_LOGIN_URL=server.login_url)
-        broker_login.reset_brokers()
+    with app_on_fake_kite(app) as server:
         yield server
-        app.config.update(saved)
-        broker_login.reset_brokers()
 
 
 @pytest.fixture
 def live_alice(app, users, kite):
     alice_id, _ = users
-    from database.user_db import User
-
-    alice = db.session.get(User, alice_id)
-    broker_login.start_login(alice, "zerodha")
-    broker_login.complete_login(alice, "zerodha", {"request_token": kite.fake.issue_request_token(),
-                                                   "status": "success"})
-    db.session.commit()
-    venues.set_analyze(alice_id, False)
+    connect_live(alice_id, kite)
     return alice_id
 
 

@@ -1,0 +1,39 @@
+"""Live mode in tests: the application pointed at a local fake Kite, and a user connected to it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from database import db
+from database.user_db import User
+from services.accounts import broker_login
+from services.trading import venues
+from tests.fakes.kite_server import API_KEY, API_SECRET, RunningKite, running_kite
+
+_SETTINGS = ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_ROOT_URL", "ZERODHA_LOGIN_URL", "SESSION_EXPIRY_TIME")
+
+
+@contextlib.contextmanager
+def app_on_fake_kite(app) -> Iterator[RunningKite]:
+    """A fake Kite on a local port, with the app's Zerodha settings pointed at it (restored after)."""
+    with running_kite() as server:
+        saved = {k: app.config[k] for k in _SETTINGS}
+        app.config.update(ZERODHA_API_KEY=API_KEY, ZERODHA_API_SECRET=API_SECRET,
+                          ZERODHA_ROOT_URL=server.url, ZERODHA_LOGIN_URL=server.login_url)
+        broker_login.reset_brokers()
+        try:
+            yield server
+        finally:
+            app.config.update(saved)
+            broker_login.reset_brokers()
+
+
+def connect_live(user_id: int, kite: RunningKite) -> None:
+    """Log `user_id` in to the fake Kite through the real token exchange and switch them to live mode."""
+    user = db.session.get(User, user_id)
+    broker_login.start_login(user, "zerodha")
+    broker_login.complete_login(user, "zerodha", {"request_token": kite.fake.issue_request_token(),
+                                                  "status": "success"})
+    db.session.commit()
+    venues.set_analyze(user_id, False)
