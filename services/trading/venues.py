@@ -50,6 +50,8 @@ class Venue:
     broker: str
     active: broker_login.ActiveSession | None = None
     client: BrokerClient | None = None
+    orderid: str | None = None  # the order the venue was decided for (venue_for(..., orderid=...)),
+    order: Order | None = None  # and its journal row (None when the journal has none): no second lookup
 
     @property
     def label(self) -> str:
@@ -101,10 +103,11 @@ def venue_for(user_id: int, *, orderid: str | None = None) -> Venue:
     """The venue of a call by `user_id`; with `orderid`, of a call about that order (where it was placed,
     when the journal has it). Raises OrderError 403 in live mode without a live broker session, 404 for
     another user's order."""
+    orderid = str(orderid) if orderid is not None else None
     row = own_order(user_id, orderid) if orderid is not None else None
     analyze = row.mode == Mode.ANALYZE if row is not None else is_analyze(user_id)
     if analyze:
-        return Venue(user_id, Mode.ANALYZE, PAPER)
+        return Venue(user_id, Mode.ANALYZE, PAPER, orderid=orderid, order=row)
     active = broker_login.active_session(user_id)
     if active is None or active.broker == PAPER:
         raise OrderError(NO_SESSION, 403)
@@ -115,4 +118,4 @@ def venue_for(user_id: int, *, orderid: str | None = None) -> Venue:
         raise OrderError(SESSION_EXPIRED, 403) from None
     except BrokerError as exc:
         raise venue.refused(exc) from None
-    return Venue(user_id, Mode.LIVE, active.broker, active, client)
+    return Venue(user_id, Mode.LIVE, active.broker, active, client, orderid=orderid, order=row)

@@ -150,3 +150,17 @@ def test_the_journal_row_carries_the_venues_label(client, trader):
     row = venues.own_order(_user.id, body["orderid"])
     assert row.mode == Mode.ANALYZE
     assert row.broker == "paper"
+
+
+def test_a_venue_decided_for_an_order_hands_its_journal_row_on(client, trader, monkeypatch):
+    from services.trading import orders
+
+    user, key = trader
+    body = post(client, "placeorder", {"apikey": key, **ORDER, "pricetype": "LIMIT", "price": "1"}).get_json()
+    venue = venues.venue_for(user.id, orderid=body["orderid"])
+    assert venue.order is not None
+    assert venue.order.orderid == body["orderid"]
+    looked_up = []
+    monkeypatch.setattr(orders, "own_order", lambda *a: looked_up.append(a))
+    assert orders.cancel_order(venue, body["orderid"]) == body["orderid"]
+    assert looked_up == []  # the row came with the venue: one journal lookup per call
