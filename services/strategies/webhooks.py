@@ -47,7 +47,7 @@ from sqlalchemy import select
 
 import config as config_module
 from database import db
-from database.enums import Action, Mode, OrderStatus, Platform, PriceType, SignalSource, SignalStatus, StrategyMode
+from database.enums import Action, Mode, Platform, PriceType, SignalSource, SignalStatus, StrategyMode
 from database.order_db import Signal
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
@@ -297,11 +297,8 @@ def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, pl
             if placed is None:
                 return _Outcome(symbol, 200, f"No order for {symbol}: positions already matched.", True)
             placed_out.append(placed)
-    except orders.OrderError as exc:
-        status = int(getattr(exc, "status", 400) or 400)
-        return _Outcome(symbol, status, str(getattr(exc, "message", None) or exc), False)
-    if str(placed.status) == OrderStatus.REJECTED.value:
-        return _Outcome(symbol, 400, f"Order for {symbol} was rejected.", False, placed.orderid)
+    except orders.OrderError as exc:  # a rejected order too: it is journaled, then raised
+        return _Outcome(symbol, exc.status, exc.message, False)
     return _Outcome(symbol, 200, f"Order queued successfully for {symbol}", True, placed.orderid,
                     {"mode": placed.mode})
 

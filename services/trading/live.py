@@ -122,8 +122,8 @@ def cancel_all(venue: Venue) -> tuple[list[str], list[str]]:
             if exc.is_session_error:
                 raise venue.refused(exc) from None
             failed.append(order.orderid)
-    with unit_of_work():
-        if canceled:
+    if canceled:
+        with unit_of_work():
             for row in db.session.scalars(select(Order).where(Order.user_id == venue.user_id, Order.mode == Mode.LIVE,
                                                               Order.orderid.in_(canceled))):
                 row.status = OrderStatus.CANCELLED

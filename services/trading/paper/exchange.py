@@ -9,6 +9,7 @@ rejects is journaled as rejected and comes back as `Placed.error`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -69,19 +70,16 @@ def place(venue: Venue, inp: OrderInput, info: SymbolInfo, *, signal_id: int | N
     # live broker's round trip would be; the journal commit is the bridge's own.
     t0 = time.perf_counter()
     user_id = venue.user_id
-    if not in_unit():
+    nested = in_unit()  # a smart order's unit, which holds the write lock already
+    if not nested:
         placed = batches.place(user_id, inp, utcnow(), t0, signal_id=signal_id, parent_id=parent_id)
         if placed is not None:
             return placed
-        with batches.writer_turn(), unit_of_work(write=True):
-            funds, now = _locked(user_id)
-            order = _execute_new(user_id, inp, funds, now, signal_id=signal_id, parent_id=parent_id)
-            placed = _answer(order, (time.perf_counter() - t0) * 1000)
-        return placed
-    with unit_of_work(write=True):
+    with contextlib.nullcontext() if nested else batches.writer_turn(), unit_of_work(write=True):
         funds, now = _locked(user_id)
         order = _execute_new(user_id, inp, funds, now, signal_id=signal_id, parent_id=parent_id)
-        return _answer(order, (time.perf_counter() - t0) * 1000)
+        placed = _answer(order, (time.perf_counter() - t0) * 1000)
+    return placed
 
 
 def position_quantity(venue: Venue, info: SymbolInfo, product: str) -> int:
