@@ -10,6 +10,7 @@ import datetime as dt
 import logging
 import os
 import random
+import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -57,17 +58,26 @@ class Placed:
     error: OrderError | None = None  # set when the venue rejected the order (journaled as rejected)
 
 
-# Order and trade ids need to be unique, not unguessable: a generator seeded from the OS once per process
-# (again in every forked worker, so two workers never share a sequence), not a system call per id.
+# Order and trade ids need to be unique, not unguessable. Within a process they are unique by
+# construction: the microsecond part never repeats or goes back (many ids of one batch or one
+# close-all share a `now`; each takes the next free microsecond). Between processes the 4 random digits
+# of a generator seeded from the OS once per process (again in every forked worker) keep them apart.
 _IDS = random.Random()  # noqa: S311 - uniqueness only; access to an order is checked by its owner
 os.register_at_fork(after_in_child=_IDS.seed)
+_last = [0, -1]  # [yymmdd, micros] of the last id of this process
+_last_lock = threading.Lock()
 
 
 def new_id(now: dt.datetime | None = None) -> str:
     """A numeric id unique across processes: exchange date, microsecond of the day, 4 random digits."""
     local = (now or utcnow()).astimezone(config_module.exchange_tz(current_app.config))
+    day = (local.year % 100) * 10_000 + local.month * 100 + local.day
     micros = ((local.hour * 60 + local.minute) * 60 + local.second) * 1_000_000 + local.microsecond
-    return f"{local.year % 100:02d}{local.month:02d}{local.day:02d}{micros:011d}{_IDS.randrange(10_000):04d}"
+    with _last_lock:
+        if day == _last[0] and micros <= _last[1]:
+            micros = _last[1] + 1
+        _last[0], _last[1] = day, micros
+    return f"{day:06d}{micros:011d}{_IDS.randrange(10_000):04d}"
 
 
 def initial_status(pricetype: str) -> OrderStatus:

@@ -172,6 +172,25 @@ def test_close_all_positions(app, users):
     assert trading.funds(alice)["utiliseddebits"] == "0.00"
 
 
+def test_ids_issued_at_one_moment_never_repeat(app):
+    """A close-all, a batch or a square-off give many orders and trades one `now`: their ids differ."""
+    from services.trading import journal
+    now = dt.datetime(2026, 12, 7, 4, 0, tzinfo=dt.UTC)
+    ids = [journal.new_id(now) for _ in range(20_000)]  # twice the random digits' range: chance alone repeats
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 21 and i.isdigit() for i in ids)
+
+
+def test_close_all_of_many_positions_in_one_moment(app, users):
+    alice, _ = users
+    for symbol, price in (("INFY", "1500"), ("SBIN", "800"), ("RELIANCE", "2900")):
+        set_quote(symbol, price)
+        for product in ("MIS", "NRML", "CNC"):
+            trading.place_order(alice, order(symbol=symbol, quantity=2, product=product))
+    assert trading.close_all_positions(alice) == 9
+    assert all(p["quantity"] == 0 for p in trading.positionbook(alice))
+
+
 def test_mis_positions_are_squared_off_after_the_squareoff_time(app, users):
     alice, bob = users
     set_quote("INFY", "1500")
