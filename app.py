@@ -29,6 +29,7 @@ from blueprints.api_v1 import api_v1_bp
 from blueprints.apikey import apikey_bp
 from blueprints.auth import auth_bp
 from blueprints.broker import broker_bp
+from blueprints.calendar import calendar_bp
 from blueprints.dashboard import dashboard_bp
 from blueprints.health import health_bp
 from blueprints.logs import logs_bp
@@ -40,6 +41,7 @@ from blueprints.symbols import symbols_bp
 from blueprints.users import users_bp
 from blueprints.webhook import webhook_bp
 from cli.backup import backup_cli
+from cli.calendar import calendar_cli
 from cli.logs import logs_cli
 from cli.secrets import secrets_cli
 from cli.symbols import symbols_cli
@@ -57,8 +59,8 @@ log = logging.getLogger("algobridge")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 BLUEPRINTS = (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
-              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp)
-CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli)
+              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, calendar_bp)
+CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli)
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"
 # OperationalError: connection refused or lost, the server starting up or shutting down, a lock or

@@ -12,9 +12,11 @@ ORDER_RATE_LIMIT, SMART_ORDER_RATE_LIMIT), keyed by a hash of the API key and th
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import math
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -30,7 +32,7 @@ from extensions import client_address, csrf, limiter
 from services.accounts import api_keys, broker_login
 from services.accounts.api_keys import ApiKeyError
 from services.logs import recording as observability
-from services.market import symbol_index
+from services.market import calendar, symbol_index
 from services.market.quotes import UnknownSymbolError
 from services.trading import books, orders, venues
 from services.trading.errors import OrderError
@@ -258,6 +260,36 @@ class SearchQuery(_Keyed):
 
 class AnalyzerToggle(_Keyed):
     mode: bool
+
+
+# -- the market calendar -------------------------------------------------------------------------------
+CALENDAR_YEARS = (2020, 2050)  # the years OpenAlgo's market calendar endpoints accept
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _year_or_now(v: Any) -> Any:
+    # An explicit null is the current year, as an absent year is.
+    return calendar.current_year() if v is None else _no_bool(v)
+
+
+def _iso_date(v: Any) -> Any:
+    if isinstance(v, str) and _ISO_DATE.match(v.strip()):
+        try:
+            return dt.date.fromisoformat(v.strip())
+        except ValueError:
+            pass
+    raise ValueError("must be a date written YYYY-MM-DD, e.g. 2026-01-26")
+
+
+CalendarYear = Annotated[int, BeforeValidator(_year_or_now), Field(ge=CALENDAR_YEARS[0], le=CALENDAR_YEARS[1])]
+
+
+class MarketHolidays(_Keyed):
+    year: CalendarYear = None  # type: ignore[assignment]  # absent: the current year (the view decides)
+
+
+class MarketTimings(_Keyed):
+    date: Annotated[dt.date, BeforeValidator(_iso_date)]
 
 
 def _loc(parts: tuple) -> str:
@@ -577,6 +609,29 @@ def ping():
     venue = _venue(uid)  # live mode needs a live broker session, as every broker call does
     active = broker_login.active_session(uid) if venue.is_analyze else venue.active
     return _respond({"status": "success", "data": {"message": "pong", "broker": active.broker if active else "paper"}})
+
+
+@api_v1_bp.post("/market/holidays", strict_slashes=False)
+@api_limit
+def market_holidays():
+    data, _uid = _parse(MarketHolidays, "data")
+    year = data.year if data.year is not None else calendar.current_year()
+    try:
+        found = calendar.holidays(year)
+    except calendar.CalendarError as exc:  # a year without calendar data: the message names the years there are
+        raise ApiFailure(str(exc)) from None
+    return _respond({"status": "success", "year": year, "timezone": calendar.timezone_name(), "data": found})
+
+
+@api_v1_bp.post("/market/timings", strict_slashes=False)
+@api_limit
+def market_timings():
+    data, _uid = _parse(MarketTimings, "data")
+    try:
+        found = calendar.timings(data.date)
+    except calendar.CalendarError as exc:
+        raise ApiFailure(str(exc)) from None
+    return _respond({"status": "success", "data": found})
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ DOMAIN_MODULES = (
     "audit_db",
     "alert_db",
     "systemlog_db",
+    "calendar_db",
 )
 
 
