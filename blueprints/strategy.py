@@ -137,6 +137,11 @@ def index():
 @editors
 def create():
     form = StrategyForm()
+    # The trading hours default to the session of the exchange the strategy trades (?hours=MCX).
+    hours_of = request.args.get("hours", "NSE")
+    hours_of = hours_of if hours_of in TRADABLE_EXCHANGES else "NSE"
+    if request.method == "GET":
+        form.start_time.data, form.end_time.data, form.squareoff_time.data = strategies.session_hours(hours_of)
     status = 200
     if form.validate_on_submit():
         try:
@@ -149,7 +154,8 @@ def create():
             return redirect(url_for("strategy.view", strategy_id=strategy.id))
     elif request.method == "POST":
         status = 400
-    return render_template("strategy/form.html", form=form, strategy=None), status
+    return render_template("strategy/form.html", form=form, strategy=None, hours_of=hours_of,
+                           hours_choices=TRADABLE_EXCHANGES), status
 
 
 @strategy_bp.get("/<int:strategy_id>")

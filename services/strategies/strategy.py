@@ -29,7 +29,7 @@ from database.repository import DuplicateError, translate_error
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
 from services.accounts.users import Actor
-from services.market import symbol_index
+from services.market import calendar, symbol_index
 from vocabulary import CASH_EXCHANGES, TRADABLE_EXCHANGES
 
 log = logging.getLogger("algobridge.strategies")
@@ -40,6 +40,17 @@ MAX_QUANTITY = 1_000_000
 DEFAULT_START = dt.time(9, 15)
 DEFAULT_END = dt.time(15, 0)
 DEFAULT_SQUAREOFF = dt.time(15, 15)
+ENTRY_LEAD = dt.timedelta(minutes=15)  # a session's default end of entries: this long before its square-off
+
+
+def session_hours(exchange: str) -> tuple[dt.time, dt.time, dt.time]:
+    """The default (start, end, square-off) of an intraday strategy trading on `exchange`: its regular
+    session's open, a quarter of an hour before its MIS square-off, and the square-off (the market
+    calendar: NSE 09:15, 15:00, 15:15; MCX 09:00, 23:15, 23:30; CDS 09:00, 16:30, 16:45)."""
+    start, close, squareoff = calendar.regular_hours(exchange)
+    squareoff = squareoff or close
+    end = (dt.datetime.combine(dt.date.min, squareoff) - ENTRY_LEAD).time()
+    return start, max(end, start), squareoff
 
 
 def products_for(exchange: str) -> tuple[str, ...]:

@@ -278,3 +278,18 @@ def test_anonymous_visitors_go_to_sign_in(client):
     resp = client.get("/strategy/new")
     assert resp.status_code == 302
     assert "/auth/login" in resp.location
+
+
+@pytest.mark.parametrize(("hours", "start", "end", "squareoff"), [
+    (None, "09:15", "15:00", "15:15"),          # NSE's session, the default
+    ("NFO", "09:15", "15:00", "15:15"),
+    ("CDS", "09:00", "16:30", "16:45"),
+    ("MCX", "09:00", "23:15", "23:30"),
+    ("NOPE", "09:15", "15:00", "15:15"),        # not an exchange: NSE's
+])
+def test_a_new_strategy_defaults_to_its_exchanges_session(client, hours, start, end, squareoff):
+    signed_in(client)
+    html = client.get("/strategy/new" + (f"?hours={hours}" if hours else "")).get_data(as_text=True)
+    for name, value in (("start_time", start), ("end_time", end), ("squareoff_time", squareoff)):
+        assert re.search(rf'name="{name}"[^>]*value="{value}"', html), (name, value)
+    assert f"<strong>{hours if hours in ('NFO', 'CDS', 'MCX') else 'NSE'}</strong>" in html
