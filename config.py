@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import re
 import secrets
@@ -115,6 +116,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("SMART_ORDER_RATE_LIMIT", "2 per second", _parse_str, "smart order calls per key and client address"),
     Setting("WEBHOOK_RATE_LIMIT", "100 per minute", _parse_str, "webhook calls per webhook id and client address"),
     Setting("ANALYZE_STARTING_FUNDS", "10000000", _parse_int(0), "virtual funds of a new analyze-mode account"),
+    Setting("ANALYZE_CHARGES", "true", parse_bool,
+            "analyze mode: charge brokerage, STT/CTT, exchange fees, stamp duty and GST on every fill"),
+    Setting("ANALYZE_BROKERAGE_PER_ORDER", "20", lambda n, r: _parse_float(n, r, 0),
+            "analyze mode: brokerage in rupees per executed intraday, F&O, currency or commodity order"),
+    Setting("ANALYZE_BROKERAGE_PERCENT", "0.03", lambda n, r: _parse_float(n, r, 0),
+            "analyze mode: brokerage as % of turnover when lower (not options); 0 = per-order fee"),
+    Setting("ANALYZE_BROKERAGE_DELIVERY", "0", lambda n, r: _parse_float(n, r, 0),
+            "analyze mode: brokerage in rupees per executed delivery (CNC) order"),
     Setting("MIS_LEVERAGE", "5", _parse_int(1), "analyze mode: intraday (MIS) leverage; margin = value / leverage"),
     Setting("NRML_LEVERAGE", "1", _parse_int(1), "analyze mode: NRML leverage (F&O margin approximation)"),
     Setting("MIS_SQUAREOFF_TIME", "15:15", _parse_str, "exchange time at which analyze-mode MIS positions are closed"),
@@ -162,6 +171,8 @@ def _parse_float(name: str, raw: str, minimum: float) -> float:
         value = float(raw.strip())
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} is not a finite number")
     if value < minimum:
         raise ConfigError(f"{name}={value} must be at least {minimum}")
     return value

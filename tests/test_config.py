@@ -87,3 +87,9 @@ def test_concurrent_first_starts_share_one_set_of_secrets(tmp_path):
         results = list(pool.map(lambda _i: load_config(str(tmp_path), environ={})["SECRET_KEY"], range(16)))
     assert len(set(results)) == 1
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".secrets-")] == []
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_a_brokerage_must_be_a_finite_number(tmp_path, raw):
+    with pytest.raises(ConfigError, match="ANALYZE_BROKERAGE_PER_ORDER"):
+        load_config(str(tmp_path), environ={"ANALYZE_BROKERAGE_PER_ORDER": raw})
