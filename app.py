@@ -24,7 +24,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as config_module
 import vocabulary
-from blueprints import traffic
+from blueprints import market_badge, traffic
 from blueprints.api_v1 import api_v1_bp
 from blueprints.apikey import apikey_bp
 from blueprints.auth import auth_bp
@@ -159,6 +159,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
     app.jinja_env.globals["vocab"] = vocabulary  # templates say vocab.Mode.LIVE, vocab.OPEN_STATUSES, ...
+    app.jinja_env.globals["analyze_hours"] = market_badge.analyze_hours  # the analyze-mode badge (base.html)
     app.request_class = AppRequest  # bad JSON, too-deep included, is "not JSON" for every blueprint
     app.session_interface = NoApiSessions(app.session_interface)  # the one auth_bp set; none for /api/
     check_limits_in_views_only(app, limiter)  # once every blueprint has declared its limits

@@ -126,7 +126,12 @@ SETTINGS: tuple[Setting, ...] = (
             "analyze mode: brokerage in rupees per executed delivery (CNC) order"),
     Setting("MIS_LEVERAGE", "5", _parse_int(1), "analyze mode: intraday (MIS) leverage; margin = value / leverage"),
     Setting("NRML_LEVERAGE", "1", _parse_int(1), "analyze mode: NRML leverage (F&O margin approximation)"),
-    Setting("MIS_SQUAREOFF_TIME", "15:15", _parse_str, "exchange time at which analyze-mode MIS positions are closed"),
+    Setting("MIS_SQUAREOFF_TIME", "", _parse_str,
+            "analyze mode: one exchange time (HH:MM) at which MIS positions of every exchange are closed;"
+            " empty: each exchange's own (NSE/BSE/NFO/BFO 15:15, CDS/BCD 16:45, MCX 23:30)"),
+    Setting("ANALYZE_MARKET_HOURS", "exchange", _parse_str,
+            "analyze mode's market hours: exchange (the market calendar: sessions, holidays) or always (a"
+            " practice market open around the clock)"),
     Setting("SCHEDULER_ENABLED", "true", parse_bool,
             "run square-offs and session expiry on time in a background thread of each process"),
     Setting("SCHEDULER_INTERVAL", "30", _parse_int(1), "seconds between runs of the scheduled jobs"),
@@ -290,7 +295,10 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
             if k not in cfg:
                 cfg[k] = v
     parse_hhmm("SESSION_EXPIRY_TIME", cfg["SESSION_EXPIRY_TIME"])
-    parse_hhmm("MIS_SQUAREOFF_TIME", cfg["MIS_SQUAREOFF_TIME"])
+    if cfg["MIS_SQUAREOFF_TIME"].strip():
+        parse_hhmm("MIS_SQUAREOFF_TIME", cfg["MIS_SQUAREOFF_TIME"])
+    if cfg["ANALYZE_MARKET_HOURS"] not in ("exchange", "always"):
+        raise ConfigError(f"ANALYZE_MARKET_HOURS={cfg['ANALYZE_MARKET_HOURS']!r} must be exchange or always")
     try:
         ZoneInfo(cfg["EXCHANGE_TIMEZONE"])
     except Exception:  # noqa: BLE001 - any lookup failure means the name is wrong

@@ -49,8 +49,9 @@ from tests.helpers.databases import (  # noqa: E402
     sqlite_url,
 )
 
+# No rate limit, and a practice market open around the clock: the benchmark runs at any hour.
 UNLIMITED = {"API_RATE_LIMIT": "10000000 per second", "ORDER_RATE_LIMIT": "10000000 per second",
-             "SMART_ORDER_RATE_LIMIT": "10000000 per second"}
+             "SMART_ORDER_RATE_LIMIT": "10000000 per second", "ANALYZE_MARKET_HOURS": "always"}
 
 LUA = """
 local bodies = {%(bodies)s}

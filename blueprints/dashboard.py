@@ -25,31 +25,33 @@ def index():
     midnight, like the analyze-mode order, trade and position books; in live mode the books, and so
     these figures, are the broker's):
 
-    - Day P&L: `day_pnl()`, the sum of the position book's `pnl` (realized + unrealized at the ltp) over
-      the positions open now or traded since the trading day began, the rows the positions page shows;
-    - Realized, Unrealized: the funds' `m2mrealized` (in analyze mode the account's realized P&L to
-      date) and `m2munrealized` (the open positions at current quotes).
-
-    So Day P&L = Realized + Unrealized whenever the account's realized P&L was made in positions traded
-    this trading day, as after a night's session that ran past midnight: its closed positions stay in
-    the day until SESSION_EXPIRY_TIME. A position carried from an earlier day brings the realized P&L of
-    its earlier days with it (the position rows keep one running figure), and realized P&L of positions
-    closed on earlier days is in Realized but no longer in the day's book."""
+    - analyze mode: Realized is the day's, from its fills: the sum of the trade book's `net_pnl` (the P&L
+      each fill of the trading day realized, less its charges); Unrealized the funds' `m2munrealized`
+      (the open positions at current quotes); Day P&L = Realized + Unrealized, always, on every page.
+    - live mode (the broker's figures): Day P&L is `day_pnl()`, the sum of the position book's `pnl`
+      over the day's positions; Realized and Unrealized the funds' `m2mrealized` and `m2munrealized`."""
     uid = current_user.id
     analyze = venues.is_analyze(uid)
     active = broker_login.active_session(uid)
     venue = portfolio.book_venue(uid)
     mode = venue.mode if venue is not None else None
-    funds, positions, problem = None, [], None
+    funds, positions, problem, realized = None, [], None, None
     if venue is None:
         problem = NO_SESSION
     else:
         try:
             funds = books.funds(venue)
             positions = books.positionbook(venue)
+            if mode == Mode.ANALYZE.value:
+                realized = sum((Decimal(str(t["net_pnl"])) for t in books.tradebook(venue)), Decimal(0))
         except OrderError as exc:
             problem, funds, positions = exc.message, None, []
     equity = None
+    if funds is not None and realized is None:
+        realized = Decimal(funds["m2mrealized"])
+    figure = day_pnl(positions)
+    if mode == Mode.ANALYZE.value and funds is not None:
+        figure = realized + Decimal(funds["m2munrealized"])
     if funds is not None:
         equity = Decimal(funds["availablecash"]) + Decimal(funds["utiliseddebits"]) + Decimal(funds["m2munrealized"])
     points = []
@@ -60,7 +62,7 @@ def index():
     return render_template(
         "dashboard/index.html", analyze=analyze, active=active, mode=mode, funds=funds, equity=equity,
         open_positions=[p for p in positions if p["quantity"] != 0],
-        day_pnl=day_pnl(positions), trading_day=shapes.trading_day(),
+        day_pnl=figure, realized=realized, trading_day=shapes.trading_day(),
         problem=problem, points=points, curve_days=portfolio.CURVE_DAYS, paper_mode=Mode.ANALYZE,
     )
 

@@ -53,6 +53,10 @@ ROUND_TRIP_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product"
                       ("Charges", "charges"), ("Net P&L", "net_pnl"), ("Holding", "holding"),
                       ("Exit reason", "exit_reason")]
 ROUND_TRIP_DAYS = (1, 7, 30, 90)
+# Analyze mode's books carry the charges of its fills (services.trading.paper.charges): gross, charges, net.
+TRADE_COLUMNS_ANALYZE = [*TRADE_COLUMNS, ("Realized", "realized_pnl"), ("Charges", "charges"), ("Net P&L", "net_pnl")]
+POSITION_COLUMNS_ANALYZE = [*POSITION_COLUMNS[:-1], ("Gross P&L", "gross_pnl"), ("Charges", "charges"),
+                            ("Net P&L", "pnl")]
 HOLDING_COLUMNS = [("Symbol", "symbol"), ("Exchange", "exchange"), ("Product", "product"), ("Qty", "quantity"),
                    ("P&L", "pnl"), ("P&L %", "pnlpercent")]
 
@@ -78,6 +82,10 @@ class ModifyForm(FlaskForm):
 def _mode() -> str:
     mode = portfolio.book_mode(current_user.id)
     return mode.value if mode is not None else Mode.LIVE.value
+
+
+def _columns(live: list[tuple[str, str]], analyze: list[tuple[str, str]], mode: str) -> list[tuple[str, str]]:
+    return analyze if mode == Mode.ANALYZE.value else live
 
 
 def _venue(orderid: str | None = None) -> venues.Venue:
@@ -168,15 +176,18 @@ def orderbook():
 @login_required
 def tradebook():
     trades, problem = _read(books.tradebook, [])
-    return render_template("orders/tradebook.html", trades=trades, columns=TRADE_COLUMNS, mode=_mode(),
-                           problem=problem)
+    mode = _mode()
+    return render_template("orders/tradebook.html", trades=trades, mode=mode, problem=problem,
+                           columns=_columns(TRADE_COLUMNS, TRADE_COLUMNS_ANALYZE, mode))
 
 
 @orders_bp.get("/positions")
 @login_required
 def positions():
     rows, problem = _read(books.positionbook, [])
-    return render_template("orders/positions.html", positions=rows, columns=POSITION_COLUMNS, mode=_mode(),
+    mode = _mode()
+    return render_template("orders/positions.html", positions=rows, mode=mode,
+                           columns=_columns(POSITION_COLUMNS, POSITION_COLUMNS_ANALYZE, mode),
                            problem=problem, can_act=current_user.can_trade, form=ActionForm(),
                            open_count=sum(1 for p in rows if p["quantity"] != 0))
 
@@ -237,13 +248,15 @@ def orderbook_csv():
 @orders_bp.get("/tradebook.csv")
 @login_required
 def tradebook_csv():
-    return csv_response("tradebook", TRADE_COLUMNS, _csv_book(books.tradebook))
+    return csv_response("tradebook", _columns(TRADE_COLUMNS, TRADE_COLUMNS_ANALYZE, _mode()),
+                        _csv_book(books.tradebook))
 
 
 @orders_bp.get("/positions.csv")
 @login_required
 def positions_csv():
-    return csv_response("positions", POSITION_COLUMNS, _csv_book(books.positionbook))
+    return csv_response("positions", _columns(POSITION_COLUMNS, POSITION_COLUMNS_ANALYZE, _mode()),
+                        _csv_book(books.positionbook))
 
 
 @orders_bp.get("/holdings.csv")

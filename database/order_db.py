@@ -90,6 +90,10 @@ class Fill(Base):
     tradeid: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[Decimal] = mapped_column(QTY)
     price: Mapped[Decimal] = mapped_column(PRICE)
+    # analyze mode: the P&L this fill realized (gross) and its charges (brokerage, taxes, fees); 0 on live
+    # fills (the broker's contract note has them)
+    realized_pnl: Mapped[Decimal] = mapped_column(PRICE, default=Decimal(0))
+    charges: Mapped[Decimal] = mapped_column(PRICE, default=Decimal(0))
     filled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 

@@ -35,7 +35,8 @@ class Position(Base):
     buy_value: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     sell_quantity: Mapped[Decimal] = mapped_column(QTY, default=Decimal(0))
     sell_value: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
-    realized_pnl: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
+    realized_pnl: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # gross of charges
+    charges: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))  # of the position's fills, to date
     margin_blocked: Mapped[Decimal] = mapped_column(MONEY, default=Decimal(0))
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -6,7 +6,9 @@ exits first in, first out. Each quantity closed from one entry order by one exit
 (a partial close splits a record; the fills of one order are averaged); a fill that more than closes the
 position (long 10, sell 15) closes the long and opens a short of the rest.
 
-Charges are 0: the fills carry no charges yet, so net P&L equals gross P&L until they do.
+A trip's charges are its share of the charges of the fills it matched: each fill's charges spread
+over its quantity (an entry fill split between two exits gives each its part). Fills from before
+charges were recorded carry 0.
 
 Live mode keeps no round trips: the broker's own trade book is the live record.
 """
@@ -45,6 +47,12 @@ class FillRow:
     price: Decimal
     filled_at: dt.datetime
     exit_reason: str  # the reason this fill's order would give, were it an exit
+    charges: Decimal = ZERO  # the fill's brokerage, taxes and fees
+
+    @property
+    def charge_rate(self) -> Decimal:
+        """Charges per unit."""
+        return self.charges / self.quantity if self.quantity else ZERO
 
 
 @dataclass
@@ -59,7 +67,7 @@ class RoundTrip:
     exit_time: dt.datetime  # the last exit fill's
     exit_value: Decimal
     exit_reason: str
-    charges: Decimal = ZERO  # no charges on fills yet
+    charges: Decimal = ZERO  # the matched share of its fills' charges
 
     @property
     def entry_price(self) -> Decimal:
@@ -93,6 +101,7 @@ class _Lot:
     quantity: Decimal
     price: Decimal
     time: dt.datetime
+    charge_rate: Decimal = ZERO  # the entry fill's charges per unit
 
 
 def exit_reason(order: Order) -> str:
@@ -135,6 +144,7 @@ def match(fills: Iterable[FillRow]) -> tuple[list[RoundTrip], dict[tuple[str, st
             trip.quantity += qty
             trip.entry_value += qty * lot.price
             trip.exit_value += qty * f.price
+            trip.charges += qty * (lot.charge_rate + f.charge_rate)
             trip.exit_time = f.filled_at
             lot.quantity -= qty
             left -= qty
@@ -142,26 +152,30 @@ def match(fills: Iterable[FillRow]) -> tuple[list[RoundTrip], dict[tuple[str, st
                 lots.popleft()
         if left > 0:
             last = lots[-1] if lots else None
-            if last is not None and last.order_id == f.order_id and last.price == f.price:
+            rate = f.charge_rate
+            if last is not None and last.order_id == f.order_id and last.price == f.price and \
+                    last.charge_rate == rate:
                 last.quantity += left  # another fill of the same order at the same price
             else:
-                lots.append(_Lot(order_id=f.order_id, side=side, quantity=left, price=f.price, time=f.filled_at))
+                lots.append(_Lot(order_id=f.order_id, side=side, quantity=left, price=f.price, time=f.filled_at,
+                                 charge_rate=rate))
     return trips, {k: list(v) for k, v in books.items() if v}
 
 
 def _fills(user_id: int, until: dt.datetime | None) -> list[FillRow]:
     """The user's analyze-mode fills up to `until`, oldest first: one query."""
-    query = (select(Fill.quantity, Fill.price, Fill.filled_at, Order)
+    query = (select(Fill.quantity, Fill.price, Fill.filled_at, Fill.charges, Order)
              .join(Order, Order.id == Fill.order_id)
              .where(Order.user_id == user_id, Order.mode == Mode.ANALYZE)
              .order_by(Fill.filled_at, Fill.id))
     if until is not None:
         query = query.where(Fill.filled_at < until)
     out = []
-    for qty, price, at, order in db.session.execute(query):
+    for qty, price, at, fee, order in db.session.execute(query):
         out.append(FillRow(order_id=order.id, symbol=order.symbol, exchange=order.exchange.value,
                            product=order.product.value, action=order.action.value, quantity=Decimal(qty),
-                           price=Decimal(price), filled_at=at, exit_reason=exit_reason(order)))
+                           price=Decimal(price), filled_at=at, exit_reason=exit_reason(order),
+                           charges=Decimal(fee)))
     return out
 
 

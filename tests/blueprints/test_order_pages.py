@@ -312,11 +312,12 @@ def test_csv_exports(book, role):
     assert by_id[me["filled"]][-1] == "complete"
 
     trades = read_csv(client.get("/tradebook.csv"))
-    assert trades[0][-2:] == ["Avg price", "Value"]
+    assert trades[0][-5:] == ["Avg price", "Value", "Realized", "Charges", "Net P&L"]  # analyze mode
     assert [(r[0], r[2], r[6], r[8]) for r in trades[1:]] == [(me["filled"], "INFY", "10", "15000.0")]
 
     positions = read_csv(client.get("/positions.csv"))
-    assert positions[0] == ["Symbol", "Exchange", "Product", "Qty", "Avg price", "LTP", "P&L"]
+    assert positions[0] == ["Symbol", "Exchange", "Product", "Qty", "Avg price", "LTP", "Gross P&L", "Charges",
+                            "Net P&L"]
     assert positions[1][:4] == ["INFY", "NSE", "MIS", "10"]
 
     holdings = read_csv(client.get("/holdings.csv"))

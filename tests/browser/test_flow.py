@@ -61,7 +61,8 @@ def server(tmp_path):
     env.update({
         "INSTANCE_PATH": str(instance), "DATABASE_URL": f"sqlite:///{instance / 'algobridge.db'}",
         "AUTO_MIGRATE": "true", "SAMPLE_CONTRACT": "true", "SCHEDULER_ENABLED": "true",
-        "SCHEDULER_INTERVAL": "1", "SNAPSHOT_INTERVAL": "1", "REDIS_URL": "",  # snapshots for the equity curve
+        "SCHEDULER_INTERVAL": "1", "SNAPSHOT_INTERVAL": "1", "REDIS_URL": "",
+        "ANALYZE_MARKET_HOURS": "always",  # the flow runs at any hour  # snapshots for the equity curve
         "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": "1", "WEB_THREADS": "4", "LOG_LEVEL": "WARNING",
         "SECRET_KEY": secrets.token_urlsafe(48), "API_KEY_PEPPER": secrets.token_urlsafe(48),
         "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),

@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
+import sqlalchemy as sa
 from flask_migrate import downgrade, upgrade
 from sqlalchemy import inspect, text
 
@@ -102,7 +103,12 @@ def _seed_two_spellings() -> dict[str, int]:
     ids: dict[str, int] = {}
     with db.engine.begin() as conn:
         def add(model, **values) -> int:
-            return conn.execute(model.__table__.insert().values(**values)).inserted_primary_key[0]
+            # The table as it was at that revision: only the columns given (a newer column's Python
+            # default would name a column the table does not have yet), with the id back.
+            table = model.__table__
+            present = {c["name"] for c in inspect(conn).get_columns(table.name)}
+            old = sa.Table(table.name, sa.MetaData(), *[c._copy() for c in table.c if c.name in present])
+            return conn.execute(old.insert().values(**values)).inserted_primary_key[0]
 
         ids["alice"] = add(User, username="alice", password_hash="x", role="trader", is_active=True)
         ids["bob"] = add(User, username="bob", password_hash="x", role="trader", is_active=True)

@@ -118,11 +118,14 @@ def test_sdk_end_to_end(client):
                             "order_status", "trigger_price", "timestamp"}
     trades = ok(client.tradebook())
     assert trades["data"]
+    # OpenAlgo's fields, and analyze mode's P&L of each fill: gross, its charges, net (docs/api.md)
     assert set(trades["data"][0]) == {"action", "symbol", "exchange", "orderid", "product",
-                                                         "quantity", "average_price", "timestamp", "trade_value"}
+                                      "quantity", "average_price", "timestamp", "trade_value",
+                                      "realized_pnl", "charges", "net_pnl"}
     positions = ok(client.positionbook())
     assert any(p["symbol"] == "INFY" for p in positions["data"])
-    assert set(positions["data"][0]) == {"symbol", "exchange", "product", "quantity", "average_price", "ltp", "pnl"}
+    assert set(positions["data"][0]) == {"symbol", "exchange", "product", "quantity", "average_price", "ltp", "pnl",
+                                         "gross_pnl", "charges"}
     holdings = ok(client.holdings())
     assert set(holdings["data"]) == {"holdings", "statistics"}
     assert set(holdings["data"]["statistics"]) == {"totalholdingvalue", "totalinvvalue", "totalprofitandloss",

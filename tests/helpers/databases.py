@@ -53,6 +53,12 @@ def sqlite_url(folder: str, name: str = "algobridge.db") -> str:
 def app_overrides(backend_url: str, instance_path: str, **extra) -> dict:
     values = {"DATABASE_URL": backend_url, "INSTANCE_PATH": instance_path, "AUTO_MIGRATE": True,
               "SETUP_ENVIRONMENT": True, "SAMPLE_CONTRACT": False,
-              "SCHEDULER_ENABLED": False, **TEST_SECRETS}
+              "SCHEDULER_ENABLED": False,
+              # a practice market open around the clock, so that tests pass at any hour; the calendar's
+              # tests set "exchange" with a controlled clock
+              "ANALYZE_MARKET_HOURS": "always",
+              # fills without charges, so that tests of margins and P&L check plain arithmetic; the
+              # charges' own tests turn them on
+              "ANALYZE_CHARGES": False, **TEST_SECRETS}
     values.update(extra)
     return values

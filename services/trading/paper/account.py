@@ -16,10 +16,12 @@ statement. Every unit that writes a user's orders or positions also moves Funds.
 and read in one statement and tell when that read is stale (see place_fast).
 
 Open orders (LIMIT not crossed, SL/SL-M waiting for their trigger) are matched against current
-quotes whenever the user's books are read or a new order is placed. MIS positions still open at
-MIS_SQUAREOFF_TIME (exchange time) are closed at market at the first read or order after it (or by
-a scheduler calling `square_off_due()`): a position is due when it was last traded before the most
-recent square-off moment.
+quotes whenever the user's books are read or a new order is placed, while their exchange is in
+session (services.trading.paper.hours). MIS positions still open at their exchange's square-off time
+are closed at market at the first read or order after it (or by a scheduler calling
+`square_off_due()`): a position is due when it was last traded before its exchange's most recent
+square-off moment. Every fill pays its charges (services.trading.paper.charges): the position keeps
+them apart from its gross realized P&L, the funds' realized P&L is net of them.
 """
 
 from __future__ import annotations
@@ -32,11 +34,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import current_app
-from sqlalchemy import and_, bindparam, event, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, event, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-import config as config_module
 from database import cache, db, upsert
 from database.cache import CacheGeneration
 from database.enums import Action, Mode, OrderStatus, PriceType, Product, SnapshotReason
@@ -48,8 +49,8 @@ from database.unit import unit_of_work
 from services.market import quotes, symbol_index
 from services.trading import shapes
 from services.trading.journal import new_id, reject
-from services.trading.paper import engine
-from vocabulary import OPEN_STATUSES, needs_trigger
+from services.trading.paper import charges, engine, hours
+from vocabulary import OPEN_STATUSES, TRADABLE_EXCHANGES, needs_trigger
 
 log = logging.getLogger("algobridge.orders")
 
@@ -70,14 +71,65 @@ def starting_funds() -> Decimal:
 
 
 def squareoff_cutoff(now: dt.datetime) -> dt.datetime:
-    """The latest MIS square-off moment at or before `now`, in UTC."""
-    tz = config_module.exchange_tz(current_app.config)
-    at = config_module.parse_hhmm("MIS_SQUAREOFF_TIME", current_app.config["MIS_SQUAREOFF_TIME"])
-    local = now.astimezone(tz)
-    moment = dt.datetime.combine(local.date(), at, tzinfo=tz)
-    if moment > local:
-        moment = dt.datetime.combine(local.date() - dt.timedelta(days=1), at, tzinfo=tz)
-    return moment.astimezone(dt.UTC)
+    """The latest MIS square-off moment of any exchange at or before `now`, in UTC (services.trading.
+    paper.hours): the square-off snapshots are taken after it."""
+    return hours.latest_squareoff(now)
+
+
+def _is_due(exchange: str, traded_at: dt.datetime, now: dt.datetime) -> bool:
+    """Is an MIS position of `exchange` last traded at `traded_at` due for square-off at `now`?"""
+    return traded_at < hours.squareoff_cutoff(exchange, now)
+
+
+def _due_clause(column_exchange, column_time, now: dt.datetime):
+    """SQL: rows of an exchange whose `column_time` is before that exchange's last square-off moment."""
+    return or_(*[and_(column_exchange == exchange, column_time < cutoff)
+                 for exchange, cutoff in hours.cutoffs(now).items()])
+
+
+def _snapshot_has_due(snap: dict, cutoffs: dict[str, dt.datetime]) -> bool:
+    """Has the cached account an open MIS position due for square-off at these cutoffs?"""
+    oldest = snap["mis_oldest"]
+    if oldest is None or dt.datetime.fromisoformat(oldest) >= max(cutoffs.values()):
+        return False
+    return any(p["product"] == Product.MIS and Decimal(p["quantity"]) != 0
+               and dt.datetime.fromisoformat(p["updated_at"]) < cutoffs.get(p["exchange"], _NEVER)
+               for p in snap["positions"])
+
+
+_NEVER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # the cutoff of an exchange without square-off
+
+
+_PLAN = "ALGOBRIDGE_CHARGE_PLAN"  # app.config: (the settings' values, the brokerage plan parsed from them)
+_PLAN_SETTINGS = ("ANALYZE_CHARGES", "ANALYZE_BROKERAGE_PER_ORDER", "ANALYZE_BROKERAGE_PERCENT",
+                  "ANALYZE_BROKERAGE_DELIVERY")
+
+
+def fill_charges(symbol: str, exchange: str, product: str, action: str, quantity: Decimal, price: Decimal,
+                 now: dt.datetime) -> Decimal:
+    """What an executed order of `quantity` at `price` costs in brokerage, taxes and fees (at the rates of
+    the trading day of `now`: services.trading.paper.charges)."""
+    cfg = current_app.config
+    key = tuple(cfg.get(name) for name in _PLAN_SETTINGS)
+    cached = cfg.get(_PLAN)
+    if cached is None or cached[0] != key:  # parsed once per value of the settings
+        cached = cfg[_PLAN] = (key, charges.plan_from(cfg))
+    plan = cached[1]
+    if not plan.enabled:
+        return Decimal(0)
+    info = symbol_index.get_symbol_info(symbol, exchange)
+    try:
+        return charges.for_fill(exchange=exchange, instrumenttype=info.instrumenttype if info else None,
+                                product=product, action=action, quantity=quantity, price=price,
+                                on=shapes.trading_day(now), plan=plan).total
+    except ValueError as exc:  # no published rates for this exchange or date: the fill goes uncharged
+        if (exchange, str(exc)) not in _UNCHARGED:
+            _UNCHARGED.add((exchange, str(exc)))
+            log.warning("no charges for %s:%s fills: %s", exchange, symbol, exc)
+        return Decimal(0)
+
+
+_UNCHARGED: set[tuple[str, str]] = set()  # (exchange, reason) already warned about
 
 
 # -- unit of work ------------------------------------------------------------------------------------
@@ -155,7 +207,8 @@ def position_state(row: Position | None) -> engine.PositionState:
         return engine.PositionState()
     return engine.PositionState(quantity=row.quantity, average_price=row.average_price,
                                 realized_pnl=row.realized_pnl, buy_quantity=row.buy_quantity,
-                                buy_value=row.buy_value, sell_quantity=row.sell_quantity, sell_value=row.sell_value)
+                                buy_value=row.buy_value, sell_quantity=row.sell_quantity, sell_value=row.sell_value,
+                                charges=row.charges)
 
 
 def _store_position(row: Position, state: engine.PositionState, margin: Decimal, now: dt.datetime) -> None:
@@ -164,6 +217,7 @@ def _store_position(row: Position, state: engine.PositionState, margin: Decimal,
     row.realized_pnl = state.realized_pnl
     row.buy_quantity, row.buy_value = state.buy_quantity, state.buy_value
     row.sell_quantity, row.sell_value = state.sell_quantity, state.sell_value
+    row.charges = state.charges
     row.margin_blocked = margin
     row.updated_at = now
 
@@ -190,7 +244,7 @@ class Positions:
             z = Decimal(0)
             row = Position(user_id=self.user_id, mode=Mode.ANALYZE, symbol=key[0], exchange=key[1], product=key[2],
                            quantity=z, average_price=z, buy_quantity=z, buy_value=z, sell_quantity=z, sell_value=z,
-                           realized_pnl=z, margin_blocked=z)
+                           realized_pnl=z, charges=z, margin_blocked=z)
             db.session.add(row)
             self.rows[key] = row
         return row
@@ -250,17 +304,27 @@ def quotes_for(pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], engine
 
 # -- execution ---------------------------------------------------------------------------------------
 def execute(order: Order, quote: engine.Quote, funds: Funds, positions: Positions, now: dt.datetime, *,
-            placing: bool = False) -> None:
+            placing: bool = False, squaring_off: bool = False) -> None:
     """Try to fill `order` against `quote`: fill (Position, Funds, Fill), leave it waiting, or reject it.
 
     When `placing`, an order that does not fill at once is still checked against the funds (at its limit
     price, or the ltp for SL-M), so an order that could never be paid for is refused at the door.
+    Outside the exchange's session (services.trading.paper.hours) nothing fills: a MARKET order being
+    placed is refused with the next open, any other waits. The square-off's own orders (`squaring_off`)
+    close what was due at the square-off moment, whenever they run.
     """
     key = (order.symbol, order.exchange.value, order.product.value)
     action, product, qty = order.action.value, order.product.value, order.quantity
+    closed = not squaring_off and not hours.is_open(order.exchange.value, now)
+    if closed and placing and order.pricetype == PriceType.MARKET:
+        reject(order, hours.closed_message(order.exchange.value, now))
+        return
+    if placing and product == Product.MIS and not hours.takes_mis(order.exchange.value, now):
+        reject(order, hours.mis_closed_message(order.exchange.value, now))
+        return
     triggered = needs_trigger(order.pricetype) and order.status == OrderStatus.OPEN and not placing
-    decision = engine.decide(action, order.pricetype.value, order.price, order.trigger_price, quote,
-                             triggered=triggered)
+    decision = engine.Decision(order.status) if closed else engine.decide(
+        action, order.pricetype.value, order.price, order.trigger_price, quote, triggered=triggered)
     pos_row = positions.get(key)
     pos = position_state(pos_row)
     lev = leverage()
@@ -275,8 +339,9 @@ def execute(order: Order, quote: engine.Quote, funds: Funds, positions: Position
         order.status = OrderStatus(decision.status)
         return
     price = decision.price
+    fee = fill_charges(order.symbol, order.exchange.value, product, action, qty, price, now)
     try:
-        result = engine.fill(pos, funds_state(funds), product, action, qty, price, lev)
+        result = engine.fill(pos, funds_state(funds), product, action, qty, price, lev, fee)
     except (engine.InsufficientFunds, engine.CannotSell) as exc:
         reject(order, str(exc))
         return
@@ -291,7 +356,8 @@ def execute(order: Order, quote: engine.Quote, funds: Funds, positions: Position
     if order.id is None:
         db.session.add(order)  # a new order joins the session filled: one INSERT, no UPDATE after
         db.session.flush()
-    db.session.add(Fill(order_id=order.id, tradeid=new_id(now), quantity=qty, price=price, filled_at=now))
+    db.session.add(Fill(order_id=order.id, tradeid=new_id(now), quantity=qty, price=price,
+                        realized_pnl=result.realized, charges=fee, filled_at=now))
     log.info("paper order %s of user %s filled: %s %s %s:%s at %s", order.orderid, order.user_id, action, qty,
              order.exchange.value, order.symbol, price)
 
@@ -323,17 +389,17 @@ def match_locked(user_id: int, funds: Funds, now: dt.datetime, open_orders: list
     return changed
 
 
-def _due_positions(user_id: int | None, cutoff: dt.datetime) -> list[Position]:
+def _due_positions(user_id: int | None, now: dt.datetime) -> list[Position]:
     q = select(Position).where(Position.mode == Mode.ANALYZE, Position.product == Product.MIS, Position.quantity != 0,
-                               Position.updated_at < cutoff)
+                               _due_clause(Position.exchange, Position.updated_at, now))
     if user_id is not None:
         q = q.where(Position.user_id == user_id)
     return list(db.session.scalars(q.order_by(Position.user_id, Position.id)))
 
 
-def _due_orders(user_id: int | None, cutoff: dt.datetime) -> list[Order]:
+def _due_orders(user_id: int | None, now: dt.datetime) -> list[Order]:
     q = select(Order).where(Order.mode == Mode.ANALYZE, Order.product == Product.MIS, Order.status.in_(OPEN_STATUSES),
-                            Order.placed_at < cutoff)
+                            _due_clause(Order.exchange, Order.placed_at, now))
     if user_id is not None:
         q = q.where(Order.user_id == user_id)
     return list(db.session.scalars(q))
@@ -343,16 +409,16 @@ def square_off_locked(user_id: int, funds: Funds, now: dt.datetime, open_orders:
     """Close the user's MIS positions that lived through a square-off moment, at market; cancel MIS
     orders still open from before it; snapshot the account (reason "squareoff"). Returns positions closed.
     `open_orders`: the user's open orders when the caller has them already."""
-    cutoff = squareoff_cutoff(now)
     if open_orders is None:
-        due_orders = _due_orders(user_id, cutoff)
+        due_orders = _due_orders(user_id, now)
     else:
-        due_orders = [o for o in open_orders if o.product == Product.MIS and o.placed_at < cutoff]
+        due_orders = [o for o in open_orders
+                      if o.product == Product.MIS and _is_due(o.exchange.value, o.placed_at, now)]
     for order in due_orders:
         order.status = OrderStatus.CANCELLED
         order.status_message = "Cancelled at the intraday square-off time"
         order.updated_at = now
-    rows = _due_positions(user_id, cutoff)
+    rows = _due_positions(user_id, now)
     if not rows:
         return 0
     positions = Positions(user_id)
@@ -373,7 +439,7 @@ def square_off_locked(user_id: int, funds: Funds, now: dt.datetime, open_orders:
                       quantity=abs(row.quantity), price=Decimal(0), trigger_price=Decimal(0),
                       disclosed_quantity=Decimal(0), status=OrderStatus.OPEN, placed_at=now, updated_at=now)
         db.session.add(order)
-        execute(order, quote, funds, positions, now)
+        execute(order, quote, funds, positions, now, squaring_off=True)
         closed += order.status == OrderStatus.COMPLETE
     snapshot(user_id, funds, SnapshotReason.SQUAREOFF, now)
     log.info("squared off %d MIS positions of user %s", closed, user_id)
@@ -411,11 +477,11 @@ def housekeeping_locked(user_id: int, funds: Funds, now: dt.datetime) -> None:
 # strings), dropped in every process after any commit that wrote one of the user's Order, Fill,
 # Position or Funds rows (the session hooks below), whichever code path wrote it. Prices that move
 # with quotes (ltp, unrealized P&L) are not cached: readers compute them per call.
-CACHE_NS = "paper_account"
+CACHE_NS = "paper_account_v2"  # v2: positions and trades carry charges (entries of v1 may linger in Redis)
 cache.shard_by_key(CACHE_NS)  # without Redis: a generation row per user, not one row every order queues on
 _FUNDS_FIELDS = ("opening_balance", "realized_pnl", "used_margin", "collateral")
 _POSITION_FIELDS = ("quantity", "average_price", "realized_pnl", "buy_quantity", "buy_value", "sell_quantity",
-                    "sell_value")
+                    "sell_value", "charges")
 
 _uid = bindparam("uid")
 _day = bindparam("day")
@@ -447,13 +513,22 @@ def _load_account(user_id: int, day: dt.datetime) -> dict:
                     updated_at=p.updated_at.isoformat())
         positions.append(item)
     orders = [shapes.order_data(o) for o in db.session.scalars(_Q_ORDERS, params)]
-    trades = [{"action": o.action.value, "symbol": o.symbol, "exchange": o.exchange.value, "orderid": o.orderid,
-               "product": o.product.value, "quantity": int(f.quantity), "average_price": shapes.num(f.price),
-               "timestamp": shapes.fmt_time(f.filled_at), "trade_value": shapes.num(f.quantity * f.price)}
+    trades = [trade_data(o.action.value, o.symbol, o.exchange.value, o.orderid, o.product.value, f.quantity, f.price,
+                         f.realized_pnl, f.charges, f.filled_at)
               for f, o in db.session.execute(_Q_TRADES, params)]
     return {"day": day.isoformat(), "funds": funds, "positions": positions, "orders": orders, "trades": trades,
             "open_orders": any(o["order_status"] in OPEN_STATUSES for o in orders),
             "mis_oldest": _mis_oldest(positions)}
+
+
+def trade_data(action: str, symbol: str, exchange: str, orderid: str, product: str, quantity: Decimal,
+               price: Decimal, realized: Decimal, fee: Decimal, at: dt.datetime) -> dict:
+    """A trade book row (docs/api.md): OpenAlgo's fields, and the P&L the fill realized, gross, its
+    charges and the net."""
+    return {"action": action, "symbol": symbol, "exchange": exchange, "orderid": orderid, "product": product,
+            "quantity": int(quantity), "average_price": shapes.num(price), "timestamp": shapes.fmt_time(at),
+            "trade_value": shapes.num(quantity * price), "realized_pnl": shapes.num(realized),
+            "charges": shapes.num(fee), "net_pnl": shapes.num(realized - fee)}
 
 
 def _mis_oldest(positions: list[dict]) -> str | None:
@@ -554,6 +629,9 @@ def _collect_changed_users(session: Session, _ctx) -> None:
 # dropped), when it is exactly the state the fill started from (same Funds.updated_at).
 _F, _P, _O, _FILLS = Funds.__table__, Position.__table__, Order.__table__, Fill.__table__
 _F_SNAP = _F.alias("funds_snapshot")
+# The square-off cutoff of a position's own exchange (parameters cutoff_<exchange>: hours.cutoffs()).
+_CUTOFF = case(*[(_P.c.exchange == e, bindparam(f"cutoff_{e}", type_=_P.c.updated_at.type))
+                 for e in TRADABLE_EXCHANGES], else_=bindparam("cutoff_none", type_=_P.c.updated_at.type))
 _Q_READ = (
     select(_F.c.id, _F.c.opening_balance, _F.c.realized_pnl, _F.c.used_margin, _F.c.updated_at,
            # Funds.updated_at as of the statement's snapshot; after a wait for the lock, the locked
@@ -562,7 +640,7 @@ _Q_READ = (
            select(_O.c.id).where(_O.c.user_id == _uid, _O.c.mode == Mode.ANALYZE,
                                  _O.c.status.in_(OPEN_STATUSES)).exists().label("has_open"),
            select(_P.c.id).where(_P.c.user_id == _uid, _P.c.mode == Mode.ANALYZE, _P.c.product == Product.MIS,
-                                 _P.c.quantity != 0, _P.c.updated_at < bindparam("cutoff")).exists().label("has_due"),
+                                 _P.c.quantity != 0, _P.c.updated_at < _CUTOFF).exists().label("has_due"),
            _P.c.id.label("pos_id"), *[_P.c[f].label(f"pos_{f}") for f in _POSITION_FIELDS])
     .select_from(_F.outerjoin(_P, and_(_P.c.user_id == _F.c.user_id, _P.c.mode == _F.c.mode,
                                        _P.c.symbol == bindparam("symbol"), _P.c.exchange == bindparam("exchange"),
@@ -588,7 +666,7 @@ _U_FUNDS = update(_F).where(_F.c.id == bindparam("funds_id"))
 _ORDER_COLS = ("user_id", "signal_id", "parent_id", "orderid", "broker", "mode", "strategy", "symbol", "exchange",
                "action", "pricetype", "product", "quantity", "filled_quantity", "price", "trigger_price",
                "disclosed_quantity", "average_price", "status", "status_message", "placed_at", "updated_at")
-_FILL_COLS = ("tradeid", "quantity", "price", "filled_at")
+_FILL_COLS = ("tradeid", "quantity", "price", "realized_pnl", "charges", "filled_at")
 _POS_COLS = (*_POSITION_FIELDS, "margin_blocked", "updated_at")
 _FUNDS_COLS = ("realized_pnl", "used_margin", "available_cash", "updated_at")
 
@@ -693,7 +771,7 @@ class _Known:
     order, no MIS position due at `cutoff`, and these positions."""
 
     version: dt.datetime
-    cutoff: dt.datetime
+    cutoffs: dict[str, dt.datetime]  # hours.cutoffs() it was planned under
     positions: dict[PosKey, engine.PositionState]
 
 
@@ -701,18 +779,18 @@ _KNOWN: dict[int, _Known] = {}  # user id -> _Known (this process's fast fills)
 
 
 def _cached_position(user_id: int, version: dt.datetime, key: PosKey,
-                     cutoff: dt.datetime) -> engine.PositionState | None:
+                     cutoffs: dict[str, dt.datetime]) -> engine.PositionState | None:
     """The position `key` as of `version` (Funds.updated_at) on an account with no open order nor MIS
     position due at `cutoff`, from what this process knows of that version (its last fast fill of
     the user, or its cached account), or None."""
     known = _KNOWN.get(user_id)
-    if known is not None and known.version == version and known.cutoff == cutoff and key in known.positions:
+    if known is not None and known.version == version and known.cutoffs == cutoffs and key in known.positions:
         return known.positions[key]
     snap = cache.current().get(CACHE_NS, str(user_id))
     funds = snap and snap["funds"]
     if not funds or funds.get("updated_at") is None or dt.datetime.fromisoformat(funds["updated_at"]) != version:
         return None
-    if snap["open_orders"] or (snap["mis_oldest"] and dt.datetime.fromisoformat(snap["mis_oldest"]) < cutoff):
+    if snap["open_orders"] or _snapshot_has_due(snap, cutoffs):
         return None
     for item in snap["positions"]:
         if (item["symbol"], item["exchange"], item["product"]) == key:
@@ -720,11 +798,12 @@ def _cached_position(user_id: int, version: dt.datetime, key: PosKey,
     return None
 
 
-def _read_locked(conn, user_id: int, values: dict, cutoff: dt.datetime, key: PosKey):
+def _read_locked(conn, user_id: int, values: dict, cutoffs: dict[str, dt.datetime], key: PosKey):
     """Lock the Funds row and read what a fast fill needs: (funds id, Funds.updated_at, funds state,
     position state, whether the position row exists), or None when the account needs the full path."""
-    params = {"uid": user_id, "cutoff": cutoff, "symbol": values["symbol"], "exchange": values["exchange"],
-              "product": values["product"]}
+    params = {"uid": user_id, "symbol": values["symbol"], "exchange": values["exchange"],
+              "product": values["product"], "cutoff_none": _NEVER}
+    params.update({f"cutoff_{e}": at for e, at in cutoffs.items()})
     row = conn.execute(_Q_LOCK, params).first()
     if row is None:
         return None
@@ -734,7 +813,7 @@ def _read_locked(conn, user_id: int, values: dict, cutoff: dt.datetime, key: Pos
         # position and the open orders above predate it. The account as this process cached it is
         # exact when it is of the version now locked (every writer moves Funds.updated_at); else read
         # them again (the lock is held now, so a new statement sees that unit's writes).
-        pos = _cached_position(user_id, row.updated_at, key, cutoff)
+        pos = _cached_position(user_id, row.updated_at, key, cutoffs)
         if pos is None:
             row = conn.execute(_Q_READ, params).first()
     if pos is not None:
@@ -782,7 +861,7 @@ def place_fast_batch(user_id: int, items: list[tuple[dict, engine.Quote, dt.date
 def _continues(prior: FastFill, values: dict, now: dt.datetime) -> bool:
     """Can the next order be planned from `prior` alone (same square-off cutoff, position known)?"""
     key = (values["symbol"], values["exchange"].value, values["product"].value)
-    return prior.known.cutoff == squareoff_cutoff(now) and key in prior.known.positions
+    return prior.known.cutoffs == hours.cutoffs(now) and key in prior.known.positions
 
 
 def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime,
@@ -796,21 +875,22 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     if decision.status != OrderStatus.COMPLETE:
         return None
     conn = db.session.connection()
-    cutoff = squareoff_cutoff(now)
+    cutoffs = hours.cutoffs(now)
     key = (values["symbol"], values["exchange"].value, product)
     if prior is not None:
         # Still under the lock the prior fill's statement took, with nothing else written since.
         funds_id, version, funds = prior.writes.funds["funds_id"], prior.known.version, prior.funds_state
         pos, exists = prior.known.positions[key], True
     else:
-        found = _read_locked(conn, user_id, values, cutoff, key)
+        found = _read_locked(conn, user_id, values, cutoffs, key)
         if found is None:
             return None
         funds_id, version, funds, pos, exists = found
     lev = leverage()
     price = decision.price
+    fee = fill_charges(values["symbol"], values["exchange"].value, product, action, qty, price, now)
     try:
-        result = engine.fill(pos, funds, product, action, qty, price, lev)
+        result = engine.fill(pos, funds, product, action, qty, price, lev, fee)
     except (engine.InsufficientFunds, engine.CannotSell):
         return None  # the full path journals the rejection, with its alert
     now = next_version(version, now)  # Funds.updated_at is the cached account's version: it must move
@@ -819,11 +899,12 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
     else:
         known = _KNOWN.get(user_id)
         carried = known.positions if known is not None and known.version == version and \
-            known.cutoff == cutoff else {}
+            known.cutoffs == cutoffs else {}
     after, new = result.position, result.funds
     order_row = {**values, "status": OrderStatus.COMPLETE, "filled_quantity": qty, "average_price": price,
                  "placed_at": now, "updated_at": now}
-    fill_row = {"tradeid": new_id(now), "quantity": qty, "price": price, "filled_at": now}
+    fill_row = {"tradeid": new_id(now), "quantity": qty, "price": price, "realized_pnl": result.realized,
+                "charges": fee, "filled_at": now}
     pos_row = {f: getattr(after, f) for f in _POSITION_FIELDS}
     pos_row.update(margin_blocked=after.margin(product, lev), updated_at=now)
     if not exists:
@@ -837,7 +918,7 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
         user_id=user_id, generation=None,
         writes=_Writes(key=key, order=order_row, fill=fill_row, position=pos_row, position_key=pos_key,
                        position_exists=exists, funds={**funds_row, "funds_id": funds_id}),
-        known=_Known(version=now, cutoff=cutoff, positions={**carried, key: result.position}),
+        known=_Known(version=now, cutoffs=cutoffs, positions={**carried, key: result.position}),
         before=version.isoformat() if version is not None else None,
         funds_state=new,
         funds={"opening_balance": str(new.opening_balance), "realized_pnl": str(new.realized_pnl),
@@ -849,10 +930,8 @@ def _plan_fast(user_id: int, values: dict, quote: engine.Quote, now: dt.datetime
                "price": shapes.num(values["price"]), "pricetype": values["pricetype"].value,
                "order_status": OrderStatus.COMPLETE.value, "trigger_price": shapes.num(values["trigger_price"]),
                "timestamp": shapes.fmt_time(now)},
-        trade={"action": action, "symbol": values["symbol"], "exchange": values["exchange"].value,
-               "orderid": values["orderid"], "product": product, "quantity": int(qty),
-               "average_price": shapes.num(price), "timestamp": shapes.fmt_time(now),
-               "trade_value": shapes.num(qty * price)},
+        trade=trade_data(action, values["symbol"], values["exchange"].value, values["orderid"], product, qty, price,
+                         result.realized, fee, now),
     )
 
 
@@ -916,10 +995,7 @@ def _has_work(user_id: int, now: dt.datetime) -> bool:
     """Cheap check, without the write lock: open orders, or MIS positions due for square-off? Answered
     from the cached account (no query when it is cached)."""
     snap = account(user_id)
-    if snap["open_orders"]:
-        return True
-    oldest = snap["mis_oldest"]
-    return oldest is not None and dt.datetime.fromisoformat(oldest) < squareoff_cutoff(now)
+    return snap["open_orders"] or _snapshot_has_due(snap, hours.cutoffs(now))
 
 
 def refresh(user_id: int, now: dt.datetime | None = None) -> None:
@@ -942,14 +1018,13 @@ def match_open_orders(user_id: int, now: dt.datetime | None = None) -> int:
 
 
 def square_off_due(user_id: int | None = None, now: dt.datetime | None = None) -> int:
-    """Square off MIS positions past MIS_SQUAREOFF_TIME, for one user or (a scheduler) all; one unit per
-    account. Returns the number of positions closed."""
+    """Square off MIS positions past their exchange's square-off time, for one user or (a scheduler) all;
+    one unit per account. Returns the number of positions closed."""
     now = now or utcnow()
-    cutoff = squareoff_cutoff(now)
     if user_id is None:
         with unit_of_work():  # a read: ends the read transaction before the accounts' units
-            users = sorted({p.user_id for p in _due_positions(None, cutoff)}
-                           | {o.user_id for o in _due_orders(None, cutoff)})
+            users = sorted({p.user_id for p in _due_positions(None, now)}
+                           | {o.user_id for o in _due_orders(None, now)})
     else:
         users = [user_id]
     closed = 0

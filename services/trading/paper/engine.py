@@ -90,6 +90,7 @@ class PositionState:
     buy_value: Decimal = ZERO
     sell_quantity: Decimal = ZERO
     sell_value: Decimal = ZERO
+    charges: Decimal = ZERO  # of every fill of the position (services.trading.paper.charges)
 
     def unrealized(self, ltp: Decimal) -> Decimal:
         """Mark-to-market of the open quantity (negative quantity: gains when the price falls)."""
@@ -175,20 +176,28 @@ def margin_required(pos: PositionState, product: str, action: str, quantity: Dec
 
 
 def check_order(pos: PositionState, funds: FundsState, product: str, action: str, quantity: Decimal,
-                price: Decimal, leverage: Leverage) -> None:
-    """Raise when the order could not fill: CNC short sale, or not enough funds for its margin."""
+                price: Decimal, leverage: Leverage, charges: Decimal = ZERO) -> None:
+    """Raise when the order could not fill: CNC short sale, or not enough funds for its margin (and its
+    charges, when it blocks margin)."""
     if product == Product.CNC and action == Action.SELL and quantity > max(pos.quantity, ZERO):
         raise CannotSell(f"CNC sell of {quantity} exceeds the long CNC position of {max(pos.quantity, ZERO)}")
     required = margin_required(pos, product, action, quantity, price, leverage)
-    if required > 0 and required > funds.available:
-        raise InsufficientFunds(required, funds.available)
+    if required > 0 and required + charges > funds.available:
+        raise InsufficientFunds(required + charges, funds.available)
 
 
 def fill(pos: PositionState, funds: FundsState, product: str, action: str, quantity: Decimal, price: Decimal,
-         leverage: Leverage) -> FillResult:
-    """Apply a fill to a position and the funds (checks first: raises InsufficientFunds/CannotSell)."""
-    check_order(pos, funds, product, action, quantity, price, leverage)
+         leverage: Leverage, charges: Decimal = ZERO) -> FillResult:
+    """Apply a fill to a position and the funds (checks first: raises InsufficientFunds/CannotSell).
+
+    `charges` (the fill's brokerage, taxes and fees) are added to the position's and taken from the
+    account's realized P&L: funds are net of charges; the position keeps its gross realized P&L and its
+    charges apart."""
+    check_order(pos, funds, product, action, quantity, price, leverage, charges)
     after, realized = apply_fill(pos, action, quantity, price)
+    if charges:
+        after = replace(after, charges=after.charges + charges)
     change = after.margin(product, leverage) - pos.margin(product, leverage)
-    new_funds = replace(funds, realized_pnl=funds.realized_pnl + realized, used_margin=funds.used_margin + change)
+    new_funds = replace(funds, realized_pnl=funds.realized_pnl + realized - charges,
+                        used_margin=funds.used_margin + change)
     return FillResult(after, new_funds, realized, change)

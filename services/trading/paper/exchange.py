@@ -28,7 +28,7 @@ from services.market.symbol_index import SymbolInfo
 from services.trading import journal, shapes
 from services.trading.errors import OrderError
 from services.trading.journal import OrderInput, Placed
-from services.trading.paper import account, batches
+from services.trading.paper import account, batches, hours
 from services.trading.paper.account import BROKER
 from services.trading.venues import Venue
 from vocabulary import OPEN_STATUSES
@@ -71,8 +71,11 @@ def place(venue: Venue, inp: OrderInput, info: SymbolInfo, *, signal_id: int | N
     t0 = time.perf_counter()
     user_id = venue.user_id
     nested = in_unit()  # a smart order's unit, which holds the write lock already
-    if not nested:
-        placed = batches.place(user_id, inp, utcnow(), t0, signal_id=signal_id, parent_id=parent_id)
+    now = utcnow()
+    # Outside the session, or an MIS order after the square-off: the full path refuses it or lets it rest.
+    if not nested and hours.is_open(inp.exchange, now) and (
+            inp.product != Product.MIS.value or hours.takes_mis(inp.exchange, now)):
+        placed = batches.place(user_id, inp, now, t0, signal_id=signal_id, parent_id=parent_id)
         if placed is not None:
             return placed
     with contextlib.nullcontext() if nested else batches.writer_turn(), unit_of_work(write=True):
@@ -103,6 +106,8 @@ def _open_order(user_id: int, orderid: str, verb: str) -> tuple[Order, Funds, dt
 def modify(venue: Venue, orderid: str, row: Order | None, inp: OrderInput, info: SymbolInfo) -> Placed:
     with unit_of_work(write=True):
         row, funds, now = _open_order(venue.user_id, orderid, "modified")
+        if inp.pricetype == PriceType.MARKET.value and not hours.is_open(row.exchange.value, now):
+            raise OrderError(hours.closed_message(row.exchange.value, now), 400)  # the order stays as it was
         t0 = time.perf_counter()
         row.quantity = Decimal(inp.quantity)
         row.pricetype = PriceType(inp.pricetype)
@@ -148,6 +153,10 @@ def close_all(venue: Venue, strategy: str) -> int:
         positions = account.Positions(user_id)
         for row in rows:
             positions.rows[(row.symbol, row.exchange.value, row.product.value)] = row
+        closed = sorted({r.exchange.value for r in rows if not hours.is_open(r.exchange.value, now)})
+        if closed:  # all or nothing: "squared off" must be true of every position
+            raise OrderError(f"{hours.closed_message(closed[0], now)} Positions on {', '.join(closed)} cannot "
+                             f"be closed now; close the others one by one.", 400)
         book = account.quotes_for({(r.symbol, r.exchange.value) for r in rows})
         count = 0
         for row in rows:
@@ -223,9 +232,11 @@ def positionbook(venue: Venue) -> list:
         state = account.account_position_state(r)
         quote = book.get((r["symbol"], r["exchange"]))
         ltp = quote.ltp if quote else state.average_price
+        gross = state.realized_pnl + state.unrealized(ltp)
         out.append({"symbol": r["symbol"], "exchange": r["exchange"], "product": r["product"],
                     "quantity": int(state.quantity), "average_price": shapes.num(state.average_price),
-                    "ltp": shapes.num(ltp), "pnl": shapes.num(state.realized_pnl + state.unrealized(ltp))})
+                    "ltp": shapes.num(ltp), "pnl": shapes.num(gross - state.charges),
+                    "gross_pnl": shapes.num(gross), "charges": shapes.num(state.charges)})
     return out
 
 

@@ -46,7 +46,8 @@ def test_buy_sell_round_trip_books_the_pnl(app, users):
     set_quote("INFY", "1510", bid="1509.95", ask="1510.05")
     assert trading.funds(alice)["m2munrealized"] == "99.50"
     assert trading.positionbook(alice) == [{"symbol": "INFY", "exchange": "NSE", "product": "MIS", "quantity": 10,
-                                          "average_price": 1500.05, "ltp": 1510.0, "pnl": 99.5}]
+                                          "average_price": 1500.05, "ltp": 1510.0, "pnl": 99.5,
+                                          "gross_pnl": 99.5, "charges": 0.0}]  # the tests' app charges nothing
 
     trading.place_order(alice, order(action="SELL", quantity=10))
     funds = trading.funds(alice)
