@@ -19,6 +19,7 @@ so CI runs the same bodies every time. The number of bodies posted is printed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import os
@@ -76,6 +77,8 @@ SPECS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "ping": ({}, {}),
     "analyzer": ({}, {}),
     "analyzer/toggle": ({"mode": "bool"}, {}),
+    "market/holidays": ({}, {"year": "year"}),
+    "market/timings": ({"date": "date"}, {}),
 }
 ENDPOINTS = sorted(SPECS)
 KNOWN_FIELDS = {"apikey"} | {f for req, opt in SPECS.values() for f in (*req, *opt)}
@@ -108,6 +111,8 @@ GOOD = {
     "bool": st.booleans(),
     "orderid": st.integers(0, 50).map(lambda i: ORDERID % i) | st.sampled_from(["1", "nope", "0" * 64]),
     "query": st.sampled_from(["INFY", "nif", "BANK", "zzz", "2"]) | any_text.filter(lambda s: s.strip()),
+    "year": st.integers(2019, 2030) | st.integers(2019, 2030).map(str),
+    "date": st.dates(dt.date(2025, 12, 20), dt.date(2028, 1, 10)).map(dt.date.isoformat),
 }
 
 
@@ -328,6 +333,7 @@ def world(app, client, backend, monkeypatch):
     monkeypatch.setitem(app.config, "API_RATE_LIMIT", "100000000 per second")
     monkeypatch.setitem(app.config, "ORDER_RATE_LIMIT", "100000000 per second")
     monkeypatch.setitem(app.config, "SMART_ORDER_RATE_LIMIT", "100000000 per second")
+    monkeypatch.setitem(app.config, "ANALYZE_CHARGES", True)  # every fill through the charges too
     world = World(app, client, backend)
     yield world
     world.close()
