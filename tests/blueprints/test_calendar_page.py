@@ -8,18 +8,17 @@ import datetime as dt
 import pytest
 
 from services.market import calendar
-from tests.helpers.accounts import csrf_token, isolated_client, login, make_user, post_form
+from tests.helpers.accounts import (
+    client_for,
+    csrf_token,
+    one_user_per_role,
+    post_form,
+)
 
 
 @pytest.fixture
 def people(app):
-    return {role: make_user(f"{role}1", role) for role in ("admin", "trader", "viewer")}
-
-
-def client_for(app, username):
-    c = isolated_client(app)
-    assert login(c, username).status_code in (302, 303)
-    return c
+    return one_user_per_role()
 
 
 def test_the_page_lists_the_shipped_year(app, people):

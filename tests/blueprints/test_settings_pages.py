@@ -11,18 +11,12 @@ from database.audit_db import AuditEvent
 from database.settings_db import ConfigVersion, Setting
 from services.logs import retention as log_retention
 from services.trading import venues
-from tests.helpers.accounts import csrf_token, isolated_client, login, make_user
+from tests.helpers.accounts import client_for, csrf_token, one_user_per_role
 
 
 @pytest.fixture
 def people(app):
-    return {role: make_user(f"{role}1", role) for role in ("admin", "trader", "viewer")}
-
-
-def client_for(app, username):
-    c = isolated_client(app)
-    assert login(c, username).status_code in (302, 303)
-    return c
+    return one_user_per_role()
 
 
 def post(c, url, data):

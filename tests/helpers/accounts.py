@@ -87,3 +87,15 @@ def login(client, username: str, password: str = PASSWORD, **kwargs):
 def logout(client, *, form_url: str = "/dashboard", **kwargs):
     """Sign out through the form in the top bar of a signed-in page."""
     return client.post("/auth/logout", data={"csrf_token": csrf_token(client, form_url)}, **kwargs)
+
+
+def one_user_per_role() -> dict[str, object]:
+    """An admin1, a trader1 and a viewer1 (the pages' role tests), by role name."""
+    return {role: make_user(f"{role}1", role) for role in ("admin", "trader", "viewer")}
+
+
+def client_for(app, username: str) -> IsolatedClient:
+    """A client of its own, signed in as `username`."""
+    c = isolated_client(app)
+    assert login(c, username).status_code in (302, 303)
+    return c
