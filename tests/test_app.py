@@ -66,7 +66,7 @@ def test_health_reports_each_part(client):
     assert checks["database"]["ok"]
     assert checks["migrations"]["ok"]
     assert checks["migrations"]["current"] == checks["migrations"]["head"]
-    assert set(checks) == {"database", "migrations", "redis", "writer"}
+    assert set(checks) == {"database", "migrations", "redis", "writer", "database_write", "instance_write"}
 
 
 def test_errors_are_pages_for_people_and_json_for_the_api(client):

@@ -2,16 +2,26 @@
 the API and machine clients, a page for people), never a 500, a traceback or a hang.
 
 The unreachable database is a real one: a PostgreSQL URL on a loopback port where nothing listens
-(connections are refused at once), not a mock.
+(connections are refused at once), not a mock. So is the read-only database (the connections of the
+request are switched to read-only) and the busy one (another connection holds the lock). A full disk
+is simulated (os.write fails with ENOSPC); a read-only folder is real, except as root, where chmod
+stops nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import socket
+import threading
+import time
 
 import pytest
+from sqlalchemy import event
 
+from blueprints import health
+from database import db
 from tests.helpers.databases import app_overrides
 
 DB_UNAVAILABLE = {"status": "error", "message": "database unavailable, retry shortly"}
@@ -99,3 +109,131 @@ def test_pages_get_a_503_page_when_the_database_is_down(app_without_database):
     machine = client.get("/setup", headers={"Accept": "application/json"})
     assert machine.status_code == 503
     assert machine.get_json() == DB_UNAVAILABLE
+
+
+# -- the write checks -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh(app):
+    """The write checks run afresh in this test, and no result of it outlives it."""
+    app.extensions.pop("algobridge.health", None)
+    yield app
+    app.extensions.pop("algobridge.health", None)
+
+
+@contextlib.contextmanager
+def read_only_connections(engine):
+    """Connections this thread checks out (the test client serves requests in it) are read-only:
+    PRAGMA query_only on SQLite, default_transaction_read_only on PostgreSQL; undone at check-in."""
+    me = threading.get_ident()
+    sqlite_ = engine.dialect.name == "sqlite"
+
+    def run(dbapi_conn, sql):
+        dbapi_conn.execute(sql)
+        if not sqlite_:
+            dbapi_conn.commit()  # the setting outlives this transaction; new ones start read-only
+
+    def checkout(dbapi_conn, record, _proxy):
+        if threading.get_ident() == me:
+            run(dbapi_conn, "PRAGMA query_only = ON" if sqlite_ else "SET default_transaction_read_only = on")
+            record.info["read_only"] = True
+
+    def checkin(dbapi_conn, record):
+        if record.info.pop("read_only", False):
+            run(dbapi_conn, "PRAGMA query_only = OFF" if sqlite_ else "RESET default_transaction_read_only")
+
+    event.listen(engine, "checkout", checkout)
+    event.listen(engine, "checkin", checkin)
+    try:
+        yield
+    finally:
+        event.remove(engine, "checkout", checkout)
+        event.remove(engine, "checkin", checkin)
+
+
+def test_health_checks_that_the_database_and_the_instance_folder_take_writes(fresh):
+    resp = fresh.test_client().get("/health")
+    assert resp.status_code == 200
+    checks = resp.get_json()["checks"]
+    assert checks["database_write"] == {"ok": True}
+    assert checks["instance_write"] == {"ok": True}
+    assert not [name for name in os.listdir(fresh.instance_path) if name.startswith(".health-")]
+
+
+def test_health_is_503_when_the_database_is_read_only(fresh):
+    with read_only_connections(db.engine):
+        resp = fresh.test_client().get("/health")
+    assert resp.status_code == 503
+    body = resp.get_json()
+    assert body["message"] == "failing: database_write"
+    check = body["checks"]["database_write"]
+    assert check["ok"] is False
+    if db.engine.dialect.name == "sqlite":
+        assert check == {"ok": False, "error": "OperationalError", "reason": "attempt to write a readonly database"}
+    else:
+        assert check == {"ok": False, "error": "ReadOnlySqlTransaction",
+                         "reason": "cannot execute INSERT in a read-only transaction"}
+    assert body["checks"]["database"]["ok"] is True  # reads still work
+    # The pooled connections are writable again, and the next check (after the cache) passes.
+    fresh.extensions.pop("algobridge.health")
+    assert fresh.test_client().get("/health").status_code == 200
+
+
+def test_health_waits_briefly_for_a_busy_database_and_says_so(fresh):
+    with db.engine.connect() as holder:
+        if holder.dialect.name == "sqlite":
+            holder.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock, as a long writer holds it
+        else:
+            holder.exec_driver_sql("LOCK TABLE cache_generations IN SHARE MODE")  # blocks every INSERT
+        started = time.monotonic()
+        resp = fresh.test_client().get("/health")
+        elapsed = time.monotonic() - started
+        holder.rollback()
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["checks"]["database_write"] == {"ok": True, "busy": True}
+    assert elapsed < 5  # not the 30 s of DB_BUSY_TIMEOUT
+
+
+def test_health_is_503_when_the_disk_is_full(fresh, monkeypatch, tmp_path):
+    real_write = os.write
+
+    def full(fd, data):
+        if os.path.basename(os.readlink(f"/proc/self/fd/{fd}")).startswith(".health-"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full)
+    # An instance folder apart from the SQLite file, so that the database's own folder is probed too.
+    monkeypatch.setattr(fresh, "instance_path", str(tmp_path))
+    resp = fresh.test_client().get("/health")
+    assert resp.status_code == 503
+    body = resp.get_json()
+    full_disk = {"ok": False, "error": "ENOSPC", "reason": "No space left on device"}
+    assert body["checks"]["instance_write"] == full_disk
+    if db.engine.dialect.name == "sqlite":
+        assert body["checks"]["database_write"] == full_disk
+        assert body["message"] == "failing: database_write, instance_write"
+    else:
+        assert body["checks"]["database_write"] == {"ok": True}
+        assert body["message"] == "failing: instance_write"
+    assert os.listdir(tmp_path) == []  # the probe file is gone
+
+
+def test_health_writes_at_most_once_a_second_per_process(fresh, monkeypatch):
+    calls = []
+    real = health._folder_write
+    monkeypatch.setattr(health, "_folder_write", lambda folder: calls.append(folder) or real(folder))
+    client = fresh.test_client()
+    for _ in range(20):
+        assert client.get("/health").status_code == 200
+    assert len(calls) == 1
+    monkeypatch.setattr(health, "WRITE_CHECK_TTL", 0)
+    client.get("/health")
+    assert len(calls) == 2
+
+
+def test_health_does_not_probe_writes_of_an_unreachable_database(app_without_database):
+    body = app_without_database.test_client().get("/health").get_json()
+    assert body["checks"]["database_write"] == {"ok": False, "error": "database unreachable"}
+    assert body["checks"]["instance_write"] == {"ok": True}
