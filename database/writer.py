@@ -7,13 +7,17 @@ own connection. The guarantees:
     written; a row the database refuses outright (a constraint) is set aside in a dead-letter file,
     not lost;
   - at shutdown the queue is flushed; rows that still cannot be written within
-    WRITER_SHUTDOWN_TIMEOUT are spooled to `<instance>/spool/` and replayed at the next start.
+    WRITER_SHUTDOWN_TIMEOUT are spooled to `<instance>/spool/` and replayed at the next start;
+  - the replay of a spool file survives what a crash leaves behind: a line that is not a whole row
+    (a torn last line) is skipped with a warning, and a replay interrupted part-way resumes at the
+    next start after the rows already written (see "replaying the spool" below).
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
+import fcntl
 import glob
 import json
 import logging
@@ -21,8 +25,9 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 from flask import current_app, has_app_context
 from sqlalchemy import Table
@@ -45,6 +50,11 @@ _STOP = object()
 
 #: What a NUL character becomes in a row written to PostgreSQL (see the module docstring).
 NUL_MARK = "\ufffd"
+
+#: A spool file under replay is renamed `<file>.replaying`; `<file>.replaying.pos` records how far
+#: its replay got (see "replaying the spool" in LogWriter).
+REPLAYING = ".replaying"
+POSITION = ".pos"
 
 
 def _without_nul(value: Any) -> Any:
@@ -143,6 +153,8 @@ class LogWriter:
         self._stopping = False
         self._closed = False  # shut down: a late row goes straight to the spool (see enqueue)
         self._deadline: float | None = None
+        self._replaying = False  # the thread is replaying the spool: flush() waits for it too
+        self._replay_fh: IO[bytes] | None = None  # the spool file being replayed (its lock)
         self.enqueued = 0
         self.written = 0
         self.retries = 0
@@ -161,10 +173,12 @@ class LogWriter:
             self._stopping = False
             self._closed = False
             self._deadline = None
+            # The thread replays the spool before it takes queued rows: nothing waits here, so a
+            # start is never held up (flush() waits for the replay).
+            self._replaying = bool(self.spool_dir)
             self._thread = threading.Thread(target=self._run, name="algobridge-writer", daemon=True)
             self._thread.start()
             atexit.register(self.shutdown)
-        self._replay_spool()
 
     def after_fork(self) -> None:
         """In a forked child: a queue, locks and a connection of its own (the parent's may have
@@ -174,6 +188,15 @@ class LogWriter:
         self._hurry = threading.Event()
         self._queue = queue.Queue(maxsize=self.queue_size)
         self._conn = None
+        if self._replay_fh is not None:
+            # The parent was replaying a spool file: close our copy, or its lock would outlive the
+            # parent and keep every other process from resuming that replay. (Closing a copy does
+            # not release the parent's lock.)
+            try:
+                self._replay_fh.close()
+            except OSError:
+                pass
+            self._replay_fh = None
         self._thread = None
         self._pid = None
         self.enqueued = self.written = self.spooled = self.dead_lettered = 0
@@ -226,7 +249,8 @@ class LogWriter:
         self._hurry.set()
         with self._done:
             target = self.enqueued
-            return self._done.wait_for(lambda: self.written + self.spooled + self.dead_lettered >= target, timeout)
+            return self._done.wait_for(
+                lambda: not self._replaying and self.written + self.spooled + self.dead_lettered >= target, timeout)
 
     def stats(self) -> dict[str, Any]:
         return {"queued": self._queue.qsize(), "capacity": self.queue_size, "enqueued": self.enqueued,
@@ -236,6 +260,14 @@ class LogWriter:
 
     # -- the writer thread -----------------------------------------------------------------------
     def _run(self) -> None:
+        try:
+            self._replay_spool()
+        except Exception:  # a spool file must never stop the writer (each file's errors are caught too)
+            log.exception("log writer spool replay error")
+        finally:
+            with self._done:
+                self._replaying = False
+                self._done.notify_all()
         while True:
             try:
                 try:
@@ -262,28 +294,39 @@ class LogWriter:
             except Exception:  # the thread must not die: log and go on
                 log.exception("log writer loop error")
 
-    def _write_with_retry(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
+    def _write_with_retry(self, batch: list[tuple[str, dict[str, Any]]], *, spool_at_deadline: bool = True) -> bool:
+        """Write `batch`, retrying what can go away, and return True: every row is then written,
+        dead-lettered or (past the shutdown deadline) spooled.
+
+        With spool_at_deadline=False (a spool file's replay) it returns False at the shutdown
+        deadline instead, having written none of the batch (its one transaction failed): the rows
+        are still in the file, for the next start."""
         delay = 0.05
         while True:
             try:
                 self._insert(batch)
                 self._done_with(len(batch))
-                return
+                return True
             except Exception as exc:  # noqa: BLE001 - never raised: refused rows set aside, the rest retried
                 self._reset_connection()
                 self.last_error = str(getattr(exc, "orig", None) or exc).splitlines()[0][:500]
                 if self._is_refusal(exc):
                     self._write_rows_one_by_one(batch)
-                    return
+                    return True
                 self.retries += 1
                 if self.retries == 1 or self.retries % 50 == 0:
                     log.warning("log writer cannot write (%s); retrying", self.last_error)
-                if self._deadline is not None and time.monotonic() > self._deadline:
+                if self._past_deadline():
+                    if not spool_at_deadline:
+                        return False
                     self._spool(batch, "writer")
                     self._drain_to_spool()
-                    return
+                    return True
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
 
     def _write_rows_one_by_one(self, batch: list[tuple[str, dict[str, Any]]]) -> None:
         """Find the refused rows of a batch: each goes to the dead-letter file, the rest in."""
@@ -436,30 +479,173 @@ class LogWriter:
             self._done.notify_all()
         log.warning("%d log rows spooled to %s", len(batch), path)
 
+    # -- replaying the spool ---------------------------------------------------------------------
+    # A spool file is replayed by the writer thread, in batches of `batch_size` rows. Each batch is
+    # one transaction (`_insert`); once it is committed, the position after it (byte offset and line
+    # number) is written to the marker `<file>.replaying.pos` atomically (a temporary file, fsync,
+    # os.replace). A process that dies part-way therefore leaves the file (renamed `.replaying`
+    # first) and a marker naming exactly the batches committed, and the next start resumes after
+    # them: no row is lost. No row is written twice either, with one exception the database cannot
+    # rule out, as the marker is not in the rows' transaction: a death in the instant between a
+    # batch's commit and its marker's replace (or a connection lost during the COMMIT itself, as for
+    # any batch of the writer) writes that one batch again. At the shutdown deadline a replay stops
+    # between batches in the same way, leaving the rest for the next start.
+    #
+    # Processes starting together (gunicorn workers) share the spool: a file is replayed by the one
+    # holding an exclusive flock on it. The kernel drops the lock when its process ends, so a
+    # `.replaying` file whose lock can be taken was left by an ended replay, and is resumed.
     def _replay_spool(self) -> None:
-        """Queue the rows an earlier process spooled at shutdown.
-
-        The file is claimed (renamed) so two processes do not replay it both, and removed as soon
-        as its rows are queued: from then on the queue owns them, and spools them again at
-        shutdown if the database is still away. Nothing waits here, so a start is never held up.
-        """
+        """Write the rows that earlier processes spooled: interrupted replays first, then new files."""
         if not self.spool_dir or not os.path.isdir(self.spool_dir):
             return
-        for path in sorted(glob.glob(os.path.join(self.spool_dir, "writer-*.jsonl"))):
-            claimed = path + f".replaying-{os.getpid()}"
-            try:
-                os.rename(path, claimed)
-            except OSError:
+        _remove_stale_markers(self.spool_dir)
+        pattern = os.path.join(self.spool_dir, "writer-*.jsonl")
+        for path in sorted(glob.glob(pattern + REPLAYING)) + sorted(glob.glob(pattern)):
+            if self._past_deadline():
+                return  # shutting down: the rest waits for the next start
+            self._replay_file(path)
+
+    def _replay_file(self, path: str) -> None:
+        fh = _lock_spool_file(path)
+        if fh is None:
+            return  # another process is replaying it, or has just finished
+        self._replay_fh = fh
+        name = os.path.basename(path).removesuffix(REPLAYING)
+        try:
+            replaying = path if path.endswith(REPLAYING) else path + REPLAYING
+            if replaying != path:
+                os.rename(path, replaying)  # under our lock: no other process claims it meanwhile
+            marker = replaying + POSITION
+            position = _read_marker(marker)
+            if position is None or position[0] > os.fstat(fh.fileno()).st_size:
+                # Not a marker this code writes (a damaged disk): replaying from line 1 could write
+                # rows twice, from anywhere else lose some. Left to an operator.
+                log.error("spool file %s: its replay marker %s is unreadable; the file is left as it is",
+                          name, os.path.basename(marker))
+                return
+            offset, line_no = position
+            if offset:
+                log.info("resuming the replay of spool file %s after line %d", name, line_no)
+            fh.seek(offset)
+            rows = 0
+            done = line_no  # the lines replayed so far, as the marker says
+            for batch, offset, line_no in self._spool_batches(fh, name, done):
+                if batch:
+                    with self._done:
+                        self.enqueued += len(batch)
+                    if not self._write_with_retry(batch, spool_at_deadline=False):
+                        with self._done:
+                            self.enqueued -= len(batch)
+                        break
+                    rows += len(batch)
+                _write_marker(marker, offset, line_no)
+                done = line_no
+                if self._past_deadline():
+                    break
+            else:
+                # The file goes before its marker: a marker left alone is removed at the next
+                # start, while a file left without its marker would be replayed from line 1 again.
+                os.remove(replaying)
+                _remove_quietly(marker, marker + ".tmp")
+                log.info("replayed %d spooled log rows from %s", rows, name)
+                return
+            log.warning("shutting down: the replay of spool file %s stops after line %d and resumes "
+                        "at the next start", name, done)
+        except Exception:  # never raised: the file stays, with its marker, for the next start
+            log.exception("cannot replay spool file %s; it is left for the next start", name)
+        finally:
+            self._replay_fh = None
+            fh.close()  # releases the lock
+
+    def _spool_batches(self, fh: IO[bytes], name: str, line_no: int) -> Iterator[tuple[list, int, int]]:
+        """The rows of a spool file from its current position in batches of up to batch_size, each
+        with the position after it: (rows, byte offset, line number). The last may be empty.
+
+        A line that is not a whole row (a torn last line, a corrupt one) is skipped with a warning;
+        a blank line silently."""
+        batch: list[tuple[str, dict[str, Any]]] = []
+        for raw in iter(fh.readline, b""):
+            line_no += 1
+            if not raw.strip():
                 continue
-            n = 0
-            with open(claimed, encoding="utf-8") as fh:
-                for line in fh:
-                    if line.strip():
-                        item = json.loads(line, object_hook=_decode)
-                        self.enqueue(item["table"], item["row"])
-                        n += 1
-            os.remove(claimed)
-            log.info("replaying %d spooled log rows from %s", n, os.path.basename(path))
+            try:
+                item = json.loads(raw, object_hook=_decode)  # bytes: a bad UTF-8 sequence is a ValueError
+                table, row = item["table"], item["row"]
+                if table not in self.tables or not isinstance(row, dict):
+                    raise ValueError(f"not a row of a table this writer writes ({str(table)[:50]!r})")
+            except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as exc:
+                log.warning("spool file %s, line %d is not a whole row and is skipped: %s",
+                            name, line_no, str(exc)[:200])
+                continue
+            batch.append((table, row))
+            if len(batch) == self.batch_size:
+                yield batch, fh.tell(), line_no
+                batch = []
+        yield batch, fh.tell(), line_no
+
+
+def _lock_spool_file(path: str) -> IO[bytes] | None:
+    """`path` opened and exclusively locked, or None when another process holds it or it is gone.
+
+    The lock is tried without waiting. Once held, `path` must still name the file we locked: between
+    our open and our lock, its replayer may have finished and removed it."""
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - held (with its lock) for the whole replay
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fh.fileno()), os.stat(path)):
+            return fh
+    except OSError:
+        pass
+    fh.close()
+    return None
+
+
+def _read_marker(marker: str) -> tuple[int, int] | None:
+    """(byte offset, line number) where the replay resumes; (0, 0) when no batch was committed;
+    None when the marker cannot be read."""
+    try:
+        with open(marker, encoding="utf-8") as fh:
+            position = json.load(fh)
+        offset, line_no = int(position["offset"]), int(position["line"])
+    except FileNotFoundError:
+        return 0, 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return (offset, line_no) if offset >= 0 and line_no >= 0 else None
+
+
+def _write_marker(marker: str, offset: int, line_no: int) -> None:
+    """Replace the marker atomically: a crash leaves either the old position or the new one."""
+    tmp = marker + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump({"offset": offset, "line": line_no}, fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, marker)
+    folder = os.open(os.path.dirname(marker) or ".", os.O_RDONLY)
+    try:
+        os.fsync(folder)  # the rename itself survives a power cut too
+    finally:
+        os.close(folder)
+
+
+def _remove_stale_markers(spool_dir: str) -> None:
+    """Remove the markers (and their temporary files) whose spool file is gone: a replay that ended
+    between removing the file and removing its marker."""
+    for marker in glob.glob(os.path.join(spool_dir, f"writer-*.jsonl{REPLAYING}{POSITION}*")):
+        if not os.path.exists(marker[: marker.rindex(REPLAYING) + len(REPLAYING)]):
+            _remove_quietly(marker)
+
+
+def _remove_quietly(*paths: str) -> None:
+    for path in paths:
+        try:
+            os.remove(path)
+        except FileNotFoundError:
+            pass
 
 
 def _bind_processor(column: Any, dialect: Any) -> Any:
