@@ -7,6 +7,9 @@ other users cannot be probed).
 
 Trading hours are exchange time (`EXCHANGE_TIMEZONE`): entries are allowed from `start_time` until
 `end_time`, exits until `squareoff_time`.
+
+A strategy places orders only while it exists, is active and its owner's account is enabled
+(`order_refusal`, read from the database before every order, never cached).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from database.order_db import Signal
 from database.repository import DuplicateError, translate_error
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
+from database.user_db import User
 from services.accounts.users import Actor
 from services.market import calendar, symbol_index
 from vocabulary import CASH_EXCHANGES, TRADABLE_EXCHANGES
@@ -133,6 +137,27 @@ def get_by_webhook(webhook_id: str) -> Strategy | None:
     if not webhook_id or len(webhook_id) > 36:
         return None
     return db.session.scalars(select(Strategy).where(Strategy.webhook_id == webhook_id)).one_or_none()
+
+
+OWNER_DISABLED = "The owner of this strategy is disabled: it places no orders."
+
+
+def order_refusal(strategy_id: int) -> tuple[int, str] | None:
+    """None when strategy `strategy_id` may place orders now, else (HTTP status, why not): deleted (404),
+    its owner disabled (403) or inactive (400). One indexed read of the database on every call, never
+    a cache: an account disabled, or a strategy deactivated or deleted, in any process holds at the
+    next order everywhere."""
+    row = db.session.execute(
+        select(Strategy.name, Strategy.is_active, User.is_active.label("owner_active"))
+        .join(User, User.id == Strategy.user_id).where(Strategy.id == strategy_id)
+    ).first()
+    if row is None:
+        return 404, "The strategy was deleted."
+    if not row.owner_active:
+        return 403, OWNER_DISABLED
+    if not row.is_active:
+        return 400, f"Strategy {row.name!r} is inactive."
+    return None
 
 
 def mappings(strategy_id: int) -> list[StrategySymbolMapping]:
@@ -259,6 +284,9 @@ def delete_strategy(actor: Actor, strategy_id: int) -> str:
         name = strategy.name
         for m in mappings(strategy.id):
             db.session.delete(m)
+        # The mappings first: no relationship() orders the two deletes, and the database's ON DELETE
+        # CASCADE would otherwise remove them under the flush (a stale-delete warning).
+        db.session.flush()
         db.session.delete(strategy)
         db.session.flush()
         _audit(actor, "strategy.delete", strategy_id, before, None)

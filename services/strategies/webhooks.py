@@ -19,6 +19,10 @@ where the alert wants it, nothing is placed and the answer says so.
 Trading hours (intraday strategies, exchange time): entries from the start time until the end time,
 exits until the square-off time.
 
+Nothing is placed for a strategy that is inactive (400), deleted, or whose owner's account is disabled
+(403): checked when the alert arrives and again before every order (strategies.order_refusal, a
+database read, so a change made in any process holds at the next order).
+
 Every call that reaches a known strategy records a `signals` row (one per stock for Chartink) with
 the payload, the outcome (accepted or rejected) and its message; orders placed for it carry its id.
 Three units of work per order: the signal is recorded in a unit of its own before the order is
@@ -51,6 +55,7 @@ from database.enums import Action, Mode, Platform, PriceType, SignalSource, Sign
 from database.order_db import Signal
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
+from database.user_db import User
 from services.logs import recording as observability
 from services.strategies import strategy as strategies
 from services.trading import orders, venues
@@ -245,10 +250,14 @@ def _find_mapping(strategy_id: int, symbol: str, exchange: str | None, prefer: t
     return _Target(m.symbol, str(m.exchange), int(m.quantity), str(m.product))
 
 
-def _execute(user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan,
+def _execute(strategy_id: int, user_id: int, strategy_name: str, signal_id: int, target: _Target, plan: Plan,
              venue: venues.Venue | None = None) -> _Outcome:
     """Place the order a plan asks for (at `venue`, by default the user's), timed
-    (`_Outcome.execution`); never raises for a refusal of the order service."""
+    (`_Outcome.execution`); never raises for a refusal of the order service. Nothing is placed when the
+    strategy was deactivated or deleted, or its owner disabled, since the alert was checked."""
+    refusal = strategies.order_refusal(strategy_id)
+    if refusal is not None:
+        return _Outcome(target.symbol, *refusal, False)
     started = time.perf_counter()
     broker: list[Any] = []  # the Placed, when an order reached the order service's broker
     outcome = _place(user_id, strategy_name, signal_id, target, plan, broker, venue)
@@ -304,9 +313,12 @@ def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, pl
 
 
 # -- the two webhooks --------------------------------------------------------------------------------------------
-def _check_active(strategy: Strategy) -> None:
-    if not strategy.is_active:
-        raise Refused(f"Strategy {strategy.name!r} is inactive.")
+def _check_may_trade(strategy: Strategy) -> None:
+    """Refused (403) when the owner is disabled, (400) when the strategy is inactive."""
+    refusal = strategies.order_refusal(strategy.id)
+    if refusal is not None:
+        status, message = refusal
+        raise Refused(message, status)
 
 
 def _check_hours(strategy: Strategy, plan: Plan) -> None:
@@ -344,7 +356,7 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
     source = SignalSource.STRATEGY
     values: dict[str, Any] = {}
     try:
-        _check_active(strategy)
+        _check_may_trade(strategy)
         if not isinstance(payload, dict):
             raise Refused("The body must be a JSON object: {\"symbol\", \"action\", \"position_size\"?}.")
         symbol = _required(payload, "symbol").upper()
@@ -368,13 +380,13 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
     except Refused as exc:
         return _reject_call(strategy, source, payload, exc.message, exc.status, **values)
 
-    user_id, name = strategy.user_id, strategy.name
+    user_id, name, strategy_id = strategy.user_id, strategy.name, strategy.id
     with unit_of_work():  # the alert, recorded before its order is placed
         row = _signal(strategy, source, payload, **values)
         db.session.flush()
         signal_id = row.id
     try:
-        outcome = _execute(user_id, name, signal_id, target, plan)
+        outcome = _execute(strategy_id, user_id, name, signal_id, target, plan)
     except Exception:
         log.exception("webhook order for strategy %r (%s) failed", name, target.symbol)
         outcome = _Outcome(target.symbol, 500, "The order could not be placed: internal error.", False)
@@ -413,7 +425,7 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
         return Reply(404, {"status": "error", "message": "Unknown webhook."})
     source = SignalSource.CHARTINK
     try:
-        _check_active(strategy)
+        _check_may_trade(strategy)
         if not isinstance(payload, dict):
             raise Refused("The body must be Chartink's JSON alert (stocks, scan_name, alert_name, ...).")
         stocks = _stocks(payload)
@@ -450,7 +462,7 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
             outcomes.append(_Outcome(stock, 400, refusal or "not mapped", False))
             continue
         try:
-            outcome = _execute(user_id, name, signal_id, target, plan)
+            outcome = _execute(strategy_id, user_id, name, signal_id, target, plan)
         except Exception:
             log.exception("chartink order for strategy %r (%s) failed", name, stock)
             outcome = _Outcome(stock, 500, "The order could not be placed: internal error.", False)
@@ -537,19 +549,27 @@ def _squareoffs_between(strategy: Strategy, since: dt.datetime, until: dt.dateti
 
 
 def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[dict[str, Any]]:
-    """Close the mapped positions of every active intraday strategy whose square-off time (exchange
-    time) falls in (`since`, `until`]. For a scheduler that calls it every minute or so with the time
-    of its previous run. Each mapping gets a smart order to a flat position (nothing when already
-    flat) and a signal recording the outcome. Returns one result per mapping."""
+    """Close the mapped positions of every active intraday strategy of an enabled user whose square-off
+    time (exchange time) falls in (`since`, `until`]. For a scheduler that calls it every minute or so
+    with the time of its previous run. Each mapping gets a smart order to a flat position (nothing when
+    already flat) and a signal recording the outcome. Returns one result per mapping.
+
+    A disabled owner's strategies are skipped, like inactive ones: a disabled account places nothing
+    through its strategies, and at a live broker an order in its name is an act of an account the
+    admin stopped (its broker session may be why). Its MIS positions are still closed at the exchange's
+    square-off: by the broker's own auto square-off (live), and by the analyze-mode square-off
+    (services.trading.paper.account), which only reduces risk on the paper book and sends nothing out.
+    Whoever disables an account with open CNC/NRML positions closes them at the broker."""
     until = until or now()
     zone = config_module.exchange_tz(current_app.config)
     due = [s for s in db.session.scalars(
-        select(Strategy).where(Strategy.is_active.is_(True), Strategy.is_intraday.is_(True))
+        select(Strategy).join(User, User.id == Strategy.user_id)
+        .where(Strategy.is_active.is_(True), Strategy.is_intraday.is_(True), User.is_active.is_(True))
     ) if _squareoffs_between(s, since, until, zone)]
     results: list[dict[str, Any]] = []
     for strategy in due:
         source = SignalSource.CHARTINK if strategy.platform == Platform.CHARTINK else SignalSource.STRATEGY
-        user_id, name = strategy.user_id, strategy.name
+        user_id, name, strategy_id = strategy.user_id, strategy.name, strategy.id
         with unit_of_work():  # the strategy's square-off signals, recorded before any order
             work = []
             for m in strategies.mappings(strategy.id):
@@ -559,7 +579,7 @@ def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[
             db.session.flush()
             jobs = [(row.id, target) for row, target in work]
         for signal_id, target in jobs:
-            outcome = _squareoff_one(user_id, name, signal_id, target)
+            outcome = _squareoff_one(strategy_id, user_id, name, signal_id, target)
             _finish(signal_id, outcome)
             results.append({"strategy": name, **outcome.as_dict()})
     if results:
@@ -567,14 +587,14 @@ def squareoff_due(since: dt.datetime, until: dt.datetime | None = None) -> list[
     return results
 
 
-def _squareoff_one(user_id: int, strategy_name: str, signal_id: int, target: _Target) -> _Outcome:
+def _squareoff_one(strategy_id: int, user_id: int, strategy_name: str, signal_id: int, target: _Target) -> _Outcome:
     try:
         venue = venues.venue_for(user_id)
         current = int(orders.open_position(venue, target.symbol, target.exchange, target.product))
         if current == 0:
             return _Outcome(target.symbol, 200, f"Square-off: no open position in {target.symbol}.", True)
         plan = Plan(Action.SELL.value if current > 0 else Action.BUY.value, True, 0)
-        return _execute(user_id, strategy_name, signal_id, target, plan, venue)
+        return _execute(strategy_id, user_id, strategy_name, signal_id, target, plan, venue)
     except Exception:
         log.exception("square-off of %s for strategy %r failed", target.symbol, strategy_name)
         return _Outcome(target.symbol, 500, "Square-off failed: internal error.", False)
