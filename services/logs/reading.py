@@ -15,6 +15,7 @@ window into Python.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,12 +49,42 @@ class Page:
     before: int | None  # the cursor this page was read with
 
 
-def parse_cursor(value: Any) -> int | None:
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
+# -- filters, parsed strictly: None when empty, ValueError (its message says what is expected) when bad --
+MAX_ID = 2**31 - 1  # the id columns are INTEGER: 32 bits on PostgreSQL, which refuses a larger operand
+STATUS_CLASSES = ("ok", "error", "1xx", "2xx", "3xx", "4xx", "5xx")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def parse_cursor(value: str | None) -> int | None:
+    """A row id (the `before` cursor, a user id): ASCII digits, 1 to MAX_ID."""
+    if not value:
         return None
-    return n if 0 < n < 2**63 else None
+    if not (value.isascii() and value.isdigit() and len(value) <= 12 and 0 < int(value) <= MAX_ID):
+        raise ValueError(f"must be a whole number from 1 to {MAX_ID}")
+    return int(value)
+
+
+def parse_day(value: str | None) -> dt.date | None:
+    """A calendar day as YYYY-MM-DD (what a date input sends), any year from 0001 to 9999."""
+    if not value:
+        return None
+    try:
+        if _DAY.fullmatch(value):
+            return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    raise ValueError("must be a date as YYYY-MM-DD, such as 2025-01-31")
+
+
+def parse_status(value: str | None) -> str | None:
+    """"ok" (< 400), "error" (>= 400), "1xx".."5xx" (any case), or an exact code from 100 to 599."""
+    value = (value or "").strip().lower()
+    if not value:
+        return None
+    if value in STATUS_CLASSES or (value.isascii() and value.isdigit() and len(value) == 3
+                                   and 100 <= int(value) <= 599):
+        return value
+    raise ValueError("must be ok, error, 1xx to 5xx, or a status code from 100 to 599")
 
 
 def _rows_of(model: Any) -> Select:
@@ -69,19 +100,18 @@ def keyset(stmt: Select, id_col: Any, before: int | None, limit: int = PAGE_SIZE
     return Page(rows[:limit], next_before, before)
 
 
-def parse_day(value: str | None) -> dt.date | None:
-    try:
-        return dt.date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
 def day_range(start: dt.date | None, end: dt.date | None, zone: str) -> tuple[dt.datetime | None, dt.datetime | None]:
-    """[start 00:00, end+1 00:00) in the user's zone, as aware datetimes."""
+    """[start 00:00, end+1 00:00) in the user's zone, as aware UTC datetimes. A bound that falls off
+    the calendar (the day after 9999-12-31, or midnight of 0001-01-01 east of UTC) is no bound."""
     tz = ZoneInfo(zone)
-    lo = dt.datetime.combine(start, dt.time(), tz) if start else None
-    hi = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), tz) if end else None
-    return lo, hi
+
+    def midnight(day: dt.date, days: int = 0) -> dt.datetime | None:
+        try:
+            return dt.datetime.combine(day + dt.timedelta(days=days), dt.time(), tz).astimezone(dt.UTC)
+        except OverflowError:
+            return None
+
+    return (midnight(start) if start else None), (midnight(end, 1) if end else None)
 
 
 def _dates(stmt: Select, col: Any, lo: dt.datetime | None, hi: dt.datetime | None) -> Select:
@@ -93,20 +123,18 @@ def _dates(stmt: Select, col: Any, lo: dt.datetime | None, hi: dt.datetime | Non
 
 
 def _status(stmt: Select, col: Any, status: str | None) -> Select:
-    """"ok" (< 400), "error" (>= 400), "2xx".."5xx", or an exact code."""
-    status = (status or "").strip().lower()
+    """See parse_status (a bad value raises its ValueError)."""
+    status = parse_status(status)
     if not status:
         return stmt
     if status == "ok":
         return stmt.where(col < 400)
     if status == "error":
         return stmt.where(col >= 400)
-    if len(status) == 3 and status.endswith("xx") and status[0] in "12345":
+    if status.endswith("xx"):
         base = int(status[0]) * 100
         return stmt.where(col >= base, col < base + 100)
-    if status.isdigit():
-        return stmt.where(col == int(status))
-    return stmt
+    return stmt.where(col == int(status))
 
 
 def _own(stmt: Select, col: Any, user_id: int | None) -> Select:
