@@ -7,10 +7,9 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import update
 
 from database import db
-from database.order_db import Order, Signal
 from database.user_db import User
 from services.accounts import users as accounts
 from services.accounts.users import Actor
@@ -24,6 +23,7 @@ from services.trading.paper import account as paper
 from tests.helpers import trading
 from tests.helpers.accounts import make_user
 from tests.helpers.api import post, raise_limits, user_with_key
+from tests.helpers.journal import journal, signals
 from tests.helpers.live import app_on_fake_kite, connect_live
 from tests.helpers.orders import contract  # noqa: F401 - a fixture
 
@@ -61,16 +61,6 @@ def owner_actor(user) -> Actor:
 def set_user_active(user_id: int, active: bool) -> None:
     """The real use case (as the CLI's `users disable/enable` runs it)."""
     accounts.set_active(user_id, active, actor=Actor.cli())
-
-
-def signals() -> list[Signal]:
-    db.session.rollback()
-    return list(db.session.scalars(select(Signal).order_by(Signal.id)))
-
-
-def journal() -> list[Order]:
-    db.session.rollback()
-    return list(db.session.scalars(select(Order).order_by(Order.id)))
 
 
 def alert(path: str) -> dict:

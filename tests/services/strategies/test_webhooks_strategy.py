@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import select
 
 from database import db
-from database.order_db import Order, Signal
 from database.portfolio_db import Position
 from extensions import limiter
 from services.accounts.users import Actor
@@ -20,6 +19,7 @@ from services.strategies.strategy import StrategyInput
 from services.trading import orders
 from tests.helpers import trading
 from tests.helpers.accounts import make_user
+from tests.helpers.journal import journal, signals
 
 IST = ZoneInfo("Asia/Kolkata")
 
@@ -56,16 +56,6 @@ def make_strategy(user, *, mode="LONG", platform="tradingview", intraday=False, 
     if not active:
         strategies.set_active(actor, sid, False)
     return webhook_id
-
-
-def signals() -> list[Signal]:
-    db.session.rollback()
-    return list(db.session.scalars(select(Signal).order_by(Signal.id)))
-
-
-def journal() -> list[Order]:
-    db.session.rollback()
-    return list(db.session.scalars(select(Order).order_by(Order.id)))
 
 
 def hook(client, webhook_id, body, path="strategy"):
