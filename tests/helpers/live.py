@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import pytest
+
 from database import db
 from database.user_db import User
 from services.accounts import broker_login
@@ -27,6 +29,13 @@ def app_on_fake_kite(app) -> Iterator[RunningKite]:
         finally:
             app.config.update(saved)
             broker_login.reset_brokers()
+
+
+@pytest.fixture
+def kite(app) -> Iterator[RunningKite]:
+    """The app on a fake Kite for the test (a fixture: import it into the test module)."""
+    with app_on_fake_kite(app) as server:
+        yield server
 
 
 def connect_live(user_id: int, kite: RunningKite) -> None:

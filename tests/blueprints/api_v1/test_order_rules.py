@@ -10,10 +10,13 @@ import pytest
 from database import db
 from database.enums import Mode
 from database.portfolio_db import Position
+from tests.helpers import live as live_fixtures
 from tests.helpers import orders as fx
 from tests.helpers.api import orders_count, post, raise_limits, user_with_key
-from tests.helpers.live import app_on_fake_kite, connect_live
+from tests.helpers.live import connect_live
 from tests.helpers.orders import set_quote
+
+kite = live_fixtures.kite  # fixture: the app on a fake Kite
 
 contract = fx.contract  # fixture: INFY, SBIN (NSE, tick 0.05), NIFTY30APR26FUT (NFO, lots of 75)
 
@@ -151,12 +154,6 @@ def test_a_smart_order_whose_difference_is_not_whole_lots_is_refused(client, ali
 
 
 # -- live mode: the broker never sees a refused order ----------------------------------------------------------
-@pytest.fixture
-def kite(app):
-    with app_on_fake_kite(app) as server:
-        yield server
-
-
 @pytest.fixture
 def live_alice(app, alice, kite):
     user_id, key = alice

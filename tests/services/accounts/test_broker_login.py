@@ -19,16 +19,12 @@ from database.types import utcnow
 from services.accounts import broker_login
 from services.accounts.broker_login import BrokerLoginError
 from tests.fakes.kite_server import API_KEY, USER_ID
+from tests.helpers import live as live_fixtures
 from tests.helpers.accounts import make_user
-from tests.helpers.live import app_on_fake_kite
+
+kite = live_fixtures.kite  # fixture: the app on a fake Kite
 
 IST = ZoneInfo("Asia/Kolkata")
-
-
-@pytest.fixture
-def kite(app):
-    with app_on_fake_kite(app) as server:
-        yield server
 
 
 def _login(kite, user) -> BrokerSession:

@@ -20,12 +20,15 @@ from services.strategies import webhooks
 from services.strategies.strategy import StrategyInput
 from services.trading import orders
 from services.trading.paper import account as paper
+from tests.helpers import live as live_fixtures
 from tests.helpers import trading
 from tests.helpers.accounts import make_user
 from tests.helpers.api import post, raise_limits, user_with_key
 from tests.helpers.journal import journal, signals
-from tests.helpers.live import app_on_fake_kite, connect_live
+from tests.helpers.live import connect_live
 from tests.helpers.orders import contract  # noqa: F401 - a fixture
+
+kite = live_fixtures.kite  # fixture: the app on a fake Kite
 
 IST = ZoneInfo("Asia/Kolkata")
 DAY = dt.date(2026, 3, 10)
@@ -172,12 +175,6 @@ def test_a_change_during_a_chartink_alert_stops_its_remaining_orders(client, use
 
 
 # -- live mode -------------------------------------------------------------------------------------------------------
-@pytest.fixture
-def kite(app):
-    with app_on_fake_kite(app) as server:
-        yield server
-
-
 def test_a_disabled_owner_sends_nothing_to_the_live_broker(client, app, contract, kite):  # noqa: F811
     alice = make_user("alice")
     connect_live(alice.id, kite)

@@ -13,19 +13,16 @@ from database.order_db import Order
 from services.accounts import broker_login
 from services.trading import venues
 from services.trading.orders import OrderError
+from tests.helpers import live as live_fixtures
 from tests.helpers import orders as fx
 from tests.helpers import trading
-from tests.helpers.live import app_on_fake_kite, connect_live
+from tests.helpers.live import connect_live
 from tests.helpers.orders import order
+
+kite = live_fixtures.kite  # fixture: the app on a fake Kite
 
 contract = fx.contract  # fixture
 users = fx.users  # fixture
-
-
-@pytest.fixture
-def kite(app):
-    with app_on_fake_kite(app) as server:
-        yield server
 
 
 @pytest.fixture
