@@ -93,11 +93,9 @@ def _snapshot_has_due(snap: dict, cutoffs: dict[str, dt.datetime]) -> bool:
     if oldest is None or dt.datetime.fromisoformat(oldest) >= max(cutoffs.values()):
         return False
     return any(p["product"] == Product.MIS and Decimal(p["quantity"]) != 0
-               and dt.datetime.fromisoformat(p["updated_at"]) < cutoffs.get(p["exchange"], _NEVER)
+               and dt.datetime.fromisoformat(p["updated_at"]) < cutoffs.get(p["exchange"], hours.NEVER)
                for p in snap["positions"])
 
-
-_NEVER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # the cutoff of an exchange without square-off
 
 
 _PLAN = "ALGOBRIDGE_CHARGE_PLAN"  # app.config: (the settings' values, the brokerage plan parsed from them)
@@ -802,7 +800,7 @@ def _read_locked(conn, user_id: int, values: dict, cutoffs: dict[str, dt.datetim
     """Lock the Funds row and read what a fast fill needs: (funds id, Funds.updated_at, funds state,
     position state, whether the position row exists), or None when the account needs the full path."""
     params = {"uid": user_id, "symbol": values["symbol"], "exchange": values["exchange"],
-              "product": values["product"], "cutoff_none": _NEVER}
+              "product": values["product"], "cutoff_none": hours.NEVER}
     params.update({f"cutoff_{e}": at for e, at in cutoffs.items()})
     row = conn.execute(_Q_LOCK, params).first()
     if row is None:

@@ -19,12 +19,13 @@ import datetime as dt
 from flask import current_app
 
 import config as config_module
+from services.accounts.users import last_expiry_boundary
 from services.market import calendar
 from vocabulary import TRADABLE_EXCHANGES
 
 EXCHANGE, ALWAYS = "exchange", "always"
 CHOICES = (EXCHANGE, ALWAYS)
-_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # "never squared off": before any position
+NEVER = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)  # the cutoff of "never squared off": before any position
 
 
 def setting() -> str:
@@ -59,23 +60,14 @@ def _override() -> dt.time | None:
     return config_module.parse_hhmm("MIS_SQUAREOFF_TIME", raw) if raw.strip() else None
 
 
-def _daily(at: dt.time, now: dt.datetime) -> dt.datetime:
-    """The latest moment at `at` (exchange time) at or before `now`, every calendar day, in UTC."""
-    tz = config_module.exchange_tz(current_app.config)
-    local = now.astimezone(tz)
-    moment = dt.datetime.combine(local.date(), at, tzinfo=tz)
-    if moment > local:
-        moment = dt.datetime.combine(local.date() - dt.timedelta(days=1), at, tzinfo=tz)
-    return moment.astimezone(dt.UTC)
-
-
 def _cutoff(exchange: str, now: dt.datetime) -> dt.datetime:
     at = _override()
     if always():
         at = at or calendar.regular_squareoff(exchange)
-        return _daily(at, now) if at is not None else _EPOCH
+        # every calendar day: the arithmetic of the daily session expiry
+        return last_expiry_boundary(now, at, config_module.exchange_tz(current_app.config)) if at else NEVER
     if at is None:
-        return calendar.last_squareoff(exchange, now) or _EPOCH
+        return calendar.last_squareoff(exchange, now) or NEVER
     # One time for every exchange, on the exchange's trading days; on a day whose session does not hold
     # it (a Muhurat evening, MCX's evening-only holidays) the session's own square-off.
     tz = config_module.exchange_tz(current_app.config)
@@ -90,7 +82,7 @@ def _cutoff(exchange: str, now: dt.datetime) -> dt.datetime:
             moment = found.squareoff
         if moment is not None and moment <= now:
             return moment
-    return _EPOCH
+    return NEVER
 
 
 # Every exchange's cutoff, for the minute of `now`: square-off moments are whole minutes, so the latest
