@@ -18,14 +18,8 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, String, Time
 from sqlalchemy.orm import Mapped, mapped_column
 
 from database import Base, db, schema
-from database.enums import StrEnum, str_enum
+from database.enums import CalendarKind, str_enum
 from database.types import UTCDateTime, utcnow
-
-
-class CalendarKind(StrEnum):
-    HOLIDAY = "holiday"
-    SPECIAL_SESSION = "special_session"
-    OPEN = "open"
 
 
 class CalendarEntry(Base):

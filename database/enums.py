@@ -15,6 +15,7 @@ from vocabulary import Action, Exchange, Mode, OrderStatus, PriceType, Product, 
 __all__ = [
     "Action",
     "BrokerSessionStatus",
+    "CalendarKind",
     "Exchange",
     "ImportState",
     "InstrumentType",
@@ -96,6 +97,14 @@ class SnapshotReason(StrEnum):
     SCHEDULED = "scheduled"
     SQUAREOFF = "squareoff"
     MANUAL = "manual"
+
+
+class CalendarKind(StrEnum):
+    """An admin's edit of a day of the market calendar (database/calendar_db.py)."""
+
+    HOLIDAY = "holiday"
+    SPECIAL_SESSION = "special_session"
+    OPEN = "open"  # a shipped holiday cancelled: the regular session
 
 
 def str_enum(enum_cls: type[StrEnum], name: str, length: int = 20) -> Enum:

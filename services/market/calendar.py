@@ -41,7 +41,8 @@ from sqlalchemy import select
 import config as config_module
 from database import cache, db
 from database.audit_db import AuditEvent
-from database.calendar_db import CalendarEntry, CalendarKind
+from database.calendar_db import CalendarEntry
+from database.enums import CalendarKind
 from database.types import utcnow
 from database.unit import unit_of_work
 from database.user_db import User

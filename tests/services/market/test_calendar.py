@@ -11,7 +11,8 @@ from sqlalchemy import event, select
 
 from database import cache, db
 from database.audit_db import AuditEvent
-from database.calendar_db import CalendarEntry, CalendarKind
+from database.calendar_db import CalendarEntry
+from database.enums import CalendarKind
 from database.types import utcnow
 from services.market import calendar
 from tests.helpers.clock import local
