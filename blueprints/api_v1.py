@@ -60,7 +60,7 @@ PLAIN_RESPONSES = frozenset({"orderbook", "tradebook", "positionbook", "holdings
 
 # -- per-request state -------------------------------------------------------------------------------
 @dataclass(slots=True)
-class _Call:
+class Call:
     started: float
     validated: float | None = None
     user_id: int | None = None
@@ -75,16 +75,16 @@ class _Call:
     error: str | None = None
 
 
-def _call() -> _Call:
+def current_call() -> Call:
     call = g.get("_api_call")
     if call is None:
-        call = g._api_call = _Call(time.perf_counter())
+        call = g._api_call = Call(time.perf_counter())
     return call
 
 
 def _start_timer(_app: Flask, **_extra: Any) -> None:
     if request.path.startswith(PREFIX):
-        g._api_call = _Call(time.perf_counter())
+        g._api_call = Call(time.perf_counter())
 
 
 def _install_timer(state) -> None:
@@ -131,50 +131,50 @@ smart_limit = limiter.shared_limit(_config_limit("SMART_ORDER_RATE_LIMIT"), scop
 
 
 # -- validation ------------------------------------------------------------------------------------
-def _no_bool(v: Any) -> Any:
+def no_bool(v: Any) -> Any:
     if isinstance(v, bool):
         raise ValueError("must be a number, not true/false")
     return v
 
 
-def _upper(v: Any) -> Any:
+def upper(v: Any) -> Any:
     return v.strip().upper() if isinstance(v, str) else v
 
 
-Quantity = Annotated[int, BeforeValidator(_no_bool), Field(gt=0, le=MAX_QUANTITY)]
-Count = Annotated[int, BeforeValidator(_no_bool), Field(ge=0, le=MAX_QUANTITY)]
-Signed = Annotated[int, BeforeValidator(_no_bool), Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
-Price = Annotated[Decimal, BeforeValidator(_no_bool), Field(ge=0, le=MAX_PRICE)]
-Exchange = Annotated[Literal[EXCHANGES], BeforeValidator(_upper)]  # type: ignore[valid-type]
-Action = Annotated[Literal[ACTIONS], BeforeValidator(_upper)]  # type: ignore[valid-type]
-PriceType = Annotated[Literal[PRICETYPES], BeforeValidator(_upper)]  # type: ignore[valid-type]
-Product = Annotated[Literal[PRODUCTS], BeforeValidator(_upper)]  # type: ignore[valid-type]
-def _no_nul(v: Any) -> Any:
+Quantity = Annotated[int, BeforeValidator(no_bool), Field(gt=0, le=MAX_QUANTITY)]
+Count = Annotated[int, BeforeValidator(no_bool), Field(ge=0, le=MAX_QUANTITY)]
+Signed = Annotated[int, BeforeValidator(no_bool), Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY)]
+Price = Annotated[Decimal, BeforeValidator(no_bool), Field(ge=0, le=MAX_PRICE)]
+Exchange = Annotated[Literal[EXCHANGES], BeforeValidator(upper)]  # type: ignore[valid-type]
+Action = Annotated[Literal[ACTIONS], BeforeValidator(upper)]  # type: ignore[valid-type]
+PriceType = Annotated[Literal[PRICETYPES], BeforeValidator(upper)]  # type: ignore[valid-type]
+Product = Annotated[Literal[PRODUCTS], BeforeValidator(upper)]  # type: ignore[valid-type]
+def no_nul(v: Any) -> Any:
     # PostgreSQL text cannot hold NUL: refuse it here rather than fail at the INSERT (SQLite would store it).
     if isinstance(v, str) and "\x00" in v:
         raise ValueError("must not contain NUL characters")
     return v
 
 
-Text = BeforeValidator(_no_nul)
+Text = BeforeValidator(no_nul)
 # One instrument, one name: a symbol is upper-cased (and stripped) at the door, before any lookup, lock or
 # row, as OpenAlgo does; the use case then journals the master contract's own spelling.
-Symbol = Annotated[str, Field(min_length=1, max_length=64), Text, BeforeValidator(_upper)]
+Symbol = Annotated[str, Field(min_length=1, max_length=64), Text, BeforeValidator(upper)]
 Strategy = Annotated[str, Field(min_length=1, max_length=100), Text]
 OrderId = Annotated[str, Field(min_length=1, max_length=64), Text]
 
 ALLOWED = {"exchange": EXCHANGES, "action": ACTIONS, "pricetype": PRICETYPES, "product": PRODUCTS}
 
 
-class _Body(BaseModel):
+class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, str_strip_whitespace=True)
 
 
-class _Keyed(_Body):
+class Keyed(Body):
     apikey: Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class _OrderFields(_Body):
+class OrderFields(Body):
     exchange: Exchange
     symbol: Symbol
     action: Action
@@ -186,7 +186,7 @@ class _OrderFields(_Body):
     disclosed_quantity: Count = 0
 
 
-class PlaceOrder(_OrderFields, _Keyed):
+class PlaceOrder(OrderFields, Keyed):
     strategy: Strategy
 
 
@@ -205,16 +205,16 @@ class SplitOrder(PlaceOrder):
         return self
 
 
-class BasketItem(_OrderFields):
+class BasketItem(OrderFields):
     pass
 
 
-class BasketOrder(_Keyed):
+class BasketOrder(Keyed):
     strategy: Strategy
     orders: Annotated[list[BasketItem], Field(min_length=1, max_length=MAX_BASKET)]
 
 
-class ModifyOrder(_Keyed):
+class ModifyOrder(Keyed):
     strategy: Strategy
     exchange: Exchange
     symbol: Symbol
@@ -228,37 +228,37 @@ class ModifyOrder(_Keyed):
     trigger_price: Price
 
 
-class WithOrderId(_Keyed):
+class WithOrderId(Keyed):
     strategy: Strategy
     orderid: OrderId
 
 
-class StrategyOnly(_Keyed):
+class StrategyOnly(Keyed):
     strategy: Strategy
 
 
-class OpenPosition(_Keyed):
+class OpenPosition(Keyed):
     strategy: Strategy
     symbol: Symbol
     exchange: Exchange
     product: Product
 
 
-class KeyOnly(_Keyed):
+class KeyOnly(Keyed):
     pass
 
 
-class SymbolQuery(_Keyed):
+class SymbolQuery(Keyed):
     symbol: Symbol
     exchange: Exchange
 
 
-class SearchQuery(_Keyed):
+class SearchQuery(Keyed):
     query: Annotated[str, Field(min_length=1, max_length=100), Text]
     exchange: Exchange = None  # type: ignore[assignment]  # optional; null is not an exchange
 
 
-class AnalyzerToggle(_Keyed):
+class AnalyzerToggle(Keyed):
     mode: bool
 
 
@@ -269,10 +269,10 @@ _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 def _year_or_now(v: Any) -> Any:
     # An explicit null is the current year, as an absent year is.
-    return calendar.current_year() if v is None else _no_bool(v)
+    return calendar.current_year() if v is None else no_bool(v)
 
 
-def _iso_date(v: Any) -> Any:
+def iso_date(v: Any) -> Any:
     if isinstance(v, str) and _ISO_DATE.match(v.strip()):
         try:
             return dt.date.fromisoformat(v.strip())
@@ -284,12 +284,12 @@ def _iso_date(v: Any) -> Any:
 CalendarYear = Annotated[int, BeforeValidator(_year_or_now), Field(ge=CALENDAR_YEARS[0], le=CALENDAR_YEARS[1])]
 
 
-class MarketHolidays(_Keyed):
+class MarketHolidays(Keyed):
     year: CalendarYear = None  # type: ignore[assignment]  # absent: the current year (the view decides)
 
 
-class MarketTimings(_Keyed):
-    date: Annotated[dt.date, BeforeValidator(_iso_date)]
+class MarketTimings(Keyed):
+    date: Annotated[dt.date, BeforeValidator(iso_date)]
 
 
 def _loc(parts: tuple) -> str:
@@ -349,9 +349,9 @@ class ApiFailure(Exception):
         self.status = status
 
 
-def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
+def parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
     """The validated body and the user the key acts for; ApiFailure (400/403) otherwise."""
-    call = _call()
+    call = current_call()
     body = _json_body()
     call.body = body
     if not isinstance(body, dict):
@@ -371,15 +371,15 @@ def _parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
     return parsed, principal.user_id
 
 
-def _order_input(strategy: str, f: _OrderFields):
+def order_input(strategy: str, f: OrderFields):
     return OrderInput(strategy=strategy, exchange=f.exchange, symbol=f.symbol, action=f.action,
                       quantity=f.quantity, pricetype=f.pricetype, product=f.product, price=f.price,
                       trigger_price=f.trigger_price, disclosed_quantity=f.disclosed_quantity)
 
 
-def _venue(uid: int, orderid: str | None = None) -> venues.Venue:
+def venue_of(uid: int, orderid: str | None = None) -> venues.Venue:
     """The one venue decision of this call; its label goes into the answer and both log rows."""
-    call = _call()
+    call = current_call()
     try:
         venue = venues.venue_for(uid, orderid=orderid)
     except OrderError:
@@ -403,8 +403,8 @@ def _encode(body: dict) -> bytes | str:
         return json.dumps(body)
 
 
-def _respond(body: dict, status: int = 200) -> Response:
-    call = _call()
+def respond(body: dict, status: int = 200) -> Response:
+    call = current_call()
     t = time.perf_counter()
     resp = current_app.response_class(_encode(body), status=status, mimetype="application/json")
     call.response_ms = (time.perf_counter() - t) * 1000
@@ -412,23 +412,23 @@ def _respond(body: dict, status: int = 200) -> Response:
     return resp
 
 
-def _success(body: dict, mode: str | None = None) -> Response:
-    call = _call()
+def success(body: dict, mode: str | None = None) -> Response:
+    call = current_call()
     mode = mode or call.mode
     call.mode = mode
     out = {"status": "success", **body}
     if mode == "analyze":
         out["mode"] = "analyze"
-    return _respond(out)
+    return respond(out)
 
 
-def _error(message: str, status: int, **extra: Any) -> Response:
-    _call().error = message
-    return _respond({"status": "error", "message": message, **extra}, status)
+def error_answer(message: str, status: int, **extra: Any) -> Response:
+    current_call().error = message
+    return respond({"status": "error", "message": message, **extra}, status)
 
 
-def _placed(placed) -> None:
-    call = _call()
+def record_placed(placed) -> None:
+    call = current_call()
     call.mode, call.broker, call.broker_ms, call.orderid = placed.mode, placed.broker, placed.broker_ms, placed.orderid
 
 
@@ -436,107 +436,107 @@ def _placed(placed) -> None:
 @api_v1_bp.post("/placeorder", strict_slashes=False)
 @order_limit
 def placeorder():
-    data, uid = _parse(PlaceOrder, "orders")
+    data, uid = parse(PlaceOrder, "orders")
 
-    _call().symbol = data.symbol
-    placed = orders.place_order(_venue(uid), _order_input(data.strategy, data))
-    _placed(placed)
-    return _success({"orderid": placed.orderid})
+    current_call().symbol = data.symbol
+    placed = orders.place_order(venue_of(uid), order_input(data.strategy, data))
+    record_placed(placed)
+    return success({"orderid": placed.orderid})
 
 
 @api_v1_bp.post("/placesmartorder", strict_slashes=False)
 @smart_limit
 def placesmartorder():
-    data, uid = _parse(SmartOrder, "orders")
+    data, uid = parse(SmartOrder, "orders")
 
-    _call().symbol = data.symbol
-    placed = orders.place_smart_order(_venue(uid), _order_input(data.strategy, data), data.position_size)
+    current_call().symbol = data.symbol
+    placed = orders.place_smart_order(venue_of(uid), order_input(data.strategy, data), data.position_size)
     if placed is None:
-        return _success({"message": ALREADY_MATCHED})
-    _placed(placed)
-    return _success({"orderid": placed.orderid})
+        return success({"message": ALREADY_MATCHED})
+    record_placed(placed)
+    return success({"orderid": placed.orderid})
 
 
 @api_v1_bp.post("/basketorder", strict_slashes=False)
 @order_limit
 def basketorder():
-    data, uid = _parse(BasketOrder, "orders")
+    data, uid = parse(BasketOrder, "orders")
 
-    results = orders.basket_order(_venue(uid), data.strategy, [_order_input(data.strategy, o) for o in data.orders])
-    return _success({"results": results})
+    results = orders.basket_order(venue_of(uid), data.strategy, [order_input(data.strategy, o) for o in data.orders])
+    return success({"results": results})
 
 
 @api_v1_bp.post("/splitorder", strict_slashes=False)
 @order_limit
 def splitorder():
-    data, uid = _parse(SplitOrder, "orders")
+    data, uid = parse(SplitOrder, "orders")
 
-    _call().symbol = data.symbol
-    result = orders.split_order(_venue(uid), _order_input(data.strategy, data), data.splitsize)
-    return _success(dict(result))
+    current_call().symbol = data.symbol
+    result = orders.split_order(venue_of(uid), order_input(data.strategy, data), data.splitsize)
+    return success(dict(result))
 
 
 @api_v1_bp.post("/modifyorder", strict_slashes=False)
 @order_limit
 def modifyorder():
-    data, uid = _parse(ModifyOrder, "orders")
+    data, uid = parse(ModifyOrder, "orders")
 
-    _call().symbol = data.symbol
-    placed = orders.modify_order(_venue(uid, data.orderid), data.orderid, _order_input(data.strategy, data))
-    _placed(placed)
-    return _success({"orderid": placed.orderid})
+    current_call().symbol = data.symbol
+    placed = orders.modify_order(venue_of(uid, data.orderid), data.orderid, order_input(data.strategy, data))
+    record_placed(placed)
+    return success({"orderid": placed.orderid})
 
 
 @api_v1_bp.post("/cancelorder", strict_slashes=False)
 @order_limit
 def cancelorder():
-    data, uid = _parse(WithOrderId, "orders")
+    data, uid = parse(WithOrderId, "orders")
 
-    orderid = orders.cancel_order(_venue(uid, data.orderid), data.orderid)
-    _call().orderid = orderid
-    return _success({"orderid": orderid})
+    orderid = orders.cancel_order(venue_of(uid, data.orderid), data.orderid)
+    current_call().orderid = orderid
+    return success({"orderid": orderid})
 
 
 @api_v1_bp.post("/cancelallorder", strict_slashes=False)
 @order_limit
 def cancelallorder():
-    _data, uid = _parse(StrategyOnly, "orders")
+    _data, uid = parse(StrategyOnly, "orders")
 
-    canceled, failed = orders.cancel_all_orders(_venue(uid))
-    return _success({"message": f"Canceled {len(canceled)} orders. Failed to cancel {len(failed)} orders.",
+    canceled, failed = orders.cancel_all_orders(venue_of(uid))
+    return success({"message": f"Canceled {len(canceled)} orders. Failed to cancel {len(failed)} orders.",
                      "canceled_orders": list(canceled), "failed_cancellations": list(failed)})
 
 
 @api_v1_bp.post("/closeposition", strict_slashes=False)
 @order_limit
 def closeposition():
-    _data, uid = _parse(StrategyOnly, "orders")
+    _data, uid = parse(StrategyOnly, "orders")
 
-    orders.close_all_positions(_venue(uid))
-    return _success({"message": "All Open Positions Squared Off"})
+    orders.close_all_positions(venue_of(uid))
+    return success({"message": "All Open Positions Squared Off"})
 
 
 @api_v1_bp.post("/orderstatus", strict_slashes=False)
 @api_limit
 def orderstatus():
-    data, uid = _parse(WithOrderId, "read")
+    data, uid = parse(WithOrderId, "read")
 
-    return _success({"data": orders.order_status(_venue(uid, data.orderid), data.orderid)})
+    return success({"data": orders.order_status(venue_of(uid, data.orderid), data.orderid)})
 
 
 @api_v1_bp.post("/openposition", strict_slashes=False)
 @api_limit
 def openposition():
-    data, uid = _parse(OpenPosition, "read")
+    data, uid = parse(OpenPosition, "read")
 
-    quantity = orders.open_position(_venue(uid), data.symbol, data.exchange, data.product)
-    return _success({"quantity": quantity})
+    quantity = orders.open_position(venue_of(uid), data.symbol, data.exchange, data.product)
+    return success({"quantity": quantity})
 
 
 # -- books and account -----------------------------------------------------------------------------
 def _book(getter: str) -> Response:
-    _data, uid = _parse(KeyOnly, "read")
-    return _success({"data": getattr(books, getter)(_venue(uid))})
+    _data, uid = parse(KeyOnly, "read")
+    return success({"data": getattr(books, getter)(venue_of(uid))})
 
 
 def _book_view(getter: str):
@@ -555,83 +555,83 @@ for _getter in ("orderbook", "tradebook", "positionbook", "holdings", "funds"):
 @api_v1_bp.post("/analyzer", strict_slashes=False)
 @api_limit
 def analyzer():
-    _data, uid = _parse(KeyOnly, "read")
+    _data, uid = parse(KeyOnly, "read")
 
     data = books.analyzer_status(uid)
-    _call().mode = data.get("mode")
-    return _respond({"status": "success", "data": data})
+    current_call().mode = data.get("mode")
+    return respond({"status": "success", "data": data})
 
 
 @api_v1_bp.post("/analyzer/toggle", strict_slashes=False)
 @api_limit
 def analyzer_toggle():
     # Switching a user to live trading is an order-level permission, not a read.
-    data, uid = _parse(AnalyzerToggle, "orders")
+    data, uid = parse(AnalyzerToggle, "orders")
 
     venues.set_analyze(uid, data.mode, ip=client_address())
     status = dict(books.analyzer_status(uid))
     status["message"] = f"Analyzer mode switched to {status.get('mode', 'analyze' if data.mode else 'live')}"
-    _call().mode = status.get("mode")
-    return _respond({"status": "success", "data": status})
+    current_call().mode = status.get("mode")
+    return respond({"status": "success", "data": status})
 
 
 # -- data and status -------------------------------------------------------------------------------
 @api_v1_bp.post("/quotes", strict_slashes=False)
 @api_limit
 def quotes():
-    data, uid = _parse(SymbolQuery, "data")
-    quote = books.quote(_venue(uid), data.symbol, data.exchange)
-    return _respond({"status": "success", "data": quote.to_dict()})
+    data, uid = parse(SymbolQuery, "data")
+    quote = books.quote(venue_of(uid), data.symbol, data.exchange)
+    return respond({"status": "success", "data": quote.to_dict()})
 
 
 @api_v1_bp.post("/search", strict_slashes=False)
 @api_limit
 def search():
-    data, _uid = _parse(SearchQuery, "data")
+    data, _uid = parse(SearchQuery, "data")
     found = [info.to_dict() for info in symbol_index.search(data.query, data.exchange)]
-    return _respond({"status": "success", "message": f"Found {len(found)} matching symbols", "data": found})
+    return respond({"status": "success", "message": f"Found {len(found)} matching symbols", "data": found})
 
 
 @api_v1_bp.post("/symbol", strict_slashes=False)
 @api_limit
 def symbol():
-    data, _uid = _parse(SymbolQuery, "data")
+    data, _uid = parse(SymbolQuery, "data")
     info = symbol_index.get_symbol_info(data.symbol, data.exchange)
     if info is None:
         raise ApiFailure(f"Symbol {data.symbol} not found in exchange {data.exchange}", 404)
-    return _respond({"status": "success", "data": info.to_dict()})
+    return respond({"status": "success", "data": info.to_dict()})
 
 
 @api_v1_bp.post("/ping", strict_slashes=False)
 @api_limit
 def ping():
-    _data, uid = _parse(KeyOnly, "data")
-    venue = _venue(uid)  # live mode needs a live broker session, as every broker call does
+    _data, uid = parse(KeyOnly, "data")
+    venue = venue_of(uid)  # live mode needs a live broker session, as every broker call does
     active = broker_login.active_session(uid) if venue.is_analyze else venue.active
-    return _respond({"status": "success", "data": {"message": "pong", "broker": active.broker if active else "paper"}})
+    return respond({"status": "success", "data": {"message": "pong", "broker": active.broker if active else "paper"}})
 
 
 @api_v1_bp.post("/market/holidays", strict_slashes=False)
 @api_limit
 def market_holidays():
-    data, _uid = _parse(MarketHolidays, "data")
+    data, _uid = parse(MarketHolidays, "data")
     year = data.year if data.year is not None else calendar.current_year()
     try:
         found = calendar.holidays(year)
     except calendar.CalendarError as exc:  # a year without calendar data: the message names the years there are
         raise ApiFailure(str(exc)) from None
-    return _respond({"status": "success", "year": year, "timezone": calendar.timezone_name(), "data": found})
+    return respond({"status": "success", "year": year, "timezone": calendar.timezone_name(), "data": found})
 
 
 @api_v1_bp.post("/market/timings", strict_slashes=False)
 @api_limit
 def market_timings():
-    data, _uid = _parse(MarketTimings, "data")
+    data, _uid = parse(MarketTimings, "data")
     try:
         found = calendar.timings(data.date)
     except calendar.CalendarError as exc:
         raise ApiFailure(str(exc)) from None
-    return _respond({"status": "success", "data": found})
+    return respond({"status": "success", "data": found})
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -648,29 +648,29 @@ def _retry_after() -> int:
 @api_v1_bp.errorhandler(429)
 def _rate_limited(exc: HTTPException) -> Response:
     retry = _retry_after()
-    resp = _error(f"Rate limit exceeded ({exc.description}): retry after {retry} s", 429, retry_after=retry)
+    resp = error_answer(f"Rate limit exceeded ({exc.description}): retry after {retry} s", 429, retry_after=retry)
     resp.headers["Retry-After"] = str(retry)
     return resp
 
 
 @api_v1_bp.errorhandler(ApiFailure)
 def _failure(exc: ApiFailure) -> Response:
-    return _error(exc.message, exc.status)
+    return error_answer(exc.message, exc.status)
 
 
 @api_v1_bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
-    return _error(exc.description or exc.name, exc.code or 500)
+    return error_answer(exc.description or exc.name, exc.code or 500)
 
 
 @api_v1_bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> Response:
     if isinstance(exc, OrderError):
-        return _error(exc.message or str(exc), exc.status or 400)
+        return error_answer(exc.message or str(exc), exc.status or 400)
     if isinstance(exc, UnknownSymbolError):
-        return _error(str(exc), 404)
+        return error_answer(str(exc), 404)
     log.exception("unhandled error in %s", request.path)
-    return _error("internal error", 500)
+    return error_answer("internal error", 500)
 
 
 # -- logging ---------------------------------------------------------------------------------------
@@ -687,7 +687,7 @@ def _log_call(response: Response) -> Response:
 
 
 def _record(api_type: str, response: Response) -> None:
-    call = _call()
+    call = current_call()
     end = time.perf_counter()
     total_ms = (end - call.started) * 1000
     body = call.body if call.body is not None else _json_body()
