@@ -303,6 +303,15 @@ class BrokerFunds:
 
 
 @dataclass(frozen=True, slots=True)
+class DepthLevel:
+    """One price level of the order book: the resting quantity at `price`, in `orders` orders."""
+
+    price: Decimal
+    quantity: int
+    orders: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class BrokerQuote:
     open: Decimal
     high: Decimal
@@ -314,6 +323,97 @@ class BrokerQuote:
     volume: int
     oi: int
     timestamp: dt.datetime | None = None
+    ltq: int = 0  # the last trade's quantity
+    total_buy_quantity: int = 0  # all pending buy quantity, not only the five levels shown
+    total_sell_quantity: int = 0
+    # Best first, up to five a side; levels the broker sends empty are left out.
+    bids: tuple[DepthLevel, ...] = ()
+    asks: tuple[DepthLevel, ...] = ()
+    upper_circuit: Decimal | None = None
+    lower_circuit: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerCandle:
+    """One candle of the broker's history; `timestamp` is its start, timezone-aware."""
+
+    timestamp: dt.datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: int
+    oi: int = 0
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None:
+            raise ValueError("a candle's timestamp must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class MarginOrder:
+    """One order of a basket whose margin is asked for: the broker's symbol and exchange, our codes."""
+
+    exchange: str
+    symbol: str
+    action: str
+    quantity: int
+    product: str
+    pricetype: str
+    price: Decimal = Decimal(0)
+    trigger_price: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        # As for OrderRequest: services validate user input, so a bad value here is a caller's bug.
+        set_ = object.__setattr__
+        for name in ("action", "product", "pricetype"):
+            set_(self, name, str(getattr(self, name)).upper())
+        set_(self, "price", to_decimal(self.price))
+        set_(self, "trigger_price", to_decimal(self.trigger_price))
+        if not self.symbol or not self.exchange:
+            raise ValueError("symbol and exchange are required")
+        if self.action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, not {self.action!r}")
+        if self.pricetype not in PRICE_TYPES:
+            raise ValueError(f"pricetype must be one of {PRICE_TYPES}, not {self.pricetype!r}")
+        if self.product not in PRODUCTS:
+            raise ValueError(f"product must be one of {PRODUCTS}, not {self.product!r}")
+        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity <= 0:
+            raise ValueError(f"quantity must be a positive int, not {self.quantity!r}")
+        if self.price < 0 or self.trigger_price < 0:
+            raise ValueError("price and trigger_price must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerMargin:
+    """The margin a basket needs, after the benefit the broker grants for hedged legs (`benefit`:
+    what the legs would need one by one, less `total`)."""
+
+    total: Decimal
+    span: Decimal
+    exposure: Decimal
+    option_premium: Decimal = Decimal(0)
+    benefit: Decimal = Decimal(0)
+
+
+def split_range(start: dt.datetime, end: dt.datetime, span: dt.timedelta) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+    """[start, end] cut into consecutive pieces no longer than `span`, for brokers that cap the range
+    of one history request. Pieces do not overlap: each starts a second after the last one ended
+    (brokers take whole seconds and include both ends)."""
+    step = dt.timedelta(seconds=1)
+    if span <= step:
+        raise ValueError("span must be longer than a second")
+    while start <= end:
+        stop = min(start + span - step, end)
+        yield start, stop
+        start = stop + step
+
+
+def merge_candles(batches: Iterable[Iterable[BrokerCandle]]) -> list[BrokerCandle]:
+    """Candles of several requests as one series, oldest first, one per timestamp (the later
+    request's candle wins: it is the fresher of the two)."""
+    by_time = {candle.timestamp: candle for batch in batches for candle in batch}
+    return [by_time[moment] for moment in sorted(by_time)]
 
 
 # -- the interface ---------------------------------------------------------------------------------
@@ -364,6 +464,35 @@ class BrokerClient(ABC):
     @abstractmethod
     def instruments(self) -> Iterator[dict[str, str]]:
         """The broker's master contract, one dict per row, streamed rather than held in memory."""
+
+    # Optional operations: an adapter that does not override them reports them as unsupported, so a
+    # service can answer "not with this broker" (OpenAlgo: 501) instead of failing.
+
+    # Our interval codes ("1m", "3m", "5m", "10m", "15m", "30m", "1h", "D") that `history` serves
+    # natively; the service resamples the others from these.
+    HISTORY_INTERVALS: ClassVar[tuple[str, ...]] = ()
+
+    def history(
+        self,
+        brexchange: str,
+        brsymbol: str,
+        token: str,
+        interval: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        oi: bool = False,
+    ) -> list[BrokerCandle]:
+        """Candles of one instrument (its broker exchange, symbol and master-contract token) that
+        start within [start, end] (aware; day candles: those of the days the range touches), oldest
+        first, one per timestamp, however many requests the broker's limits take. `interval` is
+        one of HISTORY_INTERVALS; `oi` asks for open interest where the broker has it."""
+        name = getattr(self, "name", "this broker")
+        raise BrokerError(f"Historical data is not available from {name}", status=501, kind=ErrorKind.UNSUPPORTED)
+
+    def basket_margin(self, orders: list[MarginOrder]) -> BrokerMargin:
+        """The margin the orders need together, counting the account's open positions."""
+        name = getattr(self, "name", "this broker")
+        raise BrokerError(f"Margin calculation is not available from {name}", status=501, kind=ErrorKind.UNSUPPORTED)
 
 
 class Broker(ABC):

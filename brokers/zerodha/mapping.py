@@ -1,7 +1,8 @@
 """Kite Connect codes and records, mapped to ours.
 
 Kite's field names and values are those of the Kite Connect v3 documentation (orders, portfolio,
-user margins, market quotes). Times without a zone are Kite's: IST (`KITE_TZ`).
+user margins, market quotes, historical candles, margin calculation). Times without a zone are
+Kite's: IST (`KITE_TZ`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from brokers.base import (
+    BrokerCandle,
     BrokerFunds,
     BrokerHolding,
+    BrokerMargin,
     BrokerOrder,
     BrokerPosition,
     BrokerProfile,
     BrokerQuote,
     BrokerTrade,
+    DepthLevel,
+    MarginOrder,
     exchange_time,
     to_decimal,
 )
@@ -181,29 +186,119 @@ def to_funds(margins: Mapping[str, Any]) -> BrokerFunds:
     return BrokerFunds(**total)
 
 
-def _best_price(levels: Any) -> Decimal:
-    # Kite pads empty depth levels with zeros; the best level is the first with a price.
+def _levels(levels: Any) -> tuple[DepthLevel, ...]:
+    # Kite sends five levels a side, best first, and pads the empty ones with zeros.
+    result = []
     for level in levels or ():
         price = to_decimal(level.get("price"))
-        if price:
-            return price
-    return Decimal(0)
+        if price > 0:
+            result.append(DepthLevel(price, _int(level.get("quantity")), _int(level.get("orders"))))
+    return tuple(result)
+
+
+def _limit(value: Any) -> Decimal | None:
+    # Indices and some contracts have no circuit limits; Kite sends 0 for them.
+    price = to_decimal(value)
+    return price if price > 0 else None
 
 
 def to_quote(data: Mapping[str, Any]) -> BrokerQuote:
     ohlc = data.get("ohlc") or {}
     depth = data.get("depth") or {}
+    bids, asks = _levels(depth.get("buy")), _levels(depth.get("sell"))
     return BrokerQuote(
         open=to_decimal(ohlc.get("open")),
         high=to_decimal(ohlc.get("high")),
         low=to_decimal(ohlc.get("low")),
         ltp=to_decimal(data.get("last_price")),
-        ask=_best_price(depth.get("sell")),
-        bid=_best_price(depth.get("buy")),
+        ask=asks[0].price if asks else Decimal(0),
+        bid=bids[0].price if bids else Decimal(0),
         prev_close=to_decimal(ohlc.get("close")),
         volume=_int(data.get("volume")),
         oi=_int(data.get("oi")),
         timestamp=_time(data.get("timestamp")),
+        ltq=_int(data.get("last_quantity")),
+        total_buy_quantity=_int(data.get("buy_quantity")),
+        total_sell_quantity=_int(data.get("sell_quantity")),
+        bids=bids,
+        asks=asks,
+        upper_circuit=_limit(data.get("upper_circuit_limit")),
+        lower_circuit=_limit(data.get("lower_circuit_limit")),
+    )
+
+
+# -- history ---------------------------------------------------------------------------------------
+
+# Our interval code -> Kite's, and the longest range (days) Kite serves in one request for it
+# (Kite Connect's historical API limits: minute 60 days; 3, 5, 10 minutes 100; 15, 30 minutes 200;
+# 60 minutes 400; day 2000). Longer ranges are asked for in pieces.
+INTERVALS: dict[str, tuple[str, int]] = {
+    "1m": ("minute", 60),
+    "3m": ("3minute", 100),
+    "5m": ("5minute", 100),
+    "10m": ("10minute", 100),
+    "15m": ("15minute", 200),
+    "30m": ("30minute", 200),
+    "1h": ("60minute", 400),
+    "D": ("day", 2000),
+}
+KITE_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+def kite_time(moment: dt.datetime) -> str:
+    """An aware moment as Kite's `from`/`to` parameter: a wall time in IST, whole seconds."""
+    if moment.tzinfo is None:
+        raise ValueError("moment must be timezone-aware")
+    return moment.astimezone(KITE_TZ).strftime(KITE_TIME_FORMAT)
+
+
+def to_candle(record: Mapping[str, Any]) -> BrokerCandle:
+    """A candle as the kiteconnect client hands it over: {date, open, high, low, close, volume, oi?},
+    `date` parsed from Kite's "2024-01-01T09:15:00+0530"."""
+    moment = exchange_time(record["date"], KITE_TZ)
+    if moment is None:
+        raise ValueError("a candle without a time")
+    return BrokerCandle(
+        timestamp=moment.astimezone(KITE_TZ),
+        open=to_decimal(record["open"]),
+        high=to_decimal(record["high"]),
+        low=to_decimal(record["low"]),
+        close=to_decimal(record["close"]),
+        volume=_int(record.get("volume")),
+        oi=_int(record.get("oi")),
+    )
+
+
+# -- margins ---------------------------------------------------------------------------------------
+
+
+def margin_params(order: MarginOrder) -> dict[str, Any]:
+    """One order of a /margins/basket request. Our products and price types are Kite's own codes."""
+    return {
+        "exchange": order.exchange,
+        "tradingsymbol": order.symbol,
+        "transaction_type": order.action,
+        "variety": VARIETY,
+        "product": order.product,
+        "order_type": order.pricetype,
+        "quantity": order.quantity,
+        # A JSON number: Kite reads the body as JSON, and Decimal is not a JSON type.
+        "price": float(order.price),
+        "trigger_price": float(order.trigger_price),
+    }
+
+
+def to_margin(data: Mapping[str, Any]) -> BrokerMargin:
+    """A /margins/basket answer: `initial` is the legs' margins added up, `final` the basket's after
+    the spread benefit; the final one is what the account is asked for."""
+    initial, final = data.get("initial") or {}, data["final"]
+    total = to_decimal(final.get("total"))
+    return BrokerMargin(
+        total=total,
+        span=to_decimal(final.get("span")),
+        exposure=to_decimal(final.get("exposure")),
+        option_premium=to_decimal(final.get("option_premium")),
+        benefit=max(to_decimal(initial.get("total"), total) - total, Decimal(0)),
     )
 
 

@@ -3,11 +3,14 @@ Zerodha adapter (and the kiteconnect client under it) over real HTTP.
 
 It speaks the documented API: the login redirect, the session (POST /session/token with checksum
 validation, DELETE /session/token), the user profile and margins, orders (place, modify, cancel,
-list, history, trades), the trade book, positions, holdings, full quotes and the gzipped
-instruments CSV. Errors come in Kite's shape, `{"status": "error", "message", "data": null,
-"error_type"}`, with Kite's statuses: 403 TokenException for a bad or expired session, 400
-InputException for bad parameters, and so on. Where Kite's exact message is not documented the
-fake's own words are used; tests assert on kinds, not on those.
+list, history, trades), the trade book, positions, holdings, full quotes with five levels of
+depth, historical candles (deterministic, in the exchange's weekday sessions, with Kite's limit on
+the days one request may span), basket margins and the gzipped instruments CSV. Errors come in
+Kite's shape, `{"status": "error", "message", "data": null, "error_type"}`, with Kite's statuses:
+403 TokenException for a bad or expired session, 400 InputException for bad parameters, and so
+on. Where Kite's exact message is not documented the fake's own words are used; tests assert on
+kinds, not on those. `calls` counts the requests per path, so a test can assert how many reached
+Kite.
 
 Use `running_kite()` (a context manager) to serve it on 127.0.0.1 on a free port.
 """
@@ -22,10 +25,11 @@ import hmac
 import io
 import itertools
 import json
+import math
 import secrets
 import threading
 import zlib
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -79,6 +83,29 @@ _PRODUCTS = {"MIS", "NRML", "CNC", "MTF"}
 _VARIETIES = {"regular", "amo", "co", "iceberg", "auction"}
 _LIVE = {"OPEN", "TRIGGER PENDING"}
 
+# Kite's candle intervals: minutes per candle (0: a day), and the most days one request may span.
+HISTORY_INTERVALS = {
+    "minute": (1, 60),
+    "3minute": (3, 100),
+    "5minute": (5, 100),
+    "10minute": (10, 100),
+    "15minute": (15, 200),
+    "30minute": (30, 200),
+    "60minute": (60, 400),
+    "day": (0, 2000),
+}
+# The fake's trading sessions (IST), by exchange; candles fall in them, on weekdays.
+SESSIONS = {
+    "NSE": (dt.time(9, 15), dt.time(15, 30)),
+    "BSE": (dt.time(9, 15), dt.time(15, 30)),
+    "NFO": (dt.time(9, 15), dt.time(15, 30)),
+    "BFO": (dt.time(9, 15), dt.time(15, 30)),
+    "CDS": (dt.time(9, 0), dt.time(17, 0)),
+    "BCD": (dt.time(9, 0), dt.time(17, 0)),
+    "MCX": (dt.time(9, 0), dt.time(23, 30)),
+}
+CANDLE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"  # "2024-01-01T09:15:00+0530", as Kite sends
+
 
 class KiteError(Exception):
     def __init__(self, status: int, error_type: str, message: str):
@@ -98,6 +125,7 @@ class Fault:
     path: str = "/"
     times: int = 1
     body: bytes | None = None  # a raw body instead of Kite's JSON error
+    after: int = 0  # matching requests answered normally before the fault strikes
     content_type: str = "application/json"
 
 
@@ -136,6 +164,7 @@ class FakeKite:
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(IST))
     instruments: list[tuple[str, ...]] = field(default_factory=lambda: list(DEFAULT_INSTRUMENTS))
     extra_instruments: int = 0  # synthetic rows appended to the dump (streaming tests)
+    historical_data_enabled: bool = True  # False: the app lacks the historical data subscription
 
     def __post_init__(self) -> None:
         self.lock = threading.Lock()
@@ -145,6 +174,9 @@ class FakeKite:
         self.trades: list[dict[str, Any]] = []
         self.faults: deque[Fault] = deque()
         self.requests: list[tuple[str, str]] = []  # (method, path) seen, oldest first
+        self.calls: Counter[str] = Counter()  # requests per path
+        self.history_requests: list[dict[str, str]] = []  # token, interval and the query, as received
+        self.basket_requests: list[tuple[dict[str, str], Any]] = []  # (query, JSON body)
         self.request_headers: list[dict[str, str]] = []
         self._ids = itertools.count(1)
         self.holdings = [
@@ -244,6 +276,8 @@ class FakeKite:
                 Rule("/portfolio/positions", methods=["GET"], endpoint="positions"),
                 Rule("/portfolio/holdings", methods=["GET"], endpoint="holdings_list"),
                 Rule("/quote", methods=["GET"], endpoint="quote"),
+                Rule("/instruments/historical/<token>/<interval>", methods=["GET"], endpoint="historical"),
+                Rule("/margins/basket", methods=["POST"], endpoint="basket_margins"),
                 Rule("/instruments", methods=["GET"], endpoint="instrument_dump"),
             ]
         )
@@ -293,6 +327,11 @@ class FakeKite:
     def latest(self, order_id: str) -> dict[str, Any]:
         return self.order_history[order_id][-1]
 
+    def calls_to(self, prefix: str) -> int:
+        """How many requests went to paths starting with `prefix`."""
+        with self.lock:
+            return sum(n for path, n in self.calls.items() if path.startswith(prefix))
+
     # -- WSGI --------------------------------------------------------------------------------------
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -302,6 +341,7 @@ class FakeKite:
     def _dispatch(self, request: Request) -> Response:
         with self.lock:
             self.requests.append((request.method, request.path))
+            self.calls[request.path] += 1
             self.request_headers.append(dict(request.headers))
             fault = self._take_fault(request.path)
         if fault is not None:
@@ -322,6 +362,9 @@ class FakeKite:
     def _take_fault(self, path: str) -> Fault | None:
         for fault in self.faults:
             if path.startswith(fault.path):
+                if fault.after > 0:
+                    fault.after -= 1
+                    continue
                 fault.times -= 1
                 if fault.times <= 0:
                     self.faults.remove(fault)
@@ -724,9 +767,13 @@ class FakeKite:
     def _quote(self, row: tuple[str, ...]) -> dict[str, Any]:
         ltp = float(row[4])
         tick = float(row[7]) or 0.05
-        empty = {"price": 0, "quantity": 0, "orders": 0}
-        depth_buy = [{"price": round(ltp - tick, 2), "quantity": 100, "orders": 3}] + [empty] * 4
-        depth_sell = [{"price": round(ltp + tick, 2), "quantity": 80, "orders": 2}] + [empty] * 4
+        # Five levels a side, best first, a tick apart; deeper levels hold more.
+        depth_buy = [
+            {"price": round(ltp - tick * n, 2), "quantity": 100 * n, "orders": 2 + n} for n in range(1, 6)
+        ]
+        depth_sell = [
+            {"price": round(ltp + tick * n, 2), "quantity": 80 * n, "orders": 1 + n} for n in range(1, 6)
+        ]
         derivative = row[9] in ("FUT", "CE", "PE")
         return {
             "instrument_token": int(row[0]),
@@ -734,8 +781,8 @@ class FakeKite:
             "last_trade_time": self.stamp(),
             "last_price": ltp,
             "last_quantity": 5,
-            "buy_quantity": 1000,
-            "sell_quantity": 800,
+            "buy_quantity": 4000,  # all resting quantity: more than the five levels shown
+            "sell_quantity": 3200,
             "volume": 123456,
             "average_price": ltp,
             "oi": 4500 if derivative else 0,
@@ -762,6 +809,122 @@ class FakeKite:
             if row is not None:
                 data[key] = self._quote(row)
         return self._json(data)
+
+    # -- historical candles ------------------------------------------------------------------------
+
+    def _instrument_by_token(self, token: str) -> tuple[str, ...] | None:
+        return next((row for row in self.instruments if row[0] == token), None)
+
+    @staticmethod
+    def _query_time(request: Request, name: str) -> dt.datetime:
+        value = request.args.get(name, "")
+        for layout in (TIME_FORMAT, "%Y-%m-%d"):
+            try:
+                return dt.datetime.strptime(value, layout).replace(tzinfo=IST)
+            except ValueError:
+                continue
+        raise KiteError(400, "InputException", f"invalid {name} date")
+
+    def _ep_historical(self, request: Request, token: str, interval: str) -> Response:
+        self._authorise(request)
+        with self.lock:
+            self.history_requests.append({"token": token, "interval": interval, **request.args.to_dict()})
+        if not self.historical_data_enabled:
+            raise KiteError(403, "PermissionException", "Insufficient permission for that call.")
+        if interval not in HISTORY_INTERVALS:
+            raise KiteError(400, "InputException", "invalid interval")
+        row = self._instrument_by_token(token)
+        if row is None:
+            raise KiteError(400, "InputException", "invalid token")
+        start, end = self._query_time(request, "from"), self._query_time(request, "to")
+        if start > end:
+            raise KiteError(400, "InputException", "invalid from date: after to date")
+        minutes, max_days = HISTORY_INTERVALS[interval]
+        if end - start > dt.timedelta(days=max_days):
+            raise KiteError(400, "InputException", f"interval exceeds max limit: {max_days} days")
+        with_oi = request.args.get("oi") == "1"
+        # Like Kite: nothing from the future, and a candle still forming is served as it stands.
+        end = min(end, self.now())
+        candles = [c if with_oi else c[:6] for c in candle_series(row, minutes, start, end)]
+        return self._json({"candles": candles})
+
+    # -- margins -----------------------------------------------------------------------------------
+
+    def _order_margin(self, order: Any) -> tuple[dict[str, Any], str, str]:
+        """One order's margin, by the fake's rules (not SPAN): equity CNC the full value, MIS a fifth;
+        futures 10 % SPAN and 3 % exposure on the value; a bought option its premium; a sold option
+        10 % SPAN and 2 % exposure on the strike's notional. Also the underlying and the side."""
+        if not isinstance(order, dict):
+            raise KiteError(400, "InputException", "Invalid order.")
+        for name in ("exchange", "tradingsymbol", "transaction_type", "product", "order_type", "quantity"):
+            if order.get(name) in (None, ""):
+                raise KiteError(400, "InputException", f"Missing `{name}`.")
+        row = self._instrument(order["exchange"], order["tradingsymbol"])
+        if row is None:
+            raise KiteError(400, "InputException", "Invalid `tradingsymbol`.")
+        if order["transaction_type"] not in ("BUY", "SELL"):
+            raise KiteError(400, "InputException", "Invalid `transaction_type`.")
+        if order["product"] not in _PRODUCTS or order["order_type"] not in _ORDER_TYPES:
+            raise KiteError(400, "InputException", "Invalid `product` or `order_type`.")
+        quantity = _num(order["quantity"], "quantity", integer=True)
+        price = _num(order.get("price") or 0, "price")
+        if order["order_type"] in ("MARKET", "SL-M") or not price:
+            price = float(row[4])
+        value = quantity * price
+        kind, sell = row[9], order["transaction_type"] == "SELL"
+        span = exposure = premium = var = 0.0
+        if kind == "FUT":
+            span, exposure = value * 0.10, value * 0.03
+        elif kind in ("CE", "PE") and sell:
+            notional = quantity * float(row[6])
+            span, exposure = notional * 0.10, notional * 0.02
+        elif kind in ("CE", "PE"):
+            premium = value
+        else:
+            var = value if order["product"] in ("CNC", "MTF") else value / 5
+        total = span + exposure + premium + var
+        margin = {
+            "type": "commodity" if row[11] == "MCX" else "equity",
+            "tradingsymbol": row[2],
+            "exchange": row[11],
+            "span": round(span, 2),
+            "exposure": round(exposure, 2),
+            "option_premium": round(premium, 2),
+            "additional": 0,
+            "bo": 0,
+            "cash": 0,
+            "var": round(var, 2),
+            "pnl": {"realised": 0, "unrealised": 0},
+            "leverage": round(value / total, 2) if total else 1,
+            "total": round(total, 2),
+        }
+        return margin, (row[3] if kind in ("FUT", "CE", "PE") else ""), order["transaction_type"]
+
+    def _ep_basket_margins(self, request: Request) -> Response:
+        self._authorise(request)
+        body = request.get_json(silent=True)
+        with self.lock:
+            self.basket_requests.append((request.args.to_dict(), body))
+        if not isinstance(body, list) or not body:
+            raise KiteError(400, "InputException", "Invalid orders.")
+        with self.lock:
+            legs = [self._order_margin(order) for order in body]
+        fields = ("span", "exposure", "option_premium", "var", "total")
+        initial = {name: round(sum(leg[0][name] for leg in legs), 2) for name in fields}
+        # The fake's spread benefit: derivatives of one underlying bought and sold in the same
+        # basket need 30 % of their SPAN.
+        sides: dict[str, set[str]] = {}
+        for _, underlying, side in legs:
+            if underlying:
+                sides.setdefault(underlying, set()).add(side)
+        hedged = {name for name, seen in sides.items() if len(seen) == 2}
+        benefit = round(sum(leg[0]["span"] * 0.7 for leg in legs if leg[1] in hedged), 2)
+        final = {**initial, "span": round(initial["span"] - benefit, 2), "total": round(initial["total"] - benefit, 2)}
+        common = {"type": legs[0][0]["type"], "tradingsymbol": "", "exchange": "", "additional": 0, "bo": 0,
+                  "cash": 0, "pnl": {"realised": 0, "unrealised": 0}, "leverage": 1}
+        return self._json(
+            {"initial": {**common, **initial}, "final": {**common, **final}, "orders": [leg[0] for leg in legs]}
+        )
 
     def _ep_instrument_dump(self, request: Request) -> Response:
         self._authorise(request)
@@ -791,6 +954,60 @@ class FakeKite:
             yield compressor.flush()
 
         return Response(gzipped(), content_type="text/csv", headers={"Content-Encoding": "gzip"})
+
+
+def _tick(value: float, tick: float) -> float:
+    return round(round(value / tick) * tick, 2)
+
+
+def _minute_price(seed: int, base: float, day: dt.date, minute: int) -> float:
+    """The close of the instrument's `minute`-th minute of `day` (-1: the day's open): a slow swing
+    across days plus a faster one within the day, the same whatever range is asked for."""
+    n = day.toordinal()
+    return base * (1 + 0.03 * math.sin(n * 0.37 + seed % 11) + 0.004 * math.sin((minute + 1) / 9.0 + seed % 7))
+
+
+def candle_series(row: tuple[str, ...], minutes: int, start: dt.datetime, end: dt.datetime) -> list[list[Any]]:
+    """The fake's candles [timestamp, open, high, low, close, volume, oi] of one instrument that start
+    within [start, end] (IST): weekdays only, inside the exchange's session (SESSIONS), intraday
+    candles aligned to the session's open, each built from the minute path. A day candle opens and
+    closes with that day's minute path; its high and low are a band around them."""
+    seed, base, tick = int(row[0]), float(row[4]) or 100.0, float(row[7]) or 0.05
+    derivative = row[9] in ("FUT", "CE", "PE")
+    opens, closes = SESSIONS.get(row[11], SESSIONS["NSE"])
+    session = (closes.hour * 60 + closes.minute) - (opens.hour * 60 + opens.minute)
+    candles: list[list[Any]] = []
+    day = start.astimezone(IST).date()
+    while day <= end.astimezone(IST).date():
+        if day.weekday() < 5:
+            n = day.toordinal()
+            if not minutes:
+                moment = dt.datetime.combine(day, dt.time(0, 0), tzinfo=IST)
+                first = _tick(_minute_price(seed, base, day, -1), tick)
+                last = _tick(_minute_price(seed, base, day, session - 1), tick)
+                high, low = _tick(max(first, last) * 1.006, tick), _tick(min(first, last) * 0.994, tick)
+                volume = 300000 + (seed * 7 + n * 131) % 200000
+                oi = 1000000 + (seed + n * 17) % 300000 if derivative else 0
+                candles.append([moment.strftime(CANDLE_TIME_FORMAT), first, high, low, last, volume, oi])
+            else:
+                session_open = dt.datetime.combine(day, opens, tzinfo=IST)
+                for offset in range(0, session, minutes):
+                    moment = session_open + dt.timedelta(minutes=offset)
+                    if moment < start or moment > end:
+                        continue
+                    steps = range(offset, min(offset + minutes, session))
+                    prices = [_tick(_minute_price(seed, base, day, k), tick) for k in (offset - 1, *steps)]
+                    candle_open, closes_ = prices[0], prices[1:]
+                    high = max(candle_open, *closes_) + tick
+                    low = min(candle_open, *closes_) - tick
+                    volume = sum(500 + (seed * 3 + n * 7 + k * 31) % 2000 for k in steps)
+                    oi = 1000000 + (seed + n * 17 + offset) % 300000 if derivative else 0
+                    candles.append(
+                        [moment.strftime(CANDLE_TIME_FORMAT), candle_open, round(high, 2), round(low, 2), closes_[-1],
+                         volume, oi]
+                    )
+        day += dt.timedelta(days=1)
+    return candles
 
 
 class _QuietHandler(WSGIRequestHandler):
