@@ -2,13 +2,17 @@
 
 SQLite: restored by copying the file and opening it. PostgreSQL: restored with pg_restore into a fresh
 database. Both: the row counts match the source, no transaction is torn (a writer commits rows in pairs
-during the backup), and the generated secrets file travels with the backup, owner-only.
+during the backup). The secrets stay out unless --with-secrets, which encrypts them with a passphrase
+(restored by `flask backup restore-secrets`); every file is owner-only from its creation, whatever the umask.
 """
 
 from __future__ import annotations
 
+import base64
 import glob
+import json
 import os
+import pathlib
 import shutil
 import sqlite3
 import stat
@@ -145,29 +149,155 @@ def test_backup_while_writing_then_restore(app, runner, data, tmp_path):
     assert 10 <= pairs <= 2 * writer.commits  # the writes before the backup are in it
 
 
-def test_default_place_and_the_secrets_file_travel_together(app, runner, tmp_path, monkeypatch):
+@pytest.fixture
+def permissive_umask():
+    """umask 000: a file created with the default mode would be world-readable (and writable)."""
+    previous = os.umask(0)
+    yield
+    os.umask(previous)
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def _watch_creations(monkeypatch, folder) -> list[tuple[str, int]]:
+    """The mode of every file the backup creates under `folder`, seen right after its creation:
+    SQLite's connection to the copy, or pg_dump having written its file."""
+    seen: list[tuple[str, int]] = []
+    real_connect, real_run = sqlite3.connect, subprocess.run
+
+    def connect(database, *args, **kwargs):
+        conn = real_connect(database, *args, **kwargs)
+        if str(database).startswith(str(folder)):
+            seen.append((str(database), _mode(database)))
+        return conn
+
+    def run(args, *rest, **kwargs):
+        result = real_run(args, *rest, **kwargs)
+        if "--file" in args:
+            path = args[args.index("--file") + 1]
+            seen.append((path, _mode(path)))
+        return result
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    monkeypatch.setattr(subprocess, "run", run)
+    return seen
+
+
+def test_by_default_no_secrets_and_every_file_owner_only_from_its_creation(
+        app, runner, tmp_path, monkeypatch, permissive_umask):
     monkeypatch.setattr(app, "instance_path", str(tmp_path))
     (tmp_path / "secrets.json").write_text('{"SECRET_KEY": "x"}')
-    os.chmod(tmp_path / "secrets.json", 0o600)
+    (tmp_path / "backups").mkdir(mode=0o755)  # left by an older version, or made by hand
+    seen = _watch_creations(monkeypatch, tmp_path)
     result = runner.invoke(args=["backup"])
     assert result.exit_code == 0, result.output
     suffix = ".db" if db.engine.dialect.name == "sqlite" else ".dump"
     (backup,) = glob.glob(str(tmp_path / "backups" / f"algobridge-*{suffix}"))
     assert f"backup written: {backup}" in result.output
-    copy = f"{backup}.secrets.json"
-    with open(copy) as fh:
-        assert fh.read() == '{"SECRET_KEY": "x"}'
-    assert stat.S_IMODE(os.stat(copy).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(tmp_path / "backups").st_mode) == 0o700
+    assert os.listdir(tmp_path / "backups") == [os.path.basename(backup)]  # no secrets, no partial left
+    assert f"not in this backup: they are in the generated secrets in {tmp_path / 'secrets.json'}" in result.output
     assert "cannot be decrypted" in result.output
+    assert [path for path, _ in seen] == [f"{backup}.partial"]
+    assert {mode for _, mode in seen} == {0o600}
+    assert _mode(backup) == 0o600
+    assert _mode(tmp_path / "backups") == 0o700
+
+
+def test_with_secrets_they_are_encrypted_and_restore_with_the_passphrase(
+        app, runner, tmp_path, monkeypatch, permissive_umask):
+    monkeypatch.setattr(app, "instance_path", str(tmp_path))
+    monkeypatch.setenv("BACKUP_PASSPHRASE", "correct horse battery staple")
+    target = tmp_path / "b.bak"
+    result = runner.invoke(args=["backup", "--with-secrets", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    encrypted = tmp_path / "b.bak.secrets.enc"
+    assert f"secrets written, encrypted with the passphrase: {encrypted}" in result.output
+    assert _mode(encrypted) == 0o600
+    assert sorted(os.listdir(tmp_path)) == ["b.bak", "b.bak.secrets.enc"]
+    blob = encrypted.read_bytes()
+    for name in ("SECRET_KEY", "API_KEY_PEPPER", "TOKEN_ENCRYPTION_KEYS"):
+        assert app.config[name].encode() not in blob
+    header = json.loads(blob.split(b"\n", 1)[0])
+    assert (header["kdf"], header["cipher"]) == ("scrypt", "AES-256-GCM")
+    assert header["n"] >= 2**17
+    assert len(base64.b64decode(header["salt"])) == 16
+
+    # a new machine: the first `flask` command generated secrets of its own, which are kept aside
+    (tmp_path / "secrets.json").write_text('{"SECRET_KEY": "generated on the new machine"}')
+    monkeypatch.delenv("BACKUP_PASSPHRASE")
+    result = runner.invoke(args=["backup", "restore-secrets", str(encrypted)],
+                           input="correct horse battery staple\n")
+    assert result.exit_code == 0, result.output
+    restored = tmp_path / "secrets.json"
+    assert json.loads(restored.read_text()) == {n: app.config[n] for n in
+                                                ("SECRET_KEY", "API_KEY_PEPPER", "TOKEN_ENCRYPTION_KEYS")}
+    assert _mode(restored) == 0o600
+    (aside,) = glob.glob(str(tmp_path / "secrets.json.replaced-*"))
+    assert json.loads(pathlib.Path(aside).read_text()) == {"SECRET_KEY": "generated on the new machine"}
+    assert f"secrets restored to {restored}" in result.output
+
+    again = runner.invoke(args=["backup", "restore-secrets", str(encrypted)], input="correct horse battery staple\n")
+    assert again.exit_code == 0, again.output
+    assert "already holds these secrets" in again.output
+
+
+def test_a_wrong_passphrase_or_an_altered_file_writes_nothing(app, runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "instance_path", str(tmp_path))
+    monkeypatch.setenv("BACKUP_PASSPHRASE", "the right passphrase")
+    assert runner.invoke(args=["backup", "--with-secrets", "-o", str(tmp_path / "b.bak")]).exit_code == 0
+    encrypted = tmp_path / "b.bak.secrets.enc"
+    before = sorted(os.listdir(tmp_path))
+
+    monkeypatch.setenv("BACKUP_PASSPHRASE", "a wrong passphrase")
+    result = runner.invoke(args=["backup", "restore-secrets", str(encrypted)])
+    assert result.exit_code != 0
+    assert "wrong passphrase" in result.output
+    assert sorted(os.listdir(tmp_path)) == before
+
+    # the header is authenticated: lowering the scrypt cost in it is noticed, even with the right passphrase
+    monkeypatch.setenv("BACKUP_PASSPHRASE", "the right passphrase")
+    header, body = encrypted.read_bytes().split(b"\n", 1)
+    altered = tmp_path / "altered.enc"
+    altered.write_bytes(json.dumps({**json.loads(header), "n": 2**14}, sort_keys=True).encode() + b"\n" + body)
+    result = runner.invoke(args=["backup", "restore-secrets", str(altered)])
+    assert result.exit_code != 0
+    assert "the file was altered" in result.output
+    assert not (tmp_path / "secrets.json").exists()
+
+    result = runner.invoke(args=["backup", "restore-secrets", str(tmp_path / "b.bak")])
+    assert result.exit_code != 0
+    assert "not a secrets file" in result.output
+
+
+def test_the_passphrase_is_asked_twice_and_must_be_long_enough(app, runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "instance_path", str(tmp_path))
+    monkeypatch.delenv("BACKUP_PASSPHRASE", raising=False)
+    result = runner.invoke(args=["backup", "--with-secrets", "-o", str(tmp_path / "b.bak")],
+                           input="a long passphrase\na different one\n")
+    assert result.exit_code != 0
+    assert "do not match" in result.output
+    assert os.listdir(tmp_path) == []  # asked before the backup: nothing half done
+
+    result = runner.invoke(args=["backup", "--with-secrets", "-o", str(tmp_path / "b.bak")], input="short\nshort\n")
+    assert result.exit_code != 0
+    assert "at least 12 characters" in result.output
+    assert os.listdir(tmp_path) == []
+
+    result = runner.invoke(args=["backup", "--with-secrets", "-o", str(tmp_path / "b.bak")],
+                           input="a long passphrase\na long passphrase\n")
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path)) == ["b.bak", "b.bak.secrets.enc"]
 
 
 def test_without_a_generated_secrets_file_the_note_names_the_keys(app, runner, tmp_path, monkeypatch):
     monkeypatch.setattr(app, "instance_path", str(tmp_path))
     result = runner.invoke(args=["backup", "-o", str(tmp_path / "b.bak")])
     assert result.exit_code == 0, result.output
-    assert "TOKEN_ENCRYPTION_KEYS" in result.output
-    assert not glob.glob(str(tmp_path / "*.secrets.json"))
+    assert "not in this backup: they are in the environment (SECRET_KEY, API_KEY_PEPPER, TOKEN_ENCRYPTION_KEYS)" \
+        in result.output
+    assert os.listdir(tmp_path) == ["b.bak"]
 
 
 def test_a_missing_pg_dump_is_a_clear_error(app, runner, tmp_path, monkeypatch):
