@@ -101,8 +101,9 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
     Setting("SAMPLE_CONTRACT", None, parse_bool,
             "load the offline sample master contract when none is loaded; default on for the embedded SQLite"),
-    Setting("SAMPLE_CONTRACT_ROWS", "10000", _parse_int(100),
-            "rows of the generated sample master contract (the index of every worker grows with it)"),
+    Setting("SAMPLE_CONTRACT_ROWS", "15000", _parse_int(100),
+            "rows of the generated sample master contract (the index of every worker grows with it; below"
+            " about 14,500 the last stock option chains are cut short)"),
     Setting("WARM_SYMBOL_INDEX", "true", parse_bool,
             "build the symbol index in the background once a process has served its first page; off: on first use"),
     Setting("EXCHANGE_TIMEZONE", DEFAULT_EXCHANGE_TIMEZONE, _parse_str,

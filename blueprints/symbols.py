@@ -22,7 +22,7 @@ from blueprints.access import check_role
 from database import db
 from database.enums import Exchange, ImportState, Role
 from services.accounts import broker_login
-from services.market import master_contract, sample_contract, symbol_index
+from services.market import master_contract, symbol_index
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -112,7 +112,7 @@ def _broker_job(client: Any, name: str):
 
 def _sample_job():
     rows = SAMPLE_ROWS
-    return lambda: master_contract.import_rows(sample_contract.generate(rows), broker=SAMPLE_BROKER,
+    return lambda: master_contract.import_rows(master_contract.sample_rows(rows), broker=SAMPLE_BROKER,
                                                source="download now (sample contract)", rows_total=rows)
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from cli import ready
 from database import db
 from database.symbol import MasterContractStatus
-from services.market import master_contract, sample_contract
+from services.market import master_contract
 
 symbols_cli = AppGroup("symbols", help="The symbol master: import a broker's contract, sample data, status.")
 
@@ -73,13 +73,13 @@ def sample_command(rows: int, out: str | None) -> None:
     """Generate the realistic sample contract: write it as a CSV, or load it (replacing the contract)."""
     if out:
         with open(out, "w", newline="", encoding="utf-8") as f:
-            n = master_contract.write_zerodha_csv(sample_contract.generate(rows), f)
+            n = master_contract.write_zerodha_csv(master_contract.sample_rows(rows), f)
         click.echo(f"wrote {n:,} instruments to {out}")
         return
     ready()
     bar = _Bar()
     try:
-        result = master_contract.import_rows(sample_contract.generate(rows), broker="sample",
+        result = master_contract.import_rows(master_contract.sample_rows(rows), broker="sample",
                                              source="flask symbols sample", progress=bar)
     except master_contract.ContractImportError as exc:
         bar.close()

@@ -11,7 +11,9 @@ This module owns
 - the import status row (`master_contract_status`) that the dashboard polls, and the in-process
   progress of a running import;
 - the embedded default: `ensure_sample_contract()` loads the generated sample contract when the
-  table is empty, so search and analyze-mode orders work offline on a fresh install.
+  table is empty, so search and analyze-mode orders work offline on a fresh install, and
+  `refresh_sample_contract()` (a daily job) generates it again for each new exchange date, with that
+  day's weekly expiries and its option chains centred on the simulator's prices.
 
 After a successful import it invalidates the "symbols" cache namespace, which makes every process's
 symbol index rebuild from the new contract.
@@ -38,7 +40,7 @@ from database.enums import Exchange, ImportState, InstrumentType
 from database.symbol import MasterContractStatus, SymToken
 from database.types import utcnow
 from database.unit import unit_of_work
-from services.market import sample_contract, symbol_index
+from services.market import quotes, sample_contract, symbol_index
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -688,17 +690,74 @@ def invalidate_symbols(rebuild: bool = True) -> None:
 # The embedded default
 
 SAMPLE_ROWS = 20_000
+SAMPLE_BROKER = "sample"
+_SAMPLE_SOURCE = "embedded sample contract of "  # + the exchange date it was generated for (ISO)
 
 
-def ensure_sample_contract(rows: int = SAMPLE_ROWS) -> ImportResult | None:
-    """Load the generated sample contract when `sym_tokens` is empty; otherwise do nothing.
+def sample_rows(rows: int | None = SAMPLE_ROWS, today: dt.date | None = None) -> Iterator[dict[str, str]]:
+    """The sample contract for the exchange date `today` (default: the current one), each option chain
+    centred on the simulator's price of its underlying at that day's open (sample_contract.generate)."""
+    sim = quotes.simulator()
+    day = today or utcnow().astimezone(sim.tz).date()
+    return sample_contract.generate(rows, day, spot=lambda name: sim.session_open(name, day))
+
+
+def ensure_sample_contract(rows: int = SAMPLE_ROWS, now: dt.datetime | None = None) -> ImportResult | None:
+    """Load the generated sample contract (for `now`'s exchange date) when `sym_tokens` is empty; otherwise
+    do nothing.
 
     Idempotent: a second call (or a second worker racing the first) finds rows and returns None.
     """
 
     if symbol_count():
         return None
+    today = _exchange_date(now)
     try:
-        return import_rows(sample_contract.generate(rows), broker="sample", source="embedded sample contract")
+        return import_rows(sample_rows(rows, today), broker=SAMPLE_BROKER, source=_SAMPLE_SOURCE + today.isoformat())
     except ImportBusyError:
         return None
+
+
+def refresh_sample_contract(now: dt.datetime | None = None) -> ImportResult | None:
+    """Generate the sample contract again, at the size it has, when it is the loaded contract and was made
+    for an exchange date before `now`'s: the day's weekly expiries, chains centred on the day's prices.
+
+    Returns None when there is nothing to do: the contract is a broker's (the last import to succeed
+    was not the sample's), or is current, or an import is running (here or in another worker, which
+    then does it: ImportBusyError). A scheduled job, also run at start-up; safe in every worker at once.
+    """
+    today = _exchange_date(now)
+    statuses = db.session.execute(select(MasterContractStatus)).scalars().all()
+    if any(r.state == ImportState.RUNNING and r.started_at and utcnow() - r.started_at < dt.timedelta(hours=1)
+           for r in statuses):
+        return None  # another broker's import may be about to replace the contract: never race it
+    done = [r for r in statuses if r.state == ImportState.DONE and r.finished_at is not None]
+    loaded = max(done, key=lambda r: r.finished_at, default=None)
+    if loaded is None or loaded.broker != SAMPLE_BROKER or _generated_on(loaded) >= today:
+        return None
+    rows = symbol_count()
+    if not rows:
+        return None
+    try:
+        result = import_rows(sample_rows(rows, today), broker=SAMPLE_BROKER,
+                             source=_SAMPLE_SOURCE + today.isoformat(), rows_total=rows)
+    except ImportBusyError:
+        return None
+    log.info("sample contract generated again for %s (%d rows)", today, result.rows_mapped)
+    return result
+
+
+def _exchange_date(now: dt.datetime | None) -> dt.date:
+    return (now or utcnow()).astimezone(quotes.simulator().tz).date()
+
+
+def _generated_on(status: MasterContractStatus) -> dt.date:
+    """The exchange date a loaded sample contract was generated for: named in its source, else the day its
+    import started (a sample loaded by `flask symbols sample` or the symbols page)."""
+    source = status.source or ""
+    if source.startswith(_SAMPLE_SOURCE):
+        try:
+            return dt.date.fromisoformat(source[len(_SAMPLE_SOURCE):])
+        except ValueError:
+            pass
+    return _exchange_date(status.started_at or status.finished_at)

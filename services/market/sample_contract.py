@@ -8,18 +8,22 @@ columns, as strings, exactly what the broker adapter's `instruments()` and the C
 one column Kite's file does not have: `freeze_qty`, the most one order may carry (empty for cash
 instruments, indices, and the derivatives whose exchange limit the sample does not know).
 
-Generation is deterministic for a given (rows, today). `today` defaults to the current date so that
-the embedded contract has live expiries. `base_price()` gives the spot the chains are built around;
-the quote simulator starts its random walks there.
+Generation is deterministic for a given (rows, today, spot). `today` defaults to the current date so
+that the embedded contract has live expiries. Like a listed chain, each option chain is centred on its
+underlying's price (`spot`: the simulator's price at the day's open, as master_contract passes it;
+else `base_price()`) and wide enough that ATM +/- ATM_REACH strikes exist all day, however the price
+moves within the simulator's DAY_BAND; master_contract generates it again each day. `base_price()` is
+also where the quote simulator starts its random walks.
 """
 
 from __future__ import annotations
 
 import calendar
 import datetime as dt
+import itertools
 import math
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -200,17 +204,51 @@ MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", 
 WEEKLY_MONTH_CODES = "123456789OND"
 
 
+# Every option chain lists at least this many strikes on each side of the at-the-money strike, at every
+# moment until the contract is generated again (daily: master_contract.refresh_sample_contract).
+ATM_REACH = 20
+# The most the simulator lets a price stray from its session's open, in log terms (services.market.quotes
+# clamps its intraday path there, like a price band). A chain centred on the open needs this much more room:
+# the worst intraday move measured over 60,000 simulated sessions was 3.8 %.
+DAY_BAND = 0.04
+# Strikes no wider apart than this share of the price, so that ATM +/- ATM_REACH and the day's margin
+# stay above zero for the cheapest stocks (real chains of cheap stocks also step finely).
+_MAX_STEP_SHARE = 1 / 30
+_STEPS = (100.0, 50.0, 20.0, 10.0, 5.0, 2.5, 1.0, 0.5, 0.25, 0.1, 0.05)
+
+
 @dataclass(frozen=True)
 class _Chain:
     name: str
     exchange: str
-    spot: float
+    centre: float  # the underlying's price the chain is built around
     step: float
     lot: int
     expiry: dt.date
     monthly: bool
-    weight: int  # index chains are wider than stock chains, as on the exchange
+    weight: int  # index chains widen faster than stock chains, as on the exchange
     freeze: int | None  # the freeze quantity of its options (None: not known)
+
+    @property
+    def half(self) -> int:
+        """Strikes a side that keep ATM +/- ATM_REACH listed while the price moves within DAY_BAND (+1: the
+        at-the-money strike is the nearest, so rounding moves it by up to one more)."""
+        return ATM_REACH + math.ceil(math.expm1(DAY_BAND) * self.centre / self.step) + 1
+
+    def _width(self, extra: int) -> tuple[int, int]:
+        """(index of the centre strike in steps, strikes a side): half + extra x weight, within 40% .. 160%
+        of the centre as listed chains are, but never narrower than `half`."""
+        w = min(self.half + extra * self.weight, max(int(self.centre * 0.6 / self.step), self.half))
+        return round(self.centre / self.step), w
+
+    def strikes(self, extra: int = 0) -> list[float]:
+        """The chain's strikes, ascending (those above zero)."""
+        mid, w = self._width(extra)
+        return [round((mid + i) * self.step, 4) for i in range(max(-w, 1 - mid), w + 1)]
+
+    def count(self, extra: int = 0) -> int:
+        mid, w = self._width(extra)
+        return max(w + 1 + min(w, mid - 1), 0)
 
 
 def _index_spot(tradingsymbol: str) -> float:
@@ -218,10 +256,12 @@ def _index_spot(tradingsymbol: str) -> float:
 
 
 def _stock_step(price: float) -> float:
-    for limit, step in ((50, 1.0), (100, 2.5), (250, 5.0), (1000, 10.0), (2500, 20.0), (5000, 50.0)):
+    step = 100.0
+    for limit, s in ((50, 1.0), (100, 2.5), (250, 5.0), (1000, 10.0), (2500, 20.0), (5000, 50.0)):
         if price < limit:
-            return step
-    return 100.0
+            step = s
+            break
+    return next((s for s in _STEPS if s <= step and s <= price * _MAX_STEP_SHARE), _STEPS[-1])
 
 
 def _last_weekday(year: int, month: int, weekday: int) -> dt.date:
@@ -254,36 +294,52 @@ def _strike_text(strike: float) -> str:
     return str(int(strike)) if strike == int(strike) else f"{strike:g}"
 
 
-def _chains(today: dt.date, n_months: int = 3) -> list[_Chain]:
+def _chains(today: dt.date, months: int, centre: Callable[[str], float]) -> list[_Chain]:
+    """Index chains (6 weeklies where the index has them, and at least 3 monthlies), then stock chains on the
+    first `months` monthly expiries."""
     chains: list[_Chain] = []
-    for name, index_ts, exch, step, lot, weekly in INDEX_DERIVATIVES:
+    for name, _, exch, step, lot, weekly in INDEX_DERIVATIVES:
         weekday = 3 if exch == "NFO" else 1  # NSE expiries on Thursday, BSE on Tuesday
-        months = monthly_expiries(today, weekday, n_months)
-        expiries = set(months)
+        monthly = monthly_expiries(today, weekday, max(months, 3))
+        expiries = set(monthly)
         if weekly:
             expiries.update(weekly_expiries(today, weekday, 6))
         for e in sorted(expiries):
-            chains.append(_Chain(name, exch, _index_spot(index_ts), step, lot, e, e in months, 4,
-                                 INDEX_FREEZE_QTY.get(name)))
-    months = monthly_expiries(today, 3, n_months)
+            chains.append(_Chain(name, exch, centre(name), step, lot, e, e in monthly, 4, INDEX_FREEZE_QTY.get(name)))
+    monthly = monthly_expiries(today, 3, months)
     for sym, _, price, lot, in STOCKS:
         if lot:
-            for e in months:
-                chains.append(_Chain(sym, "NFO", price, _stock_step(price), lot, e, True, 1,
+            for e in monthly:
+                chains.append(_Chain(sym, "NFO", centre(sym), _stock_step(price), lot, e, True, 1,
                                      stock_freeze_qty(price, lot)))
     return chains
 
 
-def _strikes(chain: _Chain, width: int) -> list[float]:
-    atm = round(chain.spot / chain.step) * chain.step
-    # Strikes within 40% .. 160% of spot, as listed chains are: a wider contract gets more expiries.
-    reach = max(int(chain.spot * 0.6 / chain.step), 1)
-    w = min(width, reach)
-    return [atm + i * chain.step for i in range(-w, w + 1) if atm + i * chain.step > 0]
+def _option_count(chains: list[_Chain], extra: int) -> int:
+    return sum(2 * c.count(extra) for c in chains)
 
 
-def _option_count(chains: list[_Chain], k: int) -> int:
-    return sum(2 * len(_strikes(c, k * c.weight)) for c in chains)
+def _fit(today: dt.date, centre: Callable[[str], float], budget: int | None) -> tuple[list[_Chain], int]:
+    """(chains, extra width) for `budget` option rows: as many stock expiries as fit at the least width (up to
+    a real chain's 3), then wider chains, then more expiries if even the widest fall short (benchmarks)."""
+    months = 1
+    if budget is None:
+        return _chains(today, months, centre), 0
+    while months < 3 and _option_count(_chains(today, months + 1, centre), 0) <= budget:
+        months += 1
+    chains = _chains(today, months, centre)
+    widest = 4000
+    while _option_count(chains, widest) < budget and months < 24:
+        months += 1
+        chains = _chains(today, months, centre)
+    lo, hi = 0, widest
+    while lo < hi:  # the narrowest extra width that reaches the budget (the count grows with it)
+        mid = (lo + hi) // 2
+        if _option_count(chains, mid) >= budget:
+            hi = mid
+        else:
+            lo = mid + 1
+    return chains, lo
 
 
 class _Tokens:
@@ -316,14 +372,30 @@ def _row(tokens: tuple[str, str], tradingsymbol: str, name: str, expiry: dt.date
     }
 
 
-def generate(rows: int | None = 20_000, today: dt.date | None = None) -> Iterator[dict[str, str]]:
+def minimum_rows(today: dt.date, spot: Callable[[str], float] | None = None) -> int:
+    """The rows of the smallest contract whose every chain keeps ATM +/- ATM_REACH (generate(None, ...))."""
+    return sum(1 for _ in generate(None, today, spot))
+
+
+def generate(rows: int | None = 20_000, today: dt.date | None = None,
+             spot: Callable[[str], float] | None = None) -> Iterator[dict[str, str]]:
     """Yield `rows` Zerodha instrument rows (all of the fixed part and as many options as fit).
 
-    The option chains are widened around each spot until the contract reaches `rows`; indices,
-    equities, futures and commodities always come first. `rows=None` yields the base contract with
-    20 strikes a side on index chains.
+    Each option chain is centred on `spot(underlying)` (the simulated price at the day's open, as
+    master_contract passes it; default: the underlying's base price) with room for ATM +/- ATM_REACH
+    through the day's moves. Indices, equities, futures and commodities come first; then chains, as many
+    stock expiries as fit (up to 3), widened until the contract reaches `rows`. `rows=None` yields the
+    smallest such contract (one stock expiry: minimum_rows()); a smaller `rows` cuts it short (tests'
+    small contracts).
     """
     today = today or dt.date.today()
+    centres: dict[str, float] = {}
+
+    def centre(name: str) -> float:
+        if name not in centres:
+            centres[name] = float(spot(name)) if spot is not None else _underlyings()[name]
+        return centres[name]
+
     tokens = _Tokens()
     fixed: list[dict[str, str]] = []
     for ts, exch, et, _ in INDICES:
@@ -362,46 +434,26 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None) -> Iterato
             ts = f"{pair}{y % 100:02d}{MONTHS[m - 1]}FUT"
             fixed.append(_row(tokens.make("CDS"), ts, pair, e, 0, "0.0025", 1, "FUT", "CDS-FUT", "CDS"))
 
-    budget = None if rows is None else max(rows - len(fixed), 0)
-    # The fewest expiry months, then the narrowest chain width, whose option count reaches the
-    # budget (binary search: the count grows with the width, and counting does not build rows).
-    n_months, width = 3, 5
-    if budget is not None:
-        while True:
-            chains = _chains(today, n_months)
-            if _option_count(chains, 4000) >= budget or n_months >= 24:
-                break
-            n_months += 1
-        lo, hi = 0, 4000
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if _option_count(chains, mid) >= budget:
-                hi = mid
-            else:
-                lo = mid + 1
-        width = lo
-    chains = _chains(today, n_months)
+    chains, extra = _fit(today, centre, None if rows is None else max(rows - len(fixed), 0))
 
-    emitted = 0
-    for row in fixed:
-        if rows is not None and emitted >= rows:
-            return
-        emitted += 1
-        yield row
-    for c in chains:
-        e = c.expiry
-        if c.monthly:
-            prefix = f"{c.name}{e.year % 100:02d}{MONTHS[e.month - 1]}"
-        else:
-            prefix = f"{c.name}{e.year % 100:02d}{WEEKLY_MONTH_CODES[e.month - 1]}{e.day:02d}"
-        seg = f"{c.exchange}-OPT"
-        for strike in _strikes(c, width * c.weight):
-            for kind in ("CE", "PE"):
-                if rows is not None and emitted >= rows:
-                    return
-                emitted += 1
-                yield _row(tokens.make(c.exchange), f"{prefix}{_strike_text(strike)}{kind}", c.name, e, strike,
-                           "0.05", c.lot, kind, seg, c.exchange, c.freeze)
+    def options() -> Iterator[dict[str, str]]:
+        # Every chain's core (ATM +/- `half`) first, then the wider strikes: cutting the contract at `rows`
+        # takes outer strikes, never the core, once the core fits.
+        for core in (True, False):
+            for c in chains:
+                e = c.expiry
+                if c.monthly:
+                    prefix = f"{c.name}{e.year % 100:02d}{MONTHS[e.month - 1]}"
+                else:
+                    prefix = f"{c.name}{e.year % 100:02d}{WEEKLY_MONTH_CODES[e.month - 1]}{e.day:02d}"
+                inner = set(c.strikes())
+                for strike in c.strikes() if core else [s for s in c.strikes(extra) if s not in inner]:
+                    for kind in ("CE", "PE"):
+                        yield _row(tokens.make(c.exchange), f"{prefix}{_strike_text(strike)}{kind}", c.name, e,
+                                   strike, "0.05", c.lot, kind, f"{c.exchange}-OPT", c.exchange, c.freeze)
+
+    out = itertools.chain(fixed, options())
+    yield from out if rows is None else itertools.islice(out, rows)
 
 
 # --------------------------------------------------------------------------------------------

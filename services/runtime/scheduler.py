@@ -1,5 +1,6 @@
 """Housekeeping that must happen on time, not only at the next read: analyze-mode MIS square-off,
-intraday strategy square-off, and the end of broker sessions.
+intraday strategy square-off, the end of broker sessions, and the embedded sample contract's daily
+regeneration (new weekly expiries, chains centred on the day's simulated prices).
 
 One thread per process (SCHEDULER_INTERVAL seconds). Every job is idempotent and takes the same
 locks as the requests that would otherwise do it lazily, so several workers running it at once
@@ -21,6 +22,7 @@ from database.types import utcnow
 from database.unit import unit_of_work
 from services.accounts import broker_login
 from services.logs import retention as log_retention
+from services.market import master_contract
 from services.strategies import webhooks
 from services.trading import portfolio
 from services.trading.paper import account as paper
@@ -37,6 +39,7 @@ def run_once(app: Flask, since: Any, until: Any = None) -> Any:
         ("strategy square-off", lambda: webhooks.squareoff_due(since, until)),
         ("broker session expiry", lambda: _in_unit(broker_login.expire_due)),
         ("log purge", lambda: log_retention.purge_due(now=until)),  # daily, once across workers
+        ("sample contract refresh", lambda: master_contract.refresh_sample_contract(now=until)),  # daily
     )
     for name, job in jobs:
         with app.app_context():

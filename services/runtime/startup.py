@@ -25,7 +25,7 @@ from flask import Flask, Response, current_app
 
 from database import db
 from services.market import symbol_index
-from services.market.master_contract import ensure_sample_contract
+from services.market.master_contract import ensure_sample_contract, refresh_sample_contract
 from services.runtime import scheduler
 
 log = logging.getLogger("algobridge")
@@ -70,13 +70,17 @@ def start_deferred(app: Flask) -> threading.Thread | None:
 
 
 def run_deferred(app: Flask) -> None:
-    """The deferred work itself: the sample contract when the table is empty, then the index."""
+    """The deferred work itself: the sample contract when the table is empty (or made again when it is
+    the sample of an earlier day), then the index."""
 
     with app.app_context():
         try:
             if app.config["SAMPLE_CONTRACT"]:
                 # Its import rebuilds this process's index and invalidates the others'.
                 ensure_sample_contract(rows=app.config["SAMPLE_CONTRACT_ROWS"])
+            # A sample contract left from an earlier day is made again for today before the index is built
+            # (the scheduler would, a little later).
+            refresh_sample_contract()
             if app.config["WARM_SYMBOL_INDEX"]:
                 symbol_index.index()
         except Exception:  # the server keeps serving; lookups build or load on first use instead
