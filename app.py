@@ -24,7 +24,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as config_module
 import vocabulary
-from blueprints import market_badge, traffic
+from blueprints import (
+    api_v1_market,  # noqa: F401 - its endpoints join api_v1_bp, registered below
+    market_badge,
+    traffic,
+)
 from blueprints.api_v1 import api_v1_bp
 from blueprints.apikey import apikey_bp
 from blueprints.auth import auth_bp

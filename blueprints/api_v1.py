@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -49,7 +50,7 @@ PREFIX = "/api/v1/"
 # MAX_QUANTITY, MAX_PRICE, MAX_BASKET, MAX_SPLIT_ORDERS, imported above).
 PRICETYPES = PRICE_TYPES
 ORDER_ENDPOINTS = frozenset({"placeorder", "placesmartorder", "modifyorder", "cancelorder", "cancelallorder",
-                             "closeposition", "basketorder", "splitorder"})
+                             "closeposition", "basketorder", "splitorder", "optionsorder", "optionsmultiorder"})
 ALREADY_MATCHED = "Positions Already Matched. No Action needed."
 # Endpoints whose successful answers hold no secret and only JSON values: their api_logs row stores the
 # answer as it is, without a redacting walk (an order book's would cost more than building the book).
@@ -73,6 +74,8 @@ class Call:
     response: Any = None
     response_ms: float = 0.0
     error: str | None = None
+    # What the API log keeps of a bulky answer (a contract's rows, candles) in place of the answer itself.
+    logged: dict | None = None
 
 
 def current_call() -> Call:
@@ -111,8 +114,8 @@ def _rate_key() -> str:
     found = g.get("_api_rate_key")
     if found is not None:
         return found
-    body = _json_body()
-    key = body.get("apikey") if isinstance(body, dict) else None
+    body = _json_body() if request.method == "POST" else request.args
+    key = body.get("apikey") if isinstance(body, Mapping) else None
     # surrogatepass: JSON may carry lone surrogates ("\ud800"), which strict UTF-8 cannot encode.
     who = (hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
            if isinstance(key, str) and key else "nokey")
@@ -349,10 +352,11 @@ class ApiFailure(Exception):
         self.status = status
 
 
-def parse(model: type[BaseModel], scope: str) -> tuple[Any, int]:
-    """The validated body and the user the key acts for; ApiFailure (400/403) otherwise."""
+def parse(model: type[BaseModel], scope: str, body: Any = None) -> tuple[Any, int]:
+    """The validated body (the request's JSON, or `body`: a GET's query arguments) and the user the key acts
+    for; ApiFailure (400/403) otherwise."""
     call = current_call()
-    body = _json_body()
+    body = _json_body() if body is None else body
     call.body = body
     if not isinstance(body, dict):
         raise ApiFailure("Invalid request: the body must be a JSON object")
@@ -691,7 +695,7 @@ def _record(api_type: str, response: Response) -> None:
     end = time.perf_counter()
     total_ms = (end - call.started) * 1000
     body = call.body if call.body is not None else _json_body()
-    payload = call.response
+    payload = call.logged if call.logged is not None and response.status_code == 200 else call.response
     if payload is None and response.is_json:
         payload = response.get_json(silent=True)
     status = response.status_code
@@ -701,7 +705,8 @@ def _record(api_type: str, response: Response) -> None:
         except Exception:  # noqa: BLE001 - the mode is a label here; the call's answer is already made
             call.mode = None
     observability.log_api_call(api_type, call.user_id, call.mode, body, payload, status, total_ms, client_address(),
-                               redact_response=not (status == 200 and api_type in PLAIN_RESPONSES
+                               redact_response=not (status == 200 and (api_type in PLAIN_RESPONSES
+                                                                       or call.logged is not None)
                                                     and call.response is not None))
     if api_type in ORDER_ENDPOINTS and call.user_id is not None:
         validated = call.validated if call.validated is not None else end

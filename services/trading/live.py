@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from brokers.base import BrokerError, BrokerPosition, OrderRequest
+from brokers.base import BrokerError, BrokerPosition, BrokerQuote, ErrorKind, MarginOrder, OrderRequest
 from database import db
 from database.enums import Action, Mode, OrderStatus, PriceType
 from database.order_db import Order
@@ -231,3 +231,53 @@ def funds(venue: Venue) -> dict:
             "utiliseddebits": shapes.money(f.utiliseddebits)}
 
 
+
+
+# -- market data and margins -----------------------------------------------------------------------------
+def _broker_quotes(venue: Venue, infos: list[SymbolInfo]) -> dict[tuple[str, str], BrokerQuote]:
+    """The broker's quotes of `infos`, keyed by (symbol, exchange): one call, instruments it has no quote for
+    left out."""
+    keys = {(i.brexchange, i.brsymbol): i for i in infos}
+    found = _call(venue, venue.client.quotes, list(keys)) if keys else {}
+    return {(keys[k].symbol, keys[k].exchange): q for k, q in found.items() if k in keys}
+
+
+def quotes_many(venue: Venue, infos: list[SymbolInfo]) -> dict[tuple[str, str], quotes.QuoteData]:
+    """The broker's quotes in one call, each stored as `quote` stores one (one unit)."""
+    out = {}
+    with unit_of_work():
+        for (symbol, exchange), q in _broker_quotes(venue, infos).items():
+            values = asdict(q)
+            out[(symbol, exchange)] = quotes.get_quote(symbol, exchange, lambda _info, v=values: v,
+                                                       broker=venue.broker)
+    return out
+
+
+def depth(venue: Venue, info: SymbolInfo) -> quotes.Depth:
+    """The broker's five levels a side."""
+    q = _broker_quotes(venue, [info]).get((info.symbol, info.exchange))
+    if q is None:
+        raise OrderError(f"{venue.broker} has no quote for {info.symbol} on {info.exchange}", 404)
+    with unit_of_work():
+        data = quotes.get_quote(info.symbol, info.exchange, lambda _info: asdict(q), broker=venue.broker)
+    levels = [tuple(quotes.Level(price=lv.price, quantity=int(lv.quantity), orders=int(lv.orders)) for lv in side)
+              for side in (q.bids, q.asks)]
+    return quotes.Depth(quote=data, ltq=int(q.ltq), bids=levels[0], asks=levels[1],
+                        total_buy=int(q.total_buy_quantity), total_sell=int(q.total_sell_quantity))
+
+
+def margin(venue: Venue, legs: list[tuple[SymbolInfo, OrderInput]]) -> dict:
+    """The broker's margin for the basket (its own SPAN and exposure, hedges included)."""
+    orders = [MarginOrder(exchange=info.brexchange, symbol=info.brsymbol, action=inp.action, quantity=inp.quantity,
+                          product=inp.product, pricetype=inp.pricetype, price=inp.price,
+                          trigger_price=inp.trigger_price) for info, inp in legs]
+    try:
+        m = venue.client.basket_margin(orders)
+    except BrokerError as exc:
+        if exc.kind == ErrorKind.UNSUPPORTED:
+            raise OrderError(f"{venue.broker} has no margin API", 501) from None
+        raise venue.refused(exc) from None
+    out = {"total_margin_required": float(m.total), "span_margin": float(m.span), "exposure_margin": float(m.exposure)}
+    if m.benefit:
+        out["margin_benefit"] = float(m.benefit)
+    return out

@@ -3,39 +3,17 @@ Python works and answers in OpenAlgo's shapes (analyze mode, on SQLite and Postg
 
 from __future__ import annotations
 
-import threading
-
-import openalgo
 import pytest
-from werkzeug.serving import make_server
 
-from tests.helpers.api import load_symbols, raise_limits, user_with_key
+from tests.helpers import sdk
+from tests.helpers.sdk import ok, sdk_client
 
-
-@pytest.fixture
-def server(app, monkeypatch):
-    raise_limits(app, monkeypatch)
-    load_symbols()
-    srv = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=srv.serve_forever, name="sdk-test-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{srv.server_port}"
-    finally:
-        srv.shutdown()
-        thread.join(timeout=10)
-        srv.server_close()
+server = sdk.server
 
 
 @pytest.fixture
 def client(server):
-    _user, _row, key = user_with_key("sdkuser")
-    return openalgo.api(api_key=key, host=server, timeout=30)
-
-
-def ok(resp: dict) -> dict:
-    assert resp.get("status") == "success", resp
-    return resp
+    return sdk_client(server)[1]
 
 
 def test_sdk_end_to_end(client):

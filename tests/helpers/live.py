@@ -10,6 +10,7 @@ import pytest
 from database import db
 from database.user_db import User
 from services.accounts import broker_login
+from services.market import master_contract, symbol_index
 from services.trading import venues
 from tests.fakes.kite_server import API_KEY, API_SECRET, RunningKite, running_kite
 
@@ -46,3 +47,11 @@ def connect_live(user_id: int, kite: RunningKite) -> None:
                                                   "status": "success"})
     db.session.commit()
     venues.set_analyze(user_id, False)
+
+
+def connect_live_with_contract(user_id: int, kite: RunningKite) -> None:
+    """`connect_live`, and Kite's own master contract loaded (the fake Kite knows its instrument tokens, not the
+    sample contract's)."""
+    connect_live(user_id, kite)
+    master_contract.import_from_broker(venues.venue_for(user_id).client, broker="zerodha")
+    symbol_index.reload()

@@ -23,12 +23,13 @@ from database.order_db import Order
 from database.portfolio_db import Funds, Holding, Position
 from database.types import utcnow
 from database.unit import in_unit, unit_of_work
+from services.market import options as market_options
 from services.market import quotes
 from services.market.symbol_index import SymbolInfo
 from services.trading import journal, shapes
 from services.trading.errors import OrderError
 from services.trading.journal import OrderInput, Placed
-from services.trading.paper import account, batches, hours
+from services.trading.paper import account, batches, hours, span
 from services.trading.paper.account import BROKER
 from services.trading.venues import Venue
 from vocabulary import OPEN_STATUSES
@@ -266,3 +267,56 @@ def funds(venue: Venue) -> dict:
     return {"availablecash": shapes.money(state.available), "collateral": shapes.money(collateral),
             "m2mrealized": shapes.money(state.realized_pnl), "m2munrealized": shapes.money(unrealized),
             "utiliseddebits": shapes.money(state.used_margin)}
+
+
+# -- market data and margins -----------------------------------------------------------------------------
+def quotes_many(venue: Venue, infos: list[SymbolInfo]) -> dict[tuple[str, str], quotes.QuoteData]:
+    """The quotes of known instruments, keyed by (symbol, exchange)."""
+    return quotes.get_quotes(infos)
+
+
+def depth(venue: Venue, info: SymbolInfo) -> quotes.Depth:
+    """Five levels a side around the simulated price."""
+    return quotes.get_depth(info.symbol, info.exchange)
+
+
+_INDEX_NAMES = frozenset({"NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50", "SENSEX", "BANKEX",
+                          "SENSEX50"})
+
+
+def _span_kind(info: SymbolInfo) -> str:
+    if info.instrumenttype not in ("FUT", "CE", "PE"):
+        return "equity"
+    if info.exchange in ("MCX", "NCDEX"):
+        return "commodity"
+    if info.exchange in ("CDS", "BCD"):
+        return "currency"
+    return "index" if (info.name or "").upper() in _INDEX_NAMES else "stock"
+
+
+def _underlying_price(info: SymbolInfo) -> Decimal | None:
+    """The price an option's scenarios move: its index or stock, else its nearest future (services.market.options)."""
+    under = market_options.underlying_instrument(info.name or "", info.exchange, utcnow().date())
+    return quotes.get_quote(under.symbol, under.exchange).ltp if under is not None else None
+
+
+def margin(venue: Venue, legs: list[tuple[SymbolInfo, OrderInput]]) -> dict:
+    """The basket's margin by the SPAN approximation of services.trading.paper.span, each leg at its order's
+    price (a priced order) or its last price."""
+    lev = account.leverage()
+    built = []
+    for info, inp in legs:
+        kind = _span_kind(info)
+        last = quotes.get_quote(info.symbol, info.exchange).ltp
+        price = inp.price if inp.price > 0 else last
+        under = last if info.instrumenttype == "FUT" else (_underlying_price(info) if kind != "equity" else price)
+        if under is None:  # an option whose underlying has no price: read it from the option's strike
+            under = info.strike or price
+        sign = 1 if inp.action == Action.BUY else -1
+        built.append(span.Leg(group=(info.name or info.symbol).upper(), kind=kind, instrument=info.instrumenttype,
+                              quantity=sign * inp.quantity, price=float(price), underlying=float(under),
+                              strike=float(info.strike or 0), expiry=info.expiry, exchange=info.exchange,
+                              product=inp.product, leverage=float(lev.mis)))
+    m = span.margin(built, utcnow())
+    return {"total_margin_required": float(m.total), "span_margin": float(m.span),
+            "exposure_margin": float(m.exposure), "margin_benefit": float(m.benefit)}
