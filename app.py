@@ -26,6 +26,7 @@ import config as config_module
 import vocabulary
 from blueprints import (
     api_v1_market,  # noqa: F401 - its endpoints join api_v1_bp, registered below
+    api_v1_options,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     market_badge,
     traffic,
 )
@@ -37,6 +38,7 @@ from blueprints.calendar import calendar_bp
 from blueprints.dashboard import dashboard_bp
 from blueprints.health import health_bp
 from blueprints.logs import logs_bp
+from blueprints.options import options_bp
 from blueprints.orders import orders_bp
 from blueprints.request_class import AppRequest
 from blueprints.settings import settings_bp
@@ -63,7 +65,7 @@ log = logging.getLogger("algobridge")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 BLUEPRINTS = (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
-              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, calendar_bp)
+              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, calendar_bp)
 CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli)
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"

@@ -14,7 +14,7 @@ from database.types import utcnow
 
 CLOCKED = ("services.trading.shapes", "services.trading.paper.account", "services.trading.paper.exchange",
            "services.trading.journal", "services.trading.portfolio", "services.market.quotes",
-           "blueprints.dashboard")
+           "services.trading.options", "blueprints.dashboard", "blueprints.options")
 
 
 class Clock:
