@@ -25,6 +25,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as config_module
 import vocabulary
 from blueprints import (
+    api_v1_history,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     api_v1_market,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     api_v1_options,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     market_badge,
@@ -37,6 +38,7 @@ from blueprints.broker import broker_bp
 from blueprints.calendar import calendar_bp
 from blueprints.dashboard import dashboard_bp
 from blueprints.health import health_bp
+from blueprints.history import history_bp
 from blueprints.logs import logs_bp
 from blueprints.options import options_bp
 from blueprints.orders import orders_bp
@@ -48,6 +50,7 @@ from blueprints.users import users_bp
 from blueprints.webhook import webhook_bp
 from cli.backup import backup_cli
 from cli.calendar import calendar_cli
+from cli.history import history_cli
 from cli.logs import logs_cli
 from cli.secrets import secrets_cli
 from cli.symbols import symbols_cli
@@ -65,8 +68,8 @@ log = logging.getLogger("algobridge")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 BLUEPRINTS = (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
-              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, calendar_bp)
-CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli)
+              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, history_bp, calendar_bp)
+CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli, history_cli)
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"
 # OperationalError: connection refused or lost, the server starting up or shutting down, a lock or

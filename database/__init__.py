@@ -56,6 +56,7 @@ DOMAIN_MODULES = (
     "alert_db",
     "systemlog_db",
     "calendar_db",
+    "history_db",
 )
 
 
