@@ -155,6 +155,14 @@ def register_extensions(app: Flask) -> None:
     # local://: extensions.LocalStorage, memory:// without a timer thread per few requests.
     app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["REDIS_URL"] or "local://")
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
+    # A limiter error is logged, never the request's failure: after the view (its headers) an order may
+    # be placed already.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    if app.config["REDIS_URL"]:
+        # Redis down: each process counts in its own memory until a check finds Redis back (Flask-Limiter's
+        # fallback); bounded waits for a Redis that hangs.
+        app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
+        app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", {"socket_connect_timeout": 2, "socket_timeout": 2})
     # Flask pre-fills these keys (SameSite with None), so setdefault would not take.
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = app.config.get("SESSION_COOKIE_SAMESITE") or "Lax"

@@ -2,7 +2,8 @@
 instance folder (writable), Redis (when configured) and the background log writer (alive, queue
 depth, retries, rows set aside).
 
-200 with `"status": "ok"` when every check passes; 503 with `"status": "error"` and a message naming
+200 with `"status": "ok"` when every check passes (with `"degraded": ["redis"]` while a configured Redis is
+down: the API keeps serving without it); 503 with `"status": "error"` and a message naming
 the failed checks otherwise, so a load balancer or an orchestrator can take the instance out of
 rotation. Nothing here raises: an unreachable part is reported, with the error's class name only
 (a message could carry a host or a user name); the write checks add the reason the database or the
@@ -167,6 +168,8 @@ def _write_checks(database_ok: bool) -> dict:
 
 
 def _redis() -> dict:
+    """Redis down is not a reason to take the instance out: the API keeps serving on in-process limits and
+    the database's cache counters until it is back. It is reported (`ok` true, `degraded` true)."""
     two_level = cache.current()
     if not two_level.uses_redis:
         return {"ok": True, "configured": False}
@@ -174,7 +177,7 @@ def _redis() -> dict:
         two_level.ping_redis()
         return {"ok": True, "configured": True}
     except Exception as exc:  # noqa: BLE001
-        return {"ok": False, "configured": True, "error": type(exc).__name__}
+        return {"ok": True, "configured": True, "degraded": True, "error": type(exc).__name__}
 
 
 def _writer() -> dict:
@@ -203,6 +206,8 @@ def health():
     failed = [name for name, check in checks.items() if not check["ok"]]
     # Which process answered: behind a load balancer, or with several workers, says who is ill.
     if not failed:
-        return jsonify(status="ok", pid=os.getpid(), checks=checks), 200
+        degraded = [name for name, check in checks.items() if check.get("degraded")]
+        extra = {"degraded": degraded} if degraded else {}
+        return jsonify(status="ok", pid=os.getpid(), checks=checks, **extra), 200
     message = "database unavailable, retry shortly" if not database["ok"] else f"failing: {', '.join(failed)}"
     return jsonify(status="error", message=message, pid=os.getpid(), checks=checks), 503

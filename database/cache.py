@@ -17,11 +17,22 @@ process may reload the old value in between. Without Redis, an invalidation tied
 the generation inside that session's own transaction (just before it commits), so the change and
 the news of it commit together: no second write transaction, and no window in which a crash after
 the commit leaves other processes with the old value.
+
+Redis down (REDIS_URL set; the subscription lost, a command failed, or the listener's ping once a
+second unanswered): each process works as without Redis until its listener subscribes again: entries
+in this process only, invalidations through the generation counters (bumped in the transaction, or
+after the commit by a writer whose message could not be sent), which the listener polls between its
+attempts to reconnect. Losing and regaining the subscription clears a process's entries (messages
+may have been missed); regaining it also deletes the shared entries (writers could not delete them
+meanwhile) and keeps polling the counters for GRACE seconds, for the writers that have not yet
+noticed Redis is back. Redis failing never reaches a caller: a read is a miss, an entry stays
+local, an invalidation goes through the counters.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import json
 import logging
@@ -50,6 +61,8 @@ _MISSING = object()
 SHARD_SEP = "#"
 _SHARDED: builtins.set[str] = builtins.set()
 _ROW_MAX = 64  # cache_generations.namespace
+GRACE = 5.0  # seconds the counters are still polled once Redis is back (see the module's docstring)
+PING_EVERY = 1.0  # seconds: a Redis that hangs leaves the subscription silent, not broken
 
 
 def shard_by_key(namespace: str) -> None:
@@ -105,6 +118,7 @@ class TwoLevelCache:
         self.stats = {"hits": 0, "misses": 0, "redis_hits": 0, "redis_misses": 0, "redis_errors": 0,
                       "invalidations_sent": 0, "invalidations_received": 0}
         self._redis = None
+        self._redis_down = False  # Redis failed: this process works as without it until it subscribes again
         if redis_url:
             import redis  # only where Redis is configured: the embedded default never loads the client
 
@@ -161,11 +175,11 @@ class TwoLevelCache:
             self.stats["hits"] += 1
             return value
         self.stats["misses"] += 1
-        if self._redis is not None:
+        if self._redis_ok:
             try:
                 raw = self._redis.get(self._rkey(namespace, key))
             except Exception:  # noqa: BLE001 - Redis down: behave as a miss
-                self.stats["redis_errors"] += 1
+                self._redis_failed()
                 return default
             if raw is not None:
                 self.stats["redis_hits"] += 1
@@ -179,11 +193,11 @@ class TwoLevelCache:
     def set(self, namespace: str, key: str, value: Any, ttl: int | None = None) -> None:
         with self._lock:
             self._ns(namespace)[key] = value
-        if self._redis is not None:
+        if self._redis_ok:
             try:
                 self._redis.set(self._rkey(namespace, key), json.dumps(value, default=str), ex=ttl or self.ttl)
-            except Exception:  # noqa: BLE001
-                self.stats["redis_errors"] += 1
+            except Exception:  # noqa: BLE001 - Redis down: the entry stays in this process only
+                self._redis_failed()
 
     def get_or_load(self, namespace: str, key: str, loader: Callable[[], Any], ttl: int | None = None) -> Any:
         value = self.get(namespace, key, _MISSING)
@@ -202,7 +216,11 @@ class TwoLevelCache:
         `committed(..., drop=False)`, which told the other processes."""
         with self._lock:
             ns = self._ns(namespace)
-            value = change(ns.get(key))
+            try:
+                value = change(ns.get(key))
+            except Exception:  # its caller's change is committed: a bad entry is dropped, not raised
+                log.exception("cache entry %s of %s could not be updated; dropped", key, namespace)
+                value = None
             if value is None:
                 ns.pop(key, None)
             else:
@@ -223,15 +241,29 @@ class TwoLevelCache:
             return
         self._drop_local(namespace, key)
         self.stats["invalidations_sent"] += 1
-        if self._redis is not None:
-            self._tell_redis(namespace, key)
+        if self._tell_redis(namespace, key):
             return
         row = generation_row(namespace, key)
         self._mark_seen(row, self._bump_generation(row))
 
     @property
     def uses_redis(self) -> bool:
+        """Redis is configured (whether it answers now or not)."""
         return self._redis is not None
+
+    @property
+    def redis_down(self) -> bool:
+        """Redis is configured and this process works without it for now (see the module's docstring)."""
+        return self._redis_down
+
+    @property
+    def _redis_ok(self) -> bool:
+        return self._redis is not None and not self._redis_down
+
+    def _redis_failed(self) -> None:
+        # The listener takes it as a lost subscription: it switches this process to the counters.
+        self.stats["redis_errors"] += 1
+        self._redis_down = True
 
     def ping_redis(self) -> bool:
         """Ask Redis whether it answers (for /health): False when no Redis is configured, True when it
@@ -245,8 +277,8 @@ class TwoLevelCache:
         """Without Redis: bump the generation row of (namespace, key) (generation_row()) on
         `connection`, inside its transaction (the caller commits), and return it; pass it to
         `committed()` with the same namespace and key once the commit is done. With Redis: nothing to
-        do before the commit (None): the message after it carries the news."""
-        if self._redis is not None:
+        do before the commit (None): the message after it carries the news; with Redis down, as without."""
+        if self._redis_ok:
             return None
         stmt = _bump_statement(connection.dialect.name)
         row = generation_row(namespace, key)
@@ -263,10 +295,12 @@ class TwoLevelCache:
                 with self._lock:
                     self._versions[namespace] += 1  # a load that raced the change must not be cached
             self.stats["invalidations_sent"] += 1
-            if self._redis is not None:
-                self._tell_redis(namespace, key)
-            elif generation is not None:
-                self._mark_seen(generation_row(namespace, key), generation)
+            told = self._tell_redis(namespace, key)
+            row = generation_row(namespace, key)
+            if generation is None and not told and self._redis is not None:
+                generation = self._bump_generation(row)  # Redis failed: the counter carries the news
+            if generation is not None:
+                self._mark_seen(row, generation)
         except Exception:
             self._drop_local(namespace, None)
             log.exception("cache invalidation of %s did not reach the other processes", namespace)
@@ -278,18 +312,27 @@ class TwoLevelCache:
             if generation == self._seen.get(row, 0) + 1:
                 self._seen[row] = generation
 
-    def _tell_redis(self, namespace: str, key: str | None) -> None:
+    def _tell_redis(self, namespace: str, key: str | None) -> bool:
+        """Delete the shared entry and tell the other processes; False when Redis cannot carry the news
+        (not configured, down, or failing now): the caller bumps the counter instead."""
+        if not self._redis_ok:
+            return False
         try:
-            if key is None:
-                for k in self._redis.scan_iter(match=self._rkey(namespace, "*"), count=500):
-                    self._redis.delete(k)
-            else:
-                self._redis.delete(self._rkey(namespace, key))
+            self._delete_shared(namespace, key)
             self._redis.publish(CHANNEL, json.dumps({"o": self._origin, "ns": namespace, "k": key}))
+            return True
         except Exception:  # noqa: BLE001
-            # The other processes' subscriptions are down too; they clear all on reconnect.
-            self.stats["redis_errors"] += 1
-            log.warning("cache invalidation of %s could not reach Redis", namespace)
+            self._redis_failed()
+            log.warning("cache invalidation of %s could not reach Redis: it goes through the database", namespace)
+            return False
+
+    def _delete_shared(self, namespace: str | None, key: str | None) -> None:
+        """Delete Redis entries: one key, a namespace's (key None), or every one (namespace None too)."""
+        if key is not None and namespace is not None:
+            self._redis.delete(self._rkey(namespace, key))
+            return
+        for k in self._redis.scan_iter(match=self._rkey(namespace or "*", "*"), count=500):
+            self._redis.delete(k)
 
     def _invalidate_after_commit(self, namespace: str, key: str | None) -> None:
         """The change is committed: an error here must not turn the commit into a failure."""
@@ -363,51 +406,90 @@ class TwoLevelCache:
         ready.set()
         failed = False
         while not self._stop.wait(self.poll_interval):
-            current = self._read_generations()
-            if current is None:
-                failed = True
-                continue
-            if failed:
-                # We may have missed invalidations while the database was away.
-                failed = False
-                self.clear()
-            changed = []
-            with self._lock:
-                for row, gen in current.items():
-                    if gen > self._seen.get(row, 0):
-                        self._seen[row] = gen
-                        changed.append(row)
-            for row in changed:
-                self.stats["invalidations_received"] += 1
-                self._drop_local(*_row_target(row))
+            failed = self._poll_once(failed)
+
+    def _poll_once(self, failed: bool, *, shared: bool = False) -> bool:
+        """One look at the generation counters: drop here what changed since the last look (with
+        `shared`, in Redis too). Returns whether they could not be read: `failed` for the next look,
+        which then clears everything (invalidations may have been missed while the database was away)."""
+        current = self._read_generations()
+        if current is None:
+            return True
+        if failed:
+            self.clear()
+        changed = []
+        with self._lock:
+            for row, gen in current.items():
+                if gen > self._seen.get(row, 0):
+                    self._seen[row] = gen
+                    changed.append(row)
+        for row in changed:
+            self.stats["invalidations_received"] += 1
+            self._drop_local(*_row_target(row))
+            if shared:
+                self._delete_shared(*_row_target(row))
+        return False
+
+    def _lose_redis(self) -> bool:
+        """The subscription is lost: work as without Redis until it is back. Returns `failed` (see
+        _poll_once)."""
+        self._redis_down = True
+        seen = self._read_generations()
+        with self._lock:
+            self._seen = seen or {}
+        # After reading the counters: a change they do not show yet committed before this clear.
+        self.clear()
+        log.warning("Redis is unreachable: cache entries stay in each process and invalidations go through "
+                    "the database until it is back")
+        return seen is None
 
     def _listen_redis(self, ready: threading.Event) -> None:
-        backoff = 0.1
-        first = True
+        lost = False  # since the last subscription failed, the counters carry the invalidations
+        failed = False  # the counters could not be read at the last look
+        grace_until = 0.0
         while not self._stop.is_set():
+            pubsub = None
             try:
                 pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
                 pubsub.subscribe(CHANNEL)
-                if not first:
+                if lost:
+                    # Messages were missed, and writers could not delete the shared entries they changed.
+                    self._delete_shared(None, None)
                     self.clear()
-                first = False
+                    grace_until = time.monotonic() + GRACE
+                    log.warning("Redis answers again: the cache shares entries and invalidations through it")
+                lost = False
+                self._redis_down = False
                 ready.set()
-                backoff = 0.1
+                next_poll = next_ping = 0.0
                 while not self._stop.is_set():
+                    if self._redis_down:  # a command of this process failed: taken as a lost subscription
+                        raise ConnectionError("a Redis command failed")
                     msg = pubsub.get_message(timeout=0.2)
-                    if msg is None:
-                        continue
-                    data = json.loads(msg["data"])
-                    if data.get("o") == self._origin:
-                        continue
-                    self.stats["invalidations_received"] += 1
-                    self._drop_local(data["ns"], data.get("k"))
-                pubsub.close()
-            except Exception:  # noqa: BLE001 - reconnect on any failure
-                ready.set()
+                    if msg is not None:
+                        data = json.loads(msg["data"])
+                        if data.get("o") != self._origin:
+                            self.stats["invalidations_received"] += 1
+                            self._drop_local(data["ns"], data.get("k"))
+                    now = time.monotonic()
+                    if now >= next_ping:
+                        self._redis.ping()
+                        next_ping = now + PING_EVERY
+                    if now < grace_until and now >= next_poll:
+                        failed = self._poll_once(failed, shared=True)
+                        next_poll = now + self.poll_interval
+            except Exception:  # noqa: BLE001 - any failure: the counters, and a new subscription
                 self.stats["redis_errors"] += 1
-                time.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+                if not lost:
+                    lost = True
+                    failed = self._lose_redis()
+                ready.set()
+                failed = self._poll_once(failed)
+                self._stop.wait(self.poll_interval)
+            finally:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
 
 
 @functools.cache

@@ -1,8 +1,10 @@
 """Rate limiting kept cheap: extensions.LocalStorage (the in-process fixed-window storage behind
-Flask-Limiter, local://) and the before-request check skipped only when it has nothing to enforce."""
+Flask-Limiter, local://) and the before-request check skipped only when it has nothing to enforce; and
+kept from failing a request when its storage (Redis) is down (app.py's limiter settings)."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import pytest
@@ -165,3 +167,28 @@ def test_the_before_request_check_stays_when_it_has_limits_to_enforce():
     assert not check_limits_in_views_only(blueprint_wide, lim)
     assert _statuses(blueprint_wide, "/bp") == [200, 429, 429]
     assert _statuses(blueprint_wide, "/plain") == [200, 200, 200]
+
+
+def test_the_application_never_lets_a_limiter_error_fail_a_request(app):
+    assert app.config["RATELIMIT_SWALLOW_ERRORS"] is True
+
+
+def test_with_redis_down_flask_limiters_fallback_enforces_the_views_limits_in_memory():
+    # What app.py sets with REDIS_URL relies on: with no RATELIMIT_IN_MEMORY_FALLBACK limits of its own,
+    # the fallback counts each view's decorated limits in memory (tests/blueprints/api_v1/test_redis_down.py
+    # runs it end to end); a release that enforces nothing, or fails, in this case fails here.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens there once the socket is closed
+    lim = Limiter(key_func=lambda: "k")
+    app = Flask("fallback")
+    app.config.update(RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{closed}/0", RATELIMIT_HEADERS_ENABLED=True,
+                      RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True, RATELIMIT_SWALLOW_ERRORS=True)
+
+    @app.get("/decorated")
+    @lim.limit("2 per hour")
+    def decorated():
+        return "decorated"
+
+    lim.init_app(app)
+    assert _statuses(app, "/decorated") == [200, 200, 429]
