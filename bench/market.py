@@ -52,7 +52,7 @@ def _sessions_back(n: int, today: dt.date) -> dt.date:
 def bodies_for(port: int, key: str) -> dict[str, str]:
     expiry = _call(port, "expiry", {"apikey": key, "symbol": "NIFTY", "exchange": "NFO",
                                     "instrumenttype": "options"})["data"][0]
-    end = dt.date.today() - dt.timedelta(days=1)
+    end = _sessions_back(1, dt.date.today())  # the last weekday before today: a finished session
     start = _sessions_back(SESSIONS - 1, end)
     history = {"apikey": key, "symbol": "INFY", "exchange": "NSE", "interval": "1m",
                "start_date": start.isoformat(), "end_date": end.isoformat()}
