@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar, Literal
@@ -396,6 +396,77 @@ class BrokerMargin:
     benefit: Decimal = Decimal(0)
 
 
+class StreamMode(enum.IntEnum):
+    """How much of an instrument a stream sends: OpenAlgo's feed modes."""
+
+    LTP = 1  # the last price (and, where the broker has it, the last trade's time)
+    QUOTE = 2  # plus the day's OHLC, volume, average price, total bid/ask quantity and open interest
+    DEPTH = 3  # plus five levels of market depth a side (and the circuit limits, where sent)
+
+
+STREAM_STATUSES = ("connected", "reconnecting", "closed")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamTick:
+    """One update of one instrument from a broker's stream, keyed by the broker's instrument token.
+
+    `mode` says which fields the broker filled (a field the broker did not send keeps its default):
+    LTP ticks carry `ltp` (and `ltt` where the broker sends it); QUOTE ticks the quote fields too;
+    DEPTH ticks the book as well. `close` is the previous day's close. `timestamp` is the exchange's
+    time of the update, or when it arrived if the broker sends none.
+    """
+
+    token: str
+    ltp: Decimal
+    timestamp: dt.datetime
+    mode: StreamMode = StreamMode.LTP
+    ltq: int = 0
+    ltt: dt.datetime | None = None
+    volume: int = 0
+    average_price: Decimal = Decimal(0)
+    open: Decimal = Decimal(0)
+    high: Decimal = Decimal(0)
+    low: Decimal = Decimal(0)
+    close: Decimal = Decimal(0)
+    oi: int = 0
+    total_buy_quantity: int = 0
+    total_sell_quantity: int = 0
+    upper_circuit: Decimal | None = None
+    lower_circuit: Decimal | None = None
+    # Best first, up to five a side; levels the broker sends empty are left out.
+    bids: tuple[DepthLevel, ...] = ()
+    asks: tuple[DepthLevel, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.timestamp.tzinfo is None or (self.ltt is not None and self.ltt.tzinfo is None):
+            raise ValueError("a tick's times must be timezone-aware")
+
+
+class BrokerStream(ABC):
+    """A live market-data stream of one broker session, opened by `BrokerClient.stream`.
+
+    The stream keeps its subscriptions itself: after a drop it reconnects with backoff and subscribes
+    everything again, reporting each step through `on_status`. Its methods may be called from any
+    thread and do not wait for the broker; ticks and statuses arrive on the stream's own thread, so a
+    callback must be quick (hand the value over to its consumer, e.g. `loop.call_soon_threadsafe`).
+    """
+
+    @abstractmethod
+    def subscribe(self, tokens: list[str], mode: int) -> None:
+        """Stream these instrument tokens in `mode` (a StreamMode); a token already streamed is
+        switched to `mode`. Raises BrokerError (INPUT) for a token the broker cannot stream, or for
+        more instruments than one connection of the broker carries."""
+
+    @abstractmethod
+    def unsubscribe(self, tokens: list[str]) -> None:
+        """Stop streaming these tokens; tokens not streamed are ignored."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Disconnect for good (no reconnect); `on_status("closed", ...)` follows. Idempotent."""
+
+
 def split_range(start: dt.datetime, end: dt.datetime, span: dt.timedelta) -> Iterator[tuple[dt.datetime, dt.datetime]]:
     """[start, end] cut into consecutive pieces no longer than `span`, for brokers that cap the range
     of one history request. Pieces do not overlap: each starts a second after the last one ended
@@ -493,6 +564,13 @@ class BrokerClient(ABC):
         """The margin the orders need together, counting the account's open positions."""
         name = getattr(self, "name", "this broker")
         raise BrokerError(f"Margin calculation is not available from {name}", status=501, kind=ErrorKind.UNSUPPORTED)
+
+    def stream(self, on_tick: Callable[[StreamTick], None], on_status: Callable[[str, str], None]) -> BrokerStream:
+        """Open the session's live market-data stream (it connects in the background). `on_tick`
+        gets every tick of the subscribed tokens; `on_status(status, text)` each change of the
+        connection, `status` one of STREAM_STATUSES, `text` a message for people."""
+        name = getattr(self, "name", "this broker")
+        raise BrokerError(f"Live streaming is not available from {name}", status=501, kind=ErrorKind.UNSUPPORTED)
 
 
 class Broker(ABC):

@@ -19,7 +19,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urljoin
@@ -36,12 +36,14 @@ from brokers.base import (
     BrokerPosition,
     BrokerProfile,
     BrokerQuote,
+    BrokerStream,
     BrokerTrade,
     ErrorKind,
     LoginResult,
     MarginOrder,
     OrderRequest,
     OrderResult,
+    StreamTick,
     exchange_time,
     merge_candles,
     next_daily_expiry,
@@ -63,6 +65,7 @@ log = logging.getLogger("algobridge.broker")
 
 DEFAULT_ROOT = "https://api.kite.trade"
 DEFAULT_LOGIN_URL = "https://kite.zerodha.com/connect/login"
+DEFAULT_TICKER_ROOT = "wss://ws.kite.trade"
 KITE_VERSION = "3"
 QUOTE_BATCH = 500  # Kite's limit of instruments per /quote request
 _CSV_CHUNK = 64 * 1024
@@ -159,11 +162,12 @@ class ZerodhaBroker(Broker):
         market_protection: Decimal | int | str = AUTO_MARKET_PROTECTION,
         pool_size: int = 16,
         history_per_second: float = HISTORY_PER_SECOND,
+        ticker_root: str | None = None,
     ):
         """`redirect_url` is the one registered for the API key on Kite's developer console; Kite
         redirects there itself, so it is kept for display and checks only. `root` and `login_url`
-        point the adapter at another Kite (a test double). `history_per_second` paces historical
-        requests (0: unpaced)."""
+        point the adapter at another Kite (a test double), `ticker_root` at another streaming server.
+        `history_per_second` paces historical requests (0: unpaced)."""
         if not api_key or not api_secret:
             raise BrokerError("Zerodha needs ZERODHA_API_KEY and ZERODHA_API_SECRET", kind=ErrorKind.CONFIG)
         self.api_key = api_key
@@ -175,6 +179,7 @@ class ZerodhaBroker(Broker):
         self.market_protection = to_decimal(market_protection)
         self.http = _http_session(pool_size)
         self.history_pacer = _Pacer(history_per_second)
+        self.ticker_root = ticker_root or DEFAULT_TICKER_ROOT
 
     def close(self) -> None:
         self.http.close()
@@ -414,6 +419,12 @@ class KiteClient(BrokerClient):
             # The documented spelling; the client would send Python's "True".
             data = self._kite.basket_order_margins(params, consider_positions="true")
             return mapping.to_margin(data)
+
+    def stream(self, on_tick: Callable[[StreamTick], None], on_status: Callable[[str, str], None]) -> BrokerStream:
+        """Kite's WebSocket ticker for this session (see `brokers.zerodha.ticker`)."""
+        from brokers.zerodha.ticker import KiteStream  # late: kiteconnect's ticker loads Twisted
+
+        return KiteStream(self._broker.api_key, self._access_token, on_tick, on_status, root=self._broker.ticker_root)
 
     def instruments(self) -> Iterator[dict[str, str]]:
         """Kite's instrument dump, row by row, as dicts of its CSV columns with string values.
