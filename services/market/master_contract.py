@@ -25,6 +25,7 @@ import csv
 import datetime as dt
 import io
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -36,11 +37,14 @@ from typing import Any
 from sqlalchemy import func, select, text
 
 from database import cache, db, write_unit
-from database.enums import Exchange, ImportState, InstrumentType
+from database.enums import Exchange, ImportState, InstrumentType, Mode
+from database.order_db import Order
+from database.portfolio_db import Position
 from database.symbol import MasterContractStatus, SymToken
 from database.types import utcnow
 from database.unit import unit_of_work
 from services.market import quotes, sample_contract, symbol_index
+from vocabulary import OPEN_STATUSES
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -691,15 +695,64 @@ def invalidate_symbols(rebuild: bool = True) -> None:
 
 SAMPLE_ROWS = 20_000
 SAMPLE_BROKER = "sample"
-_SAMPLE_SOURCE = "embedded sample contract of "  # + the exchange date it was generated for (ISO)
+# The source of a generated sample: "embedded sample contract (size N) of YYYY-MM-DD", N the `rows` it was generated
+# with (a refresh keeps it; the contract may be larger by the strikes it keeps listed), then the exchange date it
+# was generated for. Samples loaded before the size was recorded read "embedded sample contract of YYYY-MM-DD".
+_SAMPLE_SOURCE = "embedded sample contract"
+_SAMPLE_SIZE = re.compile(r" \(size (\d+)\) of ")
+_DERIVATIVES = (InstrumentType.FUT, InstrumentType.CE, InstrumentType.PE)
 
 
-def sample_rows(rows: int | None = SAMPLE_ROWS, today: dt.date | None = None) -> Iterator[dict[str, str]]:
+def sample_rows(rows: int | None = SAMPLE_ROWS, today: dt.date | None = None,
+                keep: Iterable[Mapping[str, str]] = ()) -> Iterator[dict[str, str]]:
     """The sample contract for the exchange date `today` (default: the current one), each option chain
-    centred on the simulator's price of its underlying at that day's open (sample_contract.generate)."""
+    centred on the simulator's price of its underlying at that day's open (sample_contract.generate).
+    `keep` (listed_derivatives()) are the contracts listed until now: the unexpired ones stay listed."""
     sim = quotes.simulator()
     day = today or utcnow().astimezone(sim.tz).date()
-    return sample_contract.generate(rows, day, spot=lambda name: sim.session_open(name, day))
+    return sample_contract.generate(rows, day, spot=lambda name: sim.session_open(name, day), keep=keep)
+
+
+def listed_derivatives(today: dt.date) -> list[dict[str, str]]:
+    """The loaded contract's futures and options that expire on `today` or later, as Zerodha rows with
+    the sample's columns: what a sample contract generated for `today` must keep listing."""
+    stmt = (select(SymToken.brsymbol, SymToken.name, SymToken.brexchange, SymToken.token, SymToken.expiry,
+                   SymToken.strike, SymToken.lotsize, SymToken.instrumenttype, SymToken.tick_size, SymToken.freeze_qty)
+            .where(SymToken.instrumenttype.in_(_DERIVATIVES), SymToken.expiry >= today).order_by(SymToken.id))
+    out = []
+    listed = db.session.connection().execute(stmt)  # Core rows: the ORM's loading would double the time
+    for brsymbol, name, brexchange, token, expiry, strike, lot, itype, tick, freeze in listed:
+        kind = InstrumentType(itype).value
+        out.append({
+            "instrument_token": token,
+            "exchange_token": str(int(token) >> 8) if token.isdigit() else "",
+            "tradingsymbol": brsymbol,
+            "name": name or "",
+            "last_price": "0",
+            "expiry": expiry.isoformat(),
+            "strike": format_strike(Decimal(strike)) if strike else "0",
+            "tick_size": format(Decimal(tick).normalize(), "f"),
+            "lot_size": str(lot),
+            "instrument_type": kind,
+            "segment": f"{brexchange}-{'FUT' if kind == 'FUT' else 'OPT'}",
+            "exchange": brexchange,
+            FREEZE_COLUMN: str(freeze) if freeze else "",
+        })
+    return out
+
+
+def unlisted_in_use() -> list[str]:
+    """Analyze-mode open positions and working orders on an instrument the loaded contract does not list
+    (nothing can quote or close them): "EXCHANGE:SYMBOL position PRODUCT of user N" or "... order ID of user N"."""
+    out = []
+    for kind, model, alive, what in (("position", Position, Position.quantity != 0, Position.product),
+                                     ("order", Order, Order.status.in_(OPEN_STATUSES), Order.orderid)):
+        listed = select(SymToken.id).where(SymToken.exchange == model.exchange, SymToken.symbol == model.symbol)
+        stmt = (select(model.exchange, model.symbol, what, model.user_id)
+                .where(model.mode == Mode.ANALYZE, alive, ~listed.exists()).order_by(model.id))
+        out += [f"{getattr(ex, 'value', ex)}:{sym} {kind} {getattr(w, 'value', w)} of user {uid}"
+                for ex, sym, w, uid in db.session.execute(stmt)]
+    return out
 
 
 def ensure_sample_contract(rows: int = SAMPLE_ROWS, now: dt.datetime | None = None) -> ImportResult | None:
@@ -713,18 +766,22 @@ def ensure_sample_contract(rows: int = SAMPLE_ROWS, now: dt.datetime | None = No
         return None
     today = _exchange_date(now)
     try:
-        return import_rows(sample_rows(rows, today), broker=SAMPLE_BROKER, source=_SAMPLE_SOURCE + today.isoformat())
+        return import_rows(sample_rows(rows, today), broker=SAMPLE_BROKER, source=_sample_source(today, rows))
     except ImportBusyError:
         return None
 
 
 def refresh_sample_contract(now: dt.datetime | None = None) -> ImportResult | None:
-    """Generate the sample contract again, at the size it has, when it is the loaded contract and was made
-    for an exchange date before `now`'s: the day's weekly expiries, chains centred on the day's prices.
+    """Generate the sample contract again, at the size it was generated with, when it is the loaded contract
+    and was made for an exchange date before `now`'s: the day's weekly expiries, chains centred on the day's
+    prices, and, as an exchange does, every future and option listed until now that has not expired, unchanged
+    (symbol, tokens, lot, tick, freeze): positions and orders on them keep their instrument.
 
     Returns None when there is nothing to do: the contract is a broker's (the last import to succeed
     was not the sample's), or is current, or an import is running (here or in another worker, which
     then does it: ImportBusyError). A scheduled job, also run at start-up; safe in every worker at once.
+    Logs a warning naming the analyze-mode positions and working orders whose instrument the new contract
+    does not list (only expired ones can be).
     """
     today = _exchange_date(now)
     statuses = db.session.execute(select(MasterContractStatus)).scalars().all()
@@ -735,16 +792,27 @@ def refresh_sample_contract(now: dt.datetime | None = None) -> ImportResult | No
     loaded = max(done, key=lambda r: r.finished_at, default=None)
     if loaded is None or loaded.broker != SAMPLE_BROKER or _generated_on(loaded) >= today:
         return None
-    rows = symbol_count()
+    # The size it was generated with, not its row count: that includes the strikes it kept, and would grow.
+    rows = _generated_size(loaded) or symbol_count()
     if not rows:
         return None
+    keep = listed_derivatives(today)
     try:
-        result = import_rows(sample_rows(rows, today), broker=SAMPLE_BROKER,
-                             source=_SAMPLE_SOURCE + today.isoformat(), rows_total=rows)
+        result = import_rows(sample_rows(rows, today, keep), broker=SAMPLE_BROKER,
+                             source=_sample_source(today, rows), rows_total=rows)
     except ImportBusyError:
         return None
-    log.info("sample contract generated again for %s (%d rows)", today, result.rows_mapped)
+    log.info("sample contract generated again for %s: %d rows, keeping the %d unexpired contracts listed before",
+             today, result.rows_mapped, len(keep))
+    unlisted = unlisted_in_use()
+    if unlisted:
+        log.warning("the sample contract of %s does not list the instrument of %d open position(s)/order(s): %s",
+                    today, len(unlisted), "; ".join(unlisted))
     return result
+
+
+def _sample_source(day: dt.date, rows: int) -> str:
+    return f"{_SAMPLE_SOURCE} (size {rows}) of {day.isoformat()}"
 
 
 def _exchange_date(now: dt.datetime | None) -> dt.date:
@@ -757,7 +825,15 @@ def _generated_on(status: MasterContractStatus) -> dt.date:
     source = status.source or ""
     if source.startswith(_SAMPLE_SOURCE):
         try:
-            return dt.date.fromisoformat(source[len(_SAMPLE_SOURCE):])
+            return dt.date.fromisoformat(source[-10:])
         except ValueError:
             pass
     return _exchange_date(status.started_at or status.finished_at)
+
+
+def _generated_size(status: MasterContractStatus) -> int | None:
+    """The `rows` a loaded sample contract was generated with, when its source names it (else: no kept
+    rows were added to it, and its row count is that size)."""
+    source = status.source or ""
+    size = _SAMPLE_SIZE.search(source) if source.startswith(_SAMPLE_SOURCE) else None
+    return int(size.group(1)) if size else None

@@ -12,18 +12,21 @@ Generation is deterministic for a given (rows, today, spot). `today` defaults to
 that the embedded contract has live expiries. Like a listed chain, each option chain is centred on its
 underlying's price (`spot`: the simulator's price at the day's open, as master_contract passes it;
 else `base_price()`) and wide enough that ATM +/- ATM_REACH strikes exist all day, however the price
-moves within the simulator's DAY_BAND; master_contract generates it again each day. `base_price()` is
-also where the quote simulator starts its random walks.
+moves within the simulator's DAY_BAND; master_contract generates it again each day. Like an exchange, a new
+day's contract never delists a contract before its expiry: given the previous day's rows (`keep`), it lists
+each of their unexpired derivatives as it was (tradingsymbol, tokens, lot, tick, freeze) and numbers new
+rows around their tokens. `base_price()` is also where the quote simulator starts its random walks.
 """
 
 from __future__ import annotations
 
+import bisect
 import calendar
 import datetime as dt
 import itertools
 import math
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -235,20 +238,21 @@ class _Chain:
         at-the-money strike is the nearest, so rounding moves it by up to one more)."""
         return ATM_REACH + math.ceil(math.expm1(DAY_BAND) * self.centre / self.step) + 1
 
-    def _width(self, extra: int) -> tuple[int, int]:
-        """(index of the centre strike in steps, strikes a side): half + extra x weight, within 40% .. 160%
-        of the centre as listed chains are, but never narrower than `half`."""
+    def span(self, extra: int = 0) -> tuple[int, int]:
+        """(lowest, highest) strike in steps: the centre's strike +/- (half + extra x weight), within 40% ..
+        160% of the centre as listed chains are, but never narrower than `half`; only strikes above zero."""
         w = min(self.half + extra * self.weight, max(int(self.centre * 0.6 / self.step), self.half))
-        return round(self.centre / self.step), w
+        mid = round(self.centre / self.step)
+        return mid + max(-w, 1 - mid), mid + w
 
     def strikes(self, extra: int = 0) -> list[float]:
-        """The chain's strikes, ascending (those above zero)."""
-        mid, w = self._width(extra)
-        return [round((mid + i) * self.step, 4) for i in range(max(-w, 1 - mid), w + 1)]
+        """The chain's strikes, ascending."""
+        lo, hi = self.span(extra)
+        return [round(k * self.step, 4) for k in range(lo, hi + 1)]
 
     def count(self, extra: int = 0) -> int:
-        mid, w = self._width(extra)
-        return max(w + 1 + min(w, mid - 1), 0)
+        lo, hi = self.span(extra)
+        return max(hi - lo + 1, 0)
 
 
 def _index_spot(tradingsymbol: str) -> float:
@@ -315,27 +319,73 @@ def _chains(today: dt.date, months: int, centre: Callable[[str], float]) -> list
     return chains
 
 
-def _option_count(chains: list[_Chain], extra: int) -> int:
-    return sum(2 * c.count(extra) for c in chains)
+class _Kept:
+    """The previous contract's derivatives that are still to expire: listed again as they were."""
+
+    def __init__(self, rows: Iterable[Mapping[str, str]], today: dt.date) -> None:
+        day = today.isoformat()
+        self.rows: dict[tuple[str, str], dict[str, str]] = {}
+        self.tokens: dict[str, set[int]] = {}  # exchange -> instrument tokens no new row may take
+        self._strikes: dict[tuple[str, str, str], list[float]] = {}  # (name, exchange, expiry) -> one per row
+        self.options = 0
+        for r in rows:
+            itype, expiry = r.get("instrument_type"), (r.get("expiry") or "")[:10]
+            if itype not in ("FUT", "CE", "PE") or expiry < day:
+                continue
+            exchange = r["exchange"]
+            self.rows[(exchange, r["tradingsymbol"])] = dict(r)
+            try:
+                self.tokens.setdefault(exchange, set()).add(int(r["instrument_token"]))
+            except ValueError:  # not a number: no generated token can equal it
+                pass
+            if itype != "FUT":
+                self._strikes.setdefault((r["name"], exchange, expiry), []).append(float(r["strike"]))
+                self.options += 1
+        self._chains: list[_Chain] | None = None  # the chains `_in_chains` is for (the fit asks often)
+        self._in_chains: list[list[int]] = []
+
+    def _in_steps(self, c: _Chain) -> list[int]:
+        """The kept strikes of `c`'s chain on its grid, in steps, sorted (one per row)."""
+        ks = (s / c.step for s in self._strikes.get((c.name, c.exchange, c.expiry.isoformat()), ()))
+        return sorted(round(k) for k in ks if abs(k - round(k)) < 1e-6)
+
+    def outside(self, chains: list[_Chain], extra: int) -> int:
+        """Kept option rows that `chains` at width `extra` do not list: they come on top of the chains."""
+        if not self.options:
+            return 0
+        if self._chains is not chains:
+            self._chains, self._in_chains = chains, [self._in_steps(c) for c in chains]
+        inside = 0
+        for c, ks in zip(chains, self._in_chains, strict=True):
+            if ks:
+                lo, hi = c.span(extra)
+                inside += bisect.bisect_right(ks, hi) - bisect.bisect_left(ks, lo)
+        return self.options - inside
 
 
-def _fit(today: dt.date, centre: Callable[[str], float], budget: int | None) -> tuple[list[_Chain], int]:
-    """(chains, extra width) for `budget` option rows: as many stock expiries as fit at the least width (up to
-    a real chain's 3), then wider chains, then more expiries if even the widest fall short (benchmarks)."""
+def _option_count(chains: list[_Chain], extra: int, kept: _Kept) -> int:
+    return sum(2 * c.count(extra) for c in chains) + kept.outside(chains, extra)
+
+
+def _fit(today: dt.date, centre: Callable[[str], float], budget: int | None,
+         kept: _Kept) -> tuple[list[_Chain], int]:
+    """(chains, extra width) for `budget` option rows, kept ones included: as many stock expiries as fit at
+    the least width (up to a real chain's 3), then wider chains, then more expiries if even the widest fall
+    short (benchmarks)."""
     months = 1
     if budget is None:
         return _chains(today, months, centre), 0
-    while months < 3 and _option_count(_chains(today, months + 1, centre), 0) <= budget:
+    while months < 3 and _option_count(_chains(today, months + 1, centre), 0, kept) <= budget:
         months += 1
     chains = _chains(today, months, centre)
     widest = 4000
-    while _option_count(chains, widest) < budget and months < 24:
+    while _option_count(chains, widest, kept) < budget and months < 24:
         months += 1
         chains = _chains(today, months, centre)
     lo, hi = 0, widest
     while lo < hi:  # the narrowest extra width that reaches the budget (the count grows with it)
         mid = (lo + hi) // 2
-        if _option_count(chains, mid) >= budget:
+        if _option_count(chains, mid, kept) >= budget:
             hi = mid
         else:
             lo = mid + 1
@@ -343,14 +393,22 @@ def _fit(today: dt.date, centre: Callable[[str], float], budget: int | None) -> 
 
 
 class _Tokens:
-    def __init__(self) -> None:
+    """Numbers new rows per segment from 10,000, skipping the instrument tokens of kept rows: a token names
+    one instrument of its exchange, and a kept row's stays its own."""
+
+    def __init__(self, taken: Mapping[str, set[int]]) -> None:
         self._next = {seg: 10_000 for seg in SEGMENT_CODES}
+        self._taken = taken
 
     def make(self, segment_key: str, exchange_token: int | None = None) -> tuple[str, str]:
+        code = SEGMENT_CODES[segment_key]
         if exchange_token is None:
             exchange_token = self._next[segment_key]
-            self._next[segment_key] += 1
-        return str(exchange_token * 256 + SEGMENT_CODES[segment_key]), str(exchange_token)
+            taken = self._taken.get(segment_key)
+            while taken and exchange_token * 256 + code in taken:
+                exchange_token += 1
+            self._next[segment_key] = exchange_token + 1
+        return str(exchange_token * 256 + code), str(exchange_token)
 
 
 def _row(tokens: tuple[str, str], tradingsymbol: str, name: str, expiry: dt.date | None, strike: float, tick: str,
@@ -378,7 +436,8 @@ def minimum_rows(today: dt.date, spot: Callable[[str], float] | None = None) -> 
 
 
 def generate(rows: int | None = 20_000, today: dt.date | None = None,
-             spot: Callable[[str], float] | None = None) -> Iterator[dict[str, str]]:
+             spot: Callable[[str], float] | None = None,
+             keep: Iterable[Mapping[str, str]] = ()) -> Iterator[dict[str, str]]:
     """Yield `rows` Zerodha instrument rows (all of the fixed part and as many options as fit).
 
     Each option chain is centred on `spot(underlying)` (the simulated price at the day's open, as
@@ -387,6 +446,12 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None,
     stock expiries as fit (up to 3), widened until the contract reaches `rows`. `rows=None` yields the
     smallest such contract (one stock expiry: minimum_rows()); a smaller `rows` cuts it short (tests'
     small contracts).
+
+    `keep` is the contract listed until now, in these columns: each of its derivatives that expires on
+    `today` or later is listed again unchanged, wherever the chains are now centred, and no new row takes
+    its token. Kept rows count in `rows` (chains widen less), but never give way: when they, the fixed
+    part and the chains' cores (ATM +/- half, as far as `rows` reaches them) exceed `rows`, the contract
+    is larger by that much and gets no wider strikes.
     """
     today = today or dt.date.today()
     centres: dict[str, float] = {}
@@ -396,7 +461,17 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None,
             centres[name] = float(spot(name)) if spot is not None else _underlyings()[name]
         return centres[name]
 
-    tokens = _Tokens()
+    kept = _Kept(keep, today)
+    tokens = _Tokens(kept.tokens)
+
+    def listed(exchange: str, ts: str, name: str, expiry: dt.date, strike: float, tick: str, lot: int, itype: str,
+               segment: str, freeze: int | None) -> dict[str, str]:
+        """The kept row of this derivative, else a new one (a kept one takes no token)."""
+        row = kept.rows.get((exchange, ts))
+        if row is not None:
+            return row
+        return _row(tokens.make(exchange), ts, name, expiry, strike, tick, lot, itype, segment, exchange, freeze)
+
     fixed: list[dict[str, str]] = []
     for ts, exch, et, _ in INDICES:
         fixed.append(_row(tokens.make("INDICES", et), ts, ts, None, 0, "0", 0, "EQ", "INDICES", exch))
@@ -409,14 +484,12 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None,
     for name, _, exch, _, lot, _ in INDEX_DERIVATIVES:
         for e in nse_months if exch == "NFO" else bse_months:
             ts = f"{name}{e.year % 100:02d}{MONTHS[e.month - 1]}FUT"
-            fixed.append(_row(tokens.make(exch), ts, name, e, 0, "0.05", lot, "FUT", f"{exch}-FUT", exch,
-                              INDEX_FREEZE_QTY.get(name)))
+            fixed.append(listed(exch, ts, name, e, 0, "0.05", lot, "FUT", f"{exch}-FUT", INDEX_FREEZE_QTY.get(name)))
     for sym, _, price, lot in STOCKS:
         if lot:
             for e in nse_months:
                 ts = f"{sym}{e.year % 100:02d}{MONTHS[e.month - 1]}FUT"
-                fixed.append(_row(tokens.make("NFO"), ts, sym, e, 0, "0.05", lot, "FUT", "NFO-FUT", "NFO",
-                                  stock_freeze_qty(price, lot)))
+                fixed.append(listed("NFO", ts, sym, e, 0, "0.05", lot, "FUT", "NFO-FUT", stock_freeze_qty(price, lot)))
     for name, _, lot, tick, day in COMMODITIES:
         for y, m in _months(today, 4):
             e = dt.date(y, m, min(day, calendar.monthrange(y, m)[1]))
@@ -425,16 +498,18 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None,
             if e < today:
                 continue
             ts = f"{name}{y % 100:02d}{MONTHS[m - 1]}FUT"
-            fixed.append(_row(tokens.make("MCX"), ts, name, e, 0, tick, lot, "FUT", "MCX-FUT", "MCX"))
+            fixed.append(listed("MCX", ts, name, e, 0, tick, lot, "FUT", "MCX-FUT", None))
     for pair, _ in CURRENCIES:
         for y, m in _months(today, 3):
             e = _last_weekday(y, m, 4) - dt.timedelta(days=2)  # two days before the month's last Friday
             if e < today:
                 continue
             ts = f"{pair}{y % 100:02d}{MONTHS[m - 1]}FUT"
-            fixed.append(_row(tokens.make("CDS"), ts, pair, e, 0, "0.0025", 1, "FUT", "CDS-FUT", "CDS"))
+            fixed.append(listed("CDS", ts, pair, e, 0, "0.0025", 1, "FUT", "CDS-FUT", None))
 
-    chains, extra = _fit(today, centre, None if rows is None else max(rows - len(fixed), 0))
+    futures_on_top = len(kept.rows) - kept.options - sum(1 for r in fixed if _is_kept(kept, r))
+    budget = None if rows is None else max(rows - len(fixed) - futures_on_top, 0)
+    chains, extra = _fit(today, centre, budget, kept)
 
     def options() -> Iterator[dict[str, str]]:
         # Every chain's core (ATM +/- `half`) first, then the wider strikes: cutting the contract at `rows`
@@ -449,11 +524,35 @@ def generate(rows: int | None = 20_000, today: dt.date | None = None,
                 inner = set(c.strikes())
                 for strike in c.strikes() if core else [s for s in c.strikes(extra) if s not in inner]:
                     for kind in ("CE", "PE"):
-                        yield _row(tokens.make(c.exchange), f"{prefix}{_strike_text(strike)}{kind}", c.name, e,
-                                   strike, "0.05", c.lot, kind, f"{c.exchange}-OPT", c.exchange, c.freeze)
+                        yield listed(c.exchange, f"{prefix}{_strike_text(strike)}{kind}", c.name, e, strike, "0.05",
+                                     c.lot, kind, f"{c.exchange}-OPT", c.freeze)
 
-    out = itertools.chain(fixed, options())
-    yield from out if rows is None else itertools.islice(out, rows)
+    candidates = itertools.chain(fixed, options())
+    if not kept.rows:
+        yield from candidates if rows is None else itertools.islice(candidates, rows)
+        return
+    # Kept rows are all listed; the fixed part and the cores come next, as far as the first `rows` rows reach
+    # (as without kept rows); wider strikes fill what is left of `rows`.
+    cores = len(fixed) + sum(2 * c.count() for c in chains)
+    mandatory = cores if rows is None else min(cores, rows)
+    done: set[tuple[str, str]] = set()
+    new = 0
+    for i, row in enumerate(candidates):
+        if _is_kept(kept, row):
+            done.add((row["exchange"], row["tradingsymbol"]))
+            yield row
+        elif i < mandatory or (rows is not None and len(kept.rows) + new < rows):
+            new += 1
+            yield row
+        else:  # the cores are listed and `rows` is spent: no later new row is listed either
+            break
+    for key, row in kept.rows.items():
+        if key not in done:
+            yield row
+
+
+def _is_kept(kept: _Kept, row: Mapping[str, str]) -> bool:
+    return kept.rows.get((row["exchange"], row["tradingsymbol"])) is row
 
 
 # --------------------------------------------------------------------------------------------

@@ -118,6 +118,57 @@ def test_generation_is_deterministic_and_sizes_are_met():
     assert sorted(e for n, e in big if n == "RELIANCE") == ["2024-03-28", "2024-04-25", "2024-05-30"]
 
 
+def derivative_keys(rows) -> set[tuple[str, str]]:
+    return {(r["exchange"], r["tradingsymbol"]) for r in rows if r["instrument_type"] in ("FUT", "CE", "PE")}
+
+
+def test_each_day_keeps_every_unexpired_contract_as_it_was_and_grows_only_by_cores():
+    sim = quotes.PriceSimulator()
+    previous: list[dict[str, str]] = []
+    for day in DAYS:
+        spot = lambda name, day=day: sim.session_open(name, day)  # noqa: E731
+        rows = list(sample_contract.generate(DEFAULT_ROWS, day, spot, keep=previous))
+        listed = {(r["exchange"], r["tradingsymbol"]): r for r in rows}
+        assert len(listed) == len(rows)
+        assert len({(r["exchange"], r["instrument_token"]) for r in rows}) == len(rows)  # a token: one instrument
+        kept = {(r["exchange"], r["tradingsymbol"]): r for r in previous
+                if r["instrument_type"] in ("FUT", "CE", "PE") and r["expiry"] >= day.isoformat()}
+        assert {k: listed.get(k) for k in kept} == kept  # unchanged: tokens, lot, tick, freeze
+        assert all(r["expiry"] >= day.isoformat() for r in rows if r["expiry"])  # the expired ones went
+        cores = {(r["exchange"], r["tradingsymbol"]) for r in sample_contract.generate(None, day, spot)}
+        assert cores <= listed.keys()  # ATM +/- 20 all day, as without kept strikes
+        if len(rows) > DEFAULT_ROWS:  # over the size only by what must be listed: no wider new strike
+            assert listed.keys() - kept.keys() <= cores
+        assert len(rows) < DEFAULT_ROWS * 1.1  # a little (the worst in three simulated years: 13%)
+        previous = rows
+    assert len(previous) > DEFAULT_ROWS  # the chains moved and kept strikes the new centres do not need
+
+
+def test_a_kept_token_is_never_given_to_a_new_row_and_a_kept_row_wins():
+    day, sim = DAYS[1], quotes.PriceSimulator()
+    spot = lambda name: sim.session_open(name, day)  # noqa: E731
+    fresh = list(sample_contract.generate(DEFAULT_ROWS, day, spot))
+    option = next(r for r in fresh if r["instrument_type"] == "CE")
+    future = next(r for r in fresh if r["instrument_type"] == "FUT" and r["exchange"] == "NFO")
+    strike_only = {**option, "tradingsymbol": "NIFTY24APR99000CE", "strike": "99000", "expiry": "2024-04-25"}
+    keep = [
+        strike_only,  # a strike listed before, far from today's chain, holding the token today's first option gets
+        {**future, "instrument_token": "99999994", "exchange_token": "390624", "lot_size": "50"},  # its own lot
+        {**option, "tradingsymbol": "NIFTY24MAR20000CE", "expiry": "2024-03-20", "instrument_token": "1"},  # expired
+    ]
+    rows = list(sample_contract.generate(DEFAULT_ROWS, day, spot, keep=keep))
+    by_symbol = {(r["exchange"], r["tradingsymbol"]): r for r in rows}
+    assert by_symbol[("NFO", "NIFTY24APR99000CE")] == strike_only
+    assert by_symbol[("NFO", option["tradingsymbol"])]["instrument_token"] != option["instrument_token"]
+    assert by_symbol[("NFO", future["tradingsymbol"])] == keep[1]
+    assert ("NFO", "NIFTY24MAR20000CE") not in by_symbol
+    assert len({(r["exchange"], r["instrument_token"]) for r in rows}) == len(rows)
+    assert len(rows) == DEFAULT_ROWS  # kept rows count in the size: the chains widen a strike less
+    assert list(sample_contract.generate(DEFAULT_ROWS, day, spot, keep=[])) == fresh
+    # a contract cut short (rows below the cores) lists its first rows and the kept ones on top
+    assert len(list(sample_contract.generate(3000, day, spot, keep=keep))) == 3000 + 1
+
+
 # -- the daily regeneration ---------------------------------------------------------------------
 
 
@@ -145,8 +196,8 @@ def test_the_sample_is_generated_again_on_a_new_exchange_day(app):
     # 02:00 IST on Friday is still Thursday in UTC: the exchange's date decides
     result = mc.refresh_sample_contract(now=moment(friday, 2))
     assert result is not None
-    assert result.rows_mapped == 3000  # the size it had
-    assert status().source.endswith("2024-03-22")
+    assert result.rows_mapped >= 3000  # the size it had, and the unexpired strikes it listed (below)
+    assert status().source == "embedded sample contract (size 3000) of 2024-03-22"
     assert "2024-03-21" not in weeklies()
     assert "2024-05-02" in weeklies()
     assert mc.refresh_sample_contract(now=moment(friday, 9)) is None  # once a day, whoever runs it
