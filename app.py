@@ -58,6 +58,7 @@ from cli.users import users_cli
 from database import cache, crypto, db, engine_options, import_models, writer
 from database.systemlog_db import install_handler
 from extensions import NoApiSessions, check_limits_in_views_only, csrf, limiter, login_manager
+from services.accounts import login_guard
 from services.runtime import scheduler
 from services.runtime.bootstrap import init_migrations, setup_environment
 
@@ -140,6 +141,29 @@ def configure_logging(app: Flask) -> None:
         root.addHandler(handler)
 
 
+class TrustedProxies:
+    """X-Forwarded-For and X-Forwarded-Proto believed only from TRUSTED_PROXIES: the client's address is the
+    first hop, from the right, that is not one of them (login_guard.client_ip), so rate limits, logs and the
+    secure cookie see the client, and a client cannot name itself by sending the header. The connection's own
+    values are kept where ProxyFix keeps them (`werkzeug.proxy_fix.orig`)."""
+
+    def __init__(self, wsgi_app: Any, trusted: Any) -> None:
+        self.wsgi_app = wsgi_app
+        self.trusted = tuple(trusted)
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        peer = environ.get("REMOTE_ADDR")
+        address = login_guard.parse_address(peer)
+        if address is not None and login_guard.is_trusted(address, self.trusted):
+            environ["werkzeug.proxy_fix.orig"] = {"REMOTE_ADDR": peer,
+                                                  "wsgi.url_scheme": environ.get("wsgi.url_scheme")}
+            environ["REMOTE_ADDR"] = login_guard.client_ip(peer, environ.get("HTTP_X_FORWARDED_FOR"), self.trusted)
+            proto = (environ.get("HTTP_X_FORWARDED_PROTO") or "").split(",")[-1].strip().lower()
+            if proto in ("http", "https"):
+                environ["wsgi.url_scheme"] = proto
+        return self.wsgi_app(environ, start_response)
+
+
 def register_extensions(app: Flask) -> None:
     import_models()
     db.init_app(app)
@@ -147,7 +171,10 @@ def register_extensions(app: Flask) -> None:
     cache.init_app(app)
     writer.init_app(app)
     install_handler()
-    if app.config["TRUST_PROXY_HEADERS"]:
+    if app.config["TRUSTED_PROXIES"]:
+        app.wsgi_app = TrustedProxies(app.wsgi_app, app.config["TRUSTED_PROXIES"])  # type: ignore[method-assign]
+    elif app.config["TRUST_PROXY_HEADERS"]:
+        log.warning("TRUST_PROXY_HEADERS believes X-Forwarded-For from any peer: list your proxies in TRUSTED_PROXIES")
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     # The rate limiter reads the body before the view: bound it (413 beyond).
     if app.config.get("MAX_CONTENT_LENGTH") is None:  # Flask pre-fills it with None: setdefault never took

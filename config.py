@@ -11,6 +11,7 @@ placeholder or weak secret is an error: a production deployment must bring its o
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
 import math
 import os
@@ -62,6 +63,18 @@ def _parse_str(_name: str, raw: str) -> str:
     return raw.strip()
 
 
+def parse_networks(name: str, raw: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """'10.0.0.0/8, 127.0.0.1' -> networks (an address is a network of one)."""
+    networks = []
+    for part in (p.strip() for p in raw.split(",")):
+        if part:
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError:
+                raise ConfigError(f"{name}: {part!r} is not an IP address or network (CIDR)") from None
+    return tuple(networks)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -101,9 +114,10 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds the writer keeps retrying at shutdown before spooling rows to disk"),
     Setting("SAMPLE_CONTRACT", None, parse_bool,
             "load the offline sample master contract when none is loaded; default on for the embedded SQLite"),
-    Setting("SAMPLE_CONTRACT_ROWS", "15000", _parse_int(100),
+    Setting("SAMPLE_CONTRACT_ROWS", "17000", _parse_int(100),
             "rows of the generated sample master contract (the index of every worker grows with it; below"
-            " about 14,500 the last stock option chains are cut short)"),
+            " about 14,500 the last stock option chains are cut short; above it, room for the strikes a daily"
+            " refresh keeps)"),
     Setting("WARM_SYMBOL_INDEX", "true", parse_bool,
             "build the symbol index in the background once a process has served its first page; off: on first use"),
     Setting("EXCHANGE_TIMEZONE", DEFAULT_EXCHANGE_TIMEZONE, _parse_str,
@@ -112,6 +126,13 @@ SETTINGS: tuple[Setting, ...] = (
             "exchange time (HH:MM) at which web and broker sessions end every day, and the trading day's"
             " books roll over"),
     Setting("LOGIN_RATE_LIMIT", "5 per minute;25 per hour", _parse_str, "login attempts allowed per client address"),
+    Setting("LOGIN_LOCKOUT_FAILURES", "5", _parse_int(0),
+            "failed sign-ins of one username within LOGIN_LOCKOUT_WINDOW that lock it (0 = no lockout)"),
+    Setting("LOGIN_LOCKOUT_WINDOW", "15", _parse_int(1), "minutes in which those failed sign-ins are counted"),
+    Setting("LOGIN_LOCKOUT_MAX", "60", _parse_int(1),
+            "longest lockout in minutes: the first lasts 1 minute, each next one in a row twice the last"),
+    Setting("REQUIRE_2FA_FOR_ADMINS", "false", parse_bool,
+            "admins must sign in with a TOTP code: one without two-factor sign-in is sent to enrol after the password"),
     Setting("API_RATE_LIMIT", "50 per second", _parse_str, "REST API calls per key and client address"),
     Setting("ORDER_RATE_LIMIT", "10 per second", _parse_str, "order calls per key and client address"),
     Setting("SMART_ORDER_RATE_LIMIT", "2 per second", _parse_str, "smart order calls per key and client address"),
@@ -140,6 +161,8 @@ SETTINGS: tuple[Setting, ...] = (
             "days API, traffic, latency and system logs are kept (0 = forever); Settings can override it"),
     Setting("SNAPSHOT_INTERVAL", "15", _parse_int(1), "minutes between scheduled equity snapshots of each user"),
     Setting("TRUST_PROXY_HEADERS", "false", parse_bool, "trust X-Forwarded-For/Proto (only behind your own proxy)"),
+    Setting("TRUSTED_PROXIES", "", parse_networks,
+            "addresses/CIDRs of your reverse proxies (comma-separated): X-Forwarded-For is believed from these only"),
     Setting("ZERODHA_API_KEY", "", _parse_str, "Kite Connect app's API key"),
     Setting("ZERODHA_API_SECRET", "", _parse_str, "Kite Connect app's API secret"),
     Setting("REDIRECT_URL", "http://127.0.0.1:5000/zerodha/callback", _parse_str,
@@ -160,6 +183,21 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WEB_GRACEFUL_TIMEOUT", "30", _parse_int(1),
             "seconds a worker gets after SIGTERM to finish requests and flush the log writer"),
     Setting("WEB_KEEPALIVE", "5", _parse_int(0), "seconds a kept-alive client connection waits for its next request"),
+    # The WebSocket feed (feed/, `python -m feed`): OpenAlgo's streaming protocol for the SDK and the pages.
+    Setting("WEBSOCKET_HOST", "127.0.0.1", _parse_str, "address the WebSocket feed listens on"),
+    Setting("WEBSOCKET_PORT", "8765", _parse_int(1), "port the WebSocket feed listens on (the openalgo SDK's default)"),
+    Setting("WEBSOCKET_WITH_WEB", "true", parse_bool,
+            "start the feed as a child of the web server (python app.py, gunicorn) and stop it with it; false"
+            " when it runs on its own (deploy/systemd/algobridge-feed.service)"),
+    Setting("WEBSOCKET_MAX_CONNECTIONS_PER_KEY", "25", _parse_int(1),
+            "feed connections at once per API key (or per signed-in user for the pages)"),
+    Setting("WEBSOCKET_MAX_SUBSCRIPTIONS_PER_KEY", "1000", _parse_int(1),
+            "instruments subscribed at once per API key, over all its connections"),
+    Setting("WEBSOCKET_SEND_BUFFER_KB", "1024", _parse_int(16),
+            "kilobytes of unsent data a feed client may fall behind by before it is disconnected (a slow client)"),
+    Setting("WEBSOCKET_URL", "", _parse_str,
+            "the feed's address for browsers (wss://... behind a proxy); empty = ws://<the page's host>:"
+            "WEBSOCKET_PORT"),
 )
 
 SECRET_NAMES = ("SECRET_KEY", "API_KEY_PEPPER", "TOKEN_ENCRYPTION_KEYS")
@@ -331,7 +369,8 @@ def parse_hhmm(name: str, raw: str):
 
 
 SERVER_SETTINGS = ("HOST", "PORT", "WEB_BIND", "WEB_WORKERS", "WEB_THREADS", "WEB_TIMEOUT",
-                   "WEB_GRACEFUL_TIMEOUT", "WEB_KEEPALIVE", "WRITER_SHUTDOWN_TIMEOUT")
+                   "WEB_GRACEFUL_TIMEOUT", "WEB_KEEPALIVE", "WRITER_SHUTDOWN_TIMEOUT",
+                   "WEBSOCKET_HOST", "WEBSOCKET_PORT", "WEBSOCKET_WITH_WEB")
 
 
 def server_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:

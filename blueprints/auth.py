@@ -1,15 +1,18 @@
 """`/` (to the dashboard), `/setup` (first run), `/auth/login`, `/auth/logout`.
 
 Also the web session's rules for the whole application, installed when this blueprint is
-registered: Flask-Login's user loader (a disabled or re-passworded user loads as nobody), the daily
-session end at SESSION_EXPIRY_TIME (exchange time), and a session cookie marked Secure whenever the
-request came over HTTPS.
+registered: Flask-Login's user loader (a disabled or re-passworded user loads as nobody, and so does
+a cookie whose server-side session has ended: services.accounts.sessions), the daily session end at
+SESSION_EXPIRY_TIME (exchange time), and a session cookie marked Secure whenever the request came
+over HTTPS. Sign-in is limited per address and locked per username by services.accounts.login_guard,
+in the database, so every worker shares the counts.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from urllib.parse import urlsplit
 
@@ -33,21 +36,24 @@ from werkzeug.exceptions import HTTPException
 from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
-from blueprints import traffic
+from blueprints import traffic, two_factor
 from blueprints.access import role_required
+from config import ConfigError
 from database.types import utcnow
 from extensions import client_address, limiter, login_manager
-from services.accounts import broker_login
+from services.accounts import broker_login, login_guard, sessions
 from services.accounts import users as accounts
 from services.accounts.users import AccountError, SetupClosedError
 
-__all__ = ["PASSWORD_LENGTH", "auth_bp", "render_error", "role_required", "start_session"]
+__all__ = ["PASSWORD_LENGTH", "auth_bp", "current_session_token", "login_address", "render_error",
+           "resume_broker_session", "role_required", "start_session"]
 
 log = logging.getLogger("algobridge.auth")
 
 auth_bp = Blueprint("auth", __name__)
 
 LOGIN_AT = "login_at"  # session key: when this web session signed in (ISO, UTC)
+SESSION_TOKEN = "sid"  # noqa: S105 - session key: the token of the server-side session (accounts.sessions)
 
 
 # -- application-wide session rules ------------------------------------------------------------------
@@ -79,14 +85,44 @@ def _configure(state) -> None:
     login_manager.login_message_category = "info"
     login_manager.user_loader(_load_principal)
     app.session_interface = HttpsAwareSessionInterface()
+    _check_sign_in_settings(app)
+
+
+def _check_sign_in_settings(app: Flask) -> None:
+    try:
+        login_guard.parse_limits(app.config["LOGIN_RATE_LIMIT"])
+    except ValueError as exc:
+        raise ConfigError(f"LOGIN_RATE_LIMIT={app.config['LOGIN_RATE_LIMIT']!r} is not a rate limit "
+                          f"(e.g. '5 per minute;25 per hour'): {exc}") from None
+    if app.config.get("TRUST_PROXY_HEADERS") and not app.config.get("TRUSTED_PROXIES"):
+        log.warning("TRUST_PROXY_HEADERS is on without TRUSTED_PROXIES: X-Forwarded-For is believed from any "
+                    "client that reaches this server directly; list your proxies in TRUSTED_PROXIES")
 
 
 def _load_principal(session_id: str) -> accounts.AccountPrincipal | None:
-    """Flask-Login's user loader: the account's principal, reported to the traffic log."""
+    """Flask-Login's user loader: the account's principal, reported to the traffic log; nobody when the
+    cookie's server-side session has ended (signed out, a new password, disabled) or never existed."""
     principal = accounts.load_principal(session_id)
-    if principal is not None:
-        traffic.note_signed_in(principal.id)
+    if principal is None or not sessions.is_live(session.get(SESSION_TOKEN), principal.id):
+        return None
+    traffic.note_signed_in(principal.id)
     return principal
+
+
+def login_address() -> str:
+    """The client's address for sign-in: its limits, lockout and records. X-Forwarded-For counts only from
+    TRUSTED_PROXIES (or from anyone with TRUST_PROXY_HEADERS alone, as before), read from the connection's
+    own peer even where ProxyFix already rewrote REMOTE_ADDR."""
+    environ, config = request.environ, current_app.config
+    peer = (environ.get("werkzeug.proxy_fix.orig") or {}).get("REMOTE_ADDR") or environ.get("REMOTE_ADDR")
+    return login_guard.client_ip(peer, environ.get("HTTP_X_FORWARDED_FOR"), config["TRUSTED_PROXIES"],
+                                 trust_any_peer=bool(config["TRUST_PROXY_HEADERS"]))
+
+
+def current_session_token() -> str | None:
+    """The token of this request's server-side session (for a use case that keeps it, e.g. a new password)."""
+    token = session.get(SESSION_TOKEN)
+    return token if isinstance(token, str) else None
 
 
 @auth_bp.before_app_request
@@ -98,14 +134,18 @@ def _end_expired_session():
     if not current_user.is_authenticated:
         logout_user()
         session.pop(LOGIN_AT, None)
+        session.pop(SESSION_TOKEN, None)
         return None
     expiry_time, zone = accounts.expiry_settings()
     if accounts.session_expired(_login_at(), utcnow(), expiry_time, zone):
         log.info("session of %s ended at the daily expiry", current_user.username)
+        sessions.end(session.pop(SESSION_TOKEN, None), sessions.EXPIRED)
         logout_user()
         session.pop(LOGIN_AT, None)
         flash(f"Your session ended at {expiry_time:%H:%M} ({zone}) as it does every day. Please sign in again.",
               "info")
+        return None
+    sessions.touch(session.get(SESSION_TOKEN))
     return None
 
 
@@ -123,11 +163,15 @@ def _login_at() -> dt.datetime | None:
 def start_session(user, *, keep_login_time: bool = False) -> None:
     """Sign `user` in to a fresh session (nothing from before sign-in is carried over).
     `keep_login_time` re-issues the current session (after a change of the user's own password)
-    without moving its start, so it still ends at the same daily expiry."""
+    without moving its start, so it still ends at the same daily expiry, and keeps its server-side
+    session; otherwise a new server-side session begins."""
     login_at = session.get(LOGIN_AT) if keep_login_time else None
+    token = current_session_token() if keep_login_time else None
     session.clear()
     login_user(accounts.principal_for(user))
     session[LOGIN_AT] = login_at or utcnow().isoformat()
+    session[SESSION_TOKEN] = token or sessions.begin(user.id, ip=login_address(),
+                                                     user_agent=request.user_agent.string)
 
 
 # -- error pages of this blueprint ------------------------------------------------------------------------
@@ -148,8 +192,15 @@ def csrf_error(exc: CSRFError):
 def too_many_attempts(exc: HTTPException):
     current = limiter.current_limit
     reset_at = current.reset_at if current is not None else int(time.time()) + 60
-    retry_in = max(1, reset_at - int(time.time()))
-    retry_at = dt.datetime.fromtimestamp(reset_at, tz=dt.UTC)
+    return _too_many_attempts(dt.datetime.fromtimestamp(reset_at, tz=dt.UTC))
+
+
+def _retry_in(retry_at: dt.datetime) -> int:
+    return max(1, math.ceil((retry_at - utcnow()).total_seconds()))
+
+
+def _too_many_attempts(retry_at: dt.datetime):
+    retry_in = _retry_in(retry_at)
     _, zone = accounts.expiry_settings()
     body, code = render_error(
         429, "Too many sign-in attempts",
@@ -157,6 +208,14 @@ def too_many_attempts(exc: HTTPException):
         retry_in=retry_in, retry_at=retry_at.astimezone(zone),
     )
     return body, code, {"Retry-After": str(retry_in)}
+
+
+def _locked_words(retry_at: dt.datetime) -> str:
+    """The lockout's message: the same for every username, existing or not."""
+    _, zone = accounts.expiry_settings()
+    minutes = math.ceil(_retry_in(retry_at) / 60)
+    return (f"Too many failed sign-ins for this username. Try again after {retry_at.astimezone(zone):%H:%M:%S} "
+            f"({zone}), in {minutes} minute{'' if minutes == 1 else 's'}.")
 
 
 # -- forms --------------------------------------------------------------------------------------------------
@@ -212,14 +271,18 @@ def setup():
     return render_template("auth/setup.html", form=form)
 
 
-def _record_rate_limited(_limit) -> None:
-    """Limiter on_breach: the refused attempt is recorded like any other, in a unit of its own."""
+def _over_address_limit(ip: str):
+    """Count this sign-in attempt against LOGIN_RATE_LIMIT for `ip` (in the database: every worker shares
+    it); the 429 page when over it, the refused attempt recorded like any other."""
+    retry_at = login_guard.admit_address(ip, current_app.config["LOGIN_RATE_LIMIT"])
+    if retry_at is None:
+        return None
     try:
-        accounts.record_rate_limited(request.form.get("username") or "", ip=client_address(),
-                                     user_agent=request.user_agent.string)
+        accounts.record_rate_limited(request.form.get("username") or "", ip=ip, user_agent=request.user_agent.string)
     except Exception:  # a failure to record must not turn a 429 into a 500 (its unit rolled back)
         log.exception("could not record a rate-limited sign-in attempt")
-    log.warning("sign-in rate limit reached from %s", client_address())
+    log.warning("sign-in rate limit reached from %s", ip)
+    return _too_many_attempts(retry_at)
 
 
 def _safe_next(target: str | None) -> str | None:
@@ -233,8 +296,6 @@ def _safe_next(target: str | None) -> str | None:
 
 
 @auth_bp.route("/auth/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"], key_func=client_address,
-               on_breach=_record_rate_limited)
 def login():
     next_url = _safe_next(request.args.get("next"))
     if current_user.is_authenticated:
@@ -243,25 +304,33 @@ def login():
         return redirect(url_for("auth.setup"))
     form = LoginForm()
     if request.method == "POST":
-        ip, agent = client_address(), request.user_agent.string
+        ip, agent = login_address(), request.user_agent.string
+        refused = _over_address_limit(ip)
+        if refused is not None:
+            return refused
         if not form.validate():
             accounts.record_invalid_form(form.username.data or "", ip=ip, user_agent=agent)
             flash("Enter your username and password.", "error")
         else:
             result = accounts.authenticate(form.username.data, form.password.data, ip=ip, user_agent=agent)
-            if result.ok:
-                start_session(result.user)
-                _resume_broker_session(result.user)
-                return redirect(next_url or url_for("auth.home"))
+            if result.ok:  # signed in now, or once a two-factor code is given (blueprints.two_factor)
+                return two_factor.password_accepted(result.user, next_url)
+            if result.reason == accounts.REASON_LOCKED:
+                flash(_locked_words(result.retry_at), "error")
+                form.password.data = ""
+                return (render_template("auth/login.html", form=form), 429,
+                        {"Retry-After": str(_retry_in(result.retry_at))})
             if result.reason == accounts.REASON_DISABLED:
                 flash("This account is disabled. Ask an administrator.", "error")
             else:
                 flash("Invalid username or password.", "error")
+                if result.retry_at is not None:
+                    flash(_locked_words(result.retry_at), "error")
         form.password.data = ""
     return render_template("auth/login.html", form=form)
 
 
-def _resume_broker_session(user) -> None:
+def resume_broker_session(user) -> None:
     """A broker session still valid from earlier today is picked up again, with no new broker
     login; one the broker no longer honours is marked expired. Never blocks the sign-in (the units
     of resume() roll back what they began)."""
@@ -275,7 +344,12 @@ def _resume_broker_session(user) -> None:
 def logout():
     if current_user.is_authenticated:
         log.info("sign-out of %s", current_user.username)
+    sessions.end(current_session_token(), sessions.LOGOUT)  # a copy of this cookie stops working too
     logout_user()
     session.clear()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+# The two-factor pages (blueprints.two_factor) are nested here and sign in through the functions above.
+auth_bp.register_blueprint(two_factor.pages(two_factor.SignIn(start_session, resume_broker_session, login_address)))

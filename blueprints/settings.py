@@ -1,6 +1,7 @@
-"""`/settings`: analyze mode (per user), display time zone, session expiry (read-only) and, for
-admins, log retention. Every change writes the setting, a config_versions snapshot and the audit
-trail in one unit (services.accounts.settings)."""
+"""`/settings`: analyze mode (per user), display time zone, session expiry (read-only), whether
+two-factor sign-in is on (a link to its own pages, blueprints.two_factor) and, for admins, log
+retention. Every change writes the setting, a config_versions snapshot and the audit trail in one unit
+(services.accounts.settings)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from database.enums import Mode, Role
 from database.types import utcnow
 from extensions import client_address
 from services.accounts import settings as settings_service
+from services.accounts import two_factor
 from services.accounts import users as accounts
 from services.accounts.settings import SettingsError
 from services.logs import retention as log_retention
@@ -65,6 +67,7 @@ def _page(status: int = 200, **forms):
         can_trade=current_user.role in TRADE_ROLES, is_admin=current_user.role == Role.ADMIN,
         analyze=venues.is_analyze(current_user.id), expiry_time=expiry_time.strftime("%H:%M"), expiry_zone=str(zone),
         next_expiry=next_expiry, versions=versions, zone=display_zone,
+        two_factor_on=two_factor.is_enrolled(current_user.id),
     ), status
 
 

@@ -3,6 +3,10 @@
 Everyone signed in sees their own strategies; admins and traders change them (viewers only look).
 A strategy of another user answers 404, like one that does not exist. services.strategies.strategy does the
 work (and the audit trail); this module is HTTP only.
+
+The webhook URL is shown once, like an API key: on the page that answers the creation of the strategy
+and the rotation of its URL (rendered, not redirected to: nothing but the hash is kept to show it from
+later). Afterwards the page shows its first characters only.
 """
 
 from __future__ import annotations
@@ -105,9 +109,13 @@ def _check_action_form() -> None:
         abort(400)
 
 
-def webhook_url(strategy: Strategy) -> str:
+def webhook_url(strategy: Strategy, webhook_id: str | None = None) -> str:
+    """The strategy's webhook URL: whole with `webhook_id` (just created or rotated), else masked to the
+    id's first characters (all that is known of it)."""
     endpoint = "webhook.chartink_webhook" if strategy.platform == Platform.CHARTINK else "webhook.strategy_webhook"
-    return url_for(endpoint, webhook_id=strategy.webhook_id, _external=True)
+    if webhook_id:
+        return url_for(endpoint, webhook_id=webhook_id, _external=True)
+    return url_for(endpoint, webhook_id=strategy.webhook_prefix, _external=True) + "…"
 
 
 def alert_json(strategy: Strategy) -> str:
@@ -118,10 +126,25 @@ def alert_json(strategy: Strategy) -> str:
     return json.dumps(body, indent=2)
 
 
-def _chartink_example(strategy: Strategy) -> str:
+def _chartink_example(strategy: Strategy, webhook_id: str | None) -> str:
     return json.dumps({"stocks": "RELIANCE,SBIN", "trigger_prices": "2950.5,812.3", "triggered_at": "10:15 am",
                        "scan_name": "Breakout scan", "scan_url": "breakout-scan", "alert_name": "Breakout BUY",
-                       "webhook_url": webhook_url(strategy)}, indent=2)
+                       "webhook_url": webhook_url(strategy, webhook_id)}, indent=2, ensure_ascii=False)
+
+
+def _view_page(strategy: Strategy, *, mapping_form: MappingForm | None = None, status: int = 200,
+               new_webhook_id: str | None = None):
+    """The strategy's page; with `new_webhook_id` (creation, rotation) it shows the whole URL, this once."""
+    return render_template(
+        "strategy/view.html", strategy=strategy, mappings=strategies.mappings(strategy.id),
+        signals=strategies.recent_signals(strategy.id), mapping_form=mapping_form or MappingForm(formdata=None),
+        action_form=ActionForm(), webhook_url=webhook_url(strategy, new_webhook_id), new_webhook_id=new_webhook_id,
+        alert_json=alert_json(strategy),
+        chartink_example=_chartink_example(strategy, new_webhook_id) if strategy.platform == Platform.CHARTINK
+        else None,
+        can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS, symbols_loaded=symbol_index.count() > 0,
+        host_url=request.host_url.rstrip("/"),
+    ), status, {"Cache-Control": "no-store"}  # the webhook id is a credential
 
 
 # -- pages -------------------------------------------------------------------------------------------------------------
@@ -145,13 +168,14 @@ def create():
     status = 200
     if form.validate_on_submit():
         try:
-            strategy = strategies.create_strategy(_actor(), form.to_input())
+            strategy, webhook_id = strategies.create_strategy(_actor(), form.to_input())
         except StrategyError as exc:
             _form_error(form, exc)
             status = 400
         else:
-            flash(f"Strategy “{strategy.name}” created. Map the symbols it trades below.", "success")
-            return redirect(url_for("strategy.view", strategy_id=strategy.id))
+            flash(f"Strategy “{strategy.name}” created. Copy its webhook URL now: it is not shown again. "
+                  "Then map the symbols it trades below.", "success")
+            return _view_page(strategy, new_webhook_id=webhook_id)
     elif request.method == "POST":
         status = 400
     return render_template("strategy/form.html", form=form, strategy=None, hours_of=hours_of,
@@ -161,15 +185,7 @@ def create():
 @strategy_bp.get("/<int:strategy_id>")
 @login_required
 def view(strategy_id: int):
-    strategy = _own(strategy_id)
-    return render_template(
-        "strategy/view.html", strategy=strategy, mappings=strategies.mappings(strategy.id),
-        signals=strategies.recent_signals(strategy.id), mapping_form=MappingForm(formdata=None),
-        action_form=ActionForm(), webhook_url=webhook_url(strategy), alert_json=alert_json(strategy),
-        chartink_example=_chartink_example(strategy) if strategy.platform == Platform.CHARTINK else None,
-        can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS, symbols_loaded=symbol_index.count() > 0,
-        host_url=request.host_url.rstrip("/"),
-    ), 200, {"Cache-Control": "no-store"}  # the webhook id is a credential
+    return _view_page(_own(strategy_id))
 
 
 @strategy_bp.route("/<int:strategy_id>/edit", methods=["GET", "POST"])
@@ -227,11 +243,12 @@ def _set_active(strategy_id: int, active: bool):
 def rotate(strategy_id: int):
     _check_action_form()
     try:
-        strategies.rotate_webhook(_actor(), strategy_id)
+        strategy, webhook_id = strategies.rotate_webhook(_actor(), strategy_id)
     except StrategyNotFoundError:
         abort(404)
-    flash("New webhook URL generated: the old one no longer works. Update your alerts.", "warning")
-    return redirect(url_for("strategy.view", strategy_id=strategy_id))
+    flash("New webhook URL generated: the old one no longer works. Copy this one now (it is not shown again) "
+          "and update your alerts.", "warning")
+    return _view_page(strategy, new_webhook_id=webhook_id)
 
 
 @strategy_bp.route("/<int:strategy_id>/delete", methods=["GET", "POST"])
@@ -267,14 +284,7 @@ def add_mapping(strategy_id: int):
             flash(f"{mapping.exchange}:{mapping.symbol} added.", "success")
             return redirect(url_for("strategy.view", strategy_id=strategy_id))
     strategy = _own(strategy_id)  # the failed unit of work rolled back: load it again
-    return render_template(
-        "strategy/view.html", strategy=strategy, mappings=strategies.mappings(strategy.id),
-        signals=strategies.recent_signals(strategy.id), mapping_form=form, action_form=ActionForm(),
-        webhook_url=webhook_url(strategy), alert_json=alert_json(strategy),
-        chartink_example=_chartink_example(strategy) if strategy.platform == Platform.CHARTINK else None,
-        can_edit=True, platform_labels=PLATFORM_LABELS, symbols_loaded=symbol_index.count() > 0,
-        host_url=request.host_url.rstrip("/"),
-    ), 400, {"Cache-Control": "no-store"}
+    return _view_page(strategy, mapping_form=form, status=400)
 
 
 @strategy_bp.post("/<int:strategy_id>/mappings/<int:mapping_id>/delete")

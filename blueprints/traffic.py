@@ -17,6 +17,9 @@ What is recorded:
     once the key is verified; other code may name the user the same way;
   - the client address is `request.remote_addr`: the peer, or the client named by the proxy when
     TRUST_PROXY_HEADERS is on (ProxyFix is then installed in front of the app).
+
+`init_app` also masks webhook ids in the log lines of the application and of the web server
+(services.logs.traffic.install_log_masking): a webhook URL places orders, whoever reads the log.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def init_app(app: Flask) -> None:
     request_finished.connect(_finished, app)
     user_logged_in.connect(_signed_in, app)
     user_logged_out.connect(_signed_out, app)
+    traffic.install_log_masking()
 
 
 def _started(_app: Flask, **_extra: Any) -> None:
@@ -90,4 +94,4 @@ def _finished(app: Flask, response: Response, **_extra: Any) -> None:
             client_ip=request.remote_addr, user_agent=environ.get("HTTP_USER_AGENT"), user_id=_user_id(),
         )
     except Exception:  # noqa: BLE001 - logging must never fail the request
-        log.exception("could not log the request to %s", path)
+        log.exception("could not log the request to %s", traffic.mask_webhook_ids(path))

@@ -10,7 +10,7 @@ from wtforms import PasswordField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from blueprints import access
-from blueprints.auth import PASSWORD_LENGTH, render_error, start_session
+from blueprints.auth import PASSWORD_LENGTH, current_session_token, render_error, start_session
 from database.enums import Role
 from database.repository import ValidationError
 from extensions import client_address
@@ -140,7 +140,9 @@ def reset_password(user_id: int):
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            user = accounts.reset_password(user_id, form.password.data, actor=_actor())
+            own = user_id == current_user.id  # your own new password: your other sessions end, not this one
+            user = accounts.reset_password(user_id, form.password.data, actor=_actor(),
+                                           keep_session=current_session_token() if own else None)
         except AccountError as exc:
             flash(str(exc), "error")
         else:

@@ -1,8 +1,10 @@
 """Webhooks: `POST /strategy/webhook/<webhook_id>` (TradingView, Amibroker, Python) and
 `POST /chartink/webhook/<webhook_id>` (Chartink scans). HTTP only; services.strategies.webhooks does the work.
 
-Machine to machine: no session, no CSRF (the unguessable webhook id is the credential). Rate limited
-per webhook id and client address (`WEBHOOK_RATE_LIMIT`). Every answer is JSON, errors included: a
+Machine to machine: no session, no CSRF (the unguessable webhook id is the credential, stored only as
+a hash). Rate limited per webhook id and client address (`WEBHOOK_RATE_LIMIT`), counted under a prefix
+of the id's hash: the limiter's storage (Redis) and its log lines never hold the id. Log lines name
+the path with the id masked. Every answer is JSON, errors included: a
 body that is not a JSON object (too deep, too large, not UTF-8, ...) is a 400 with a message. Every
 call, answered or refused, is logged once by an after-request hook (services.strategies.webhooks.record_call).
 """
@@ -16,6 +18,8 @@ from flask import Blueprint, Response, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from extensions import client_address, csrf, limiter
+from services.logs.traffic import mask_webhook_ids
+from services.strategies import strategy as strategies
 from services.strategies import webhooks
 
 log = logging.getLogger("algobridge.webhooks")
@@ -29,7 +33,7 @@ MAX_BODY = 64 * 1024
 
 def _rate_key() -> str:
     webhook_id = (request.view_args or {}).get("webhook_id", "")
-    return f"webhook:{webhook_id}:{client_address()}"
+    return f"webhook:{strategies.hash_webhook_id(webhook_id)[:16]}:{client_address()}"
 
 
 def _rate_limit() -> str:
@@ -114,7 +118,7 @@ def _too_many(exc: HTTPException):
     current = limiter.current_limit
     reset_at = current.reset_at if current is not None else int(time.time()) + 60
     retry_after = max(1, int(reset_at - time.time()))
-    log.warning("webhook rate limit hit on %s from %s", request.path, client_address())
+    log.warning("webhook rate limit hit on %s from %s", mask_webhook_ids(request.path), client_address())
     body = {"status": "error", "message": f"Rate limit exceeded ({exc.description}): retry in {retry_after} s.",
             "retry_after": retry_after}
     return jsonify(body), 429, {"Retry-After": str(retry_after)}
@@ -127,5 +131,5 @@ def _http_error(exc: HTTPException):
 
 @webhook_bp.errorhandler(Exception)
 def _internal_error(exc: Exception):
-    log.exception("webhook %s failed", request.path)
+    log.exception("webhook %s failed", mask_webhook_ids(request.path))
     return jsonify(status="error", message="internal error"), 500

@@ -1,4 +1,5 @@
-"""`flask users ...`: create, list, disable, enable accounts, reset a password, change a role.
+"""`flask users ...`: create, list, disable, enable accounts, reset a password, change a role, turn off
+two-factor sign-in for a user who lost it.
 
 Every change is audited with actor "cli". Passwords are prompted (hidden, asked twice) or read from
 standard input with --password-stdin (for scripts); they are never taken as an argument, where they
@@ -14,6 +15,7 @@ from flask.cli import AppGroup, with_appcontext
 
 from cli import ready
 from database.enums import Role
+from services.accounts import two_factor
 from services.accounts import users as accounts
 from services.accounts.users import AccountError
 
@@ -121,3 +123,18 @@ def set_role(username: str, role: str) -> None:
     ready()
     user = _run(lambda: accounts.change_role(username, role, actor=accounts.Actor.cli()))
     click.echo(f"{user.username} is now {user.role}")
+
+
+@users_cli.command("reset-2fa")
+@click.argument("username")
+@with_appcontext
+def reset_2fa(username: str) -> None:
+    """Turn off a user's two-factor sign-in, when they lost both the phone and the recovery codes: the
+    password alone signs them in again, and they can set it up anew."""
+    ready()
+    user = _run(lambda: accounts.get_user(username))
+    if not two_factor.is_enrolled(user):
+        click.echo(f"two-factor sign-in is not on for {user.username}: nothing to reset")
+        return
+    two_factor.reset(user.id, actor=accounts.Actor.cli())
+    click.echo(f"two-factor sign-in of {user.username} turned off: the password alone signs in now")

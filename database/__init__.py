@@ -45,6 +45,7 @@ DOMAIN_MODULES = (
     "settings_db",
     "user_db",
     "auth_db",
+    "session_db",
     "symbol",
     "strategy_db",
     "order_db",

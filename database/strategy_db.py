@@ -20,7 +20,10 @@ class Strategy(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(100))
-    webhook_id: Mapped[str] = mapped_column(String(36), unique=True)
+    # The webhook id places orders, like an API key: only its HMAC-SHA256 under API_KEY_PEPPER is kept,
+    # found by this unique index. The prefix lets its owner recognise the URL they configured.
+    webhook_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    webhook_prefix: Mapped[str] = mapped_column(String(8))
     platform: Mapped[Platform] = mapped_column(str_enum(Platform, "platform", 12))
     mode: Mapped[StrategyMode] = mapped_column(str_enum(StrategyMode, "mode", 5), default=StrategyMode.BOTH)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Optional
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from database import Base, db, schema
@@ -22,7 +22,11 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(255))  # argon2
     role: Mapped[Role] = mapped_column(str_enum(Role, "role", 10), default=Role.TRADER)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
-    totp_secret: Mapped[Optional[str]] = mapped_column(EncryptedText)
+    totp_secret: Mapped[Optional[str]] = mapped_column(EncryptedText)  # two-factor sign-in is on when set
+    # The HMACs of the recovery codes not used yet, and the last time step a TOTP code was accepted for
+    # (a code is good once: services.accounts.two_factor).
+    totp_recovery_hashes: Mapped[Optional[list[str]]] = mapped_column(JSON)
+    totp_last_step: Mapped[Optional[int]] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_login_at: Mapped[Optional[dt.datetime]] = mapped_column(UTCDateTime)

@@ -11,6 +11,9 @@ import urllib.request
 
 import pytest
 
+import config as config_module
+from app import TrustedProxies
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -106,3 +109,30 @@ def test_session_cookie_is_httponly_and_samesite_lax(app):
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
     assert "Secure" not in cookie  # plain http
+
+
+def test_forwarded_headers_are_believed_only_from_trusted_proxies():
+    seen = {}
+
+    def inner(environ, start_response):
+        seen.update(addr=environ["REMOTE_ADDR"], scheme=environ["wsgi.url_scheme"])
+        start_response("204 No Content", [])
+        return [b""]
+
+    wrapped = TrustedProxies(inner, config_module.parse_networks("TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8"))
+
+    def call(peer: str, forwarded: str | None, proto: str | None = None):
+        environ = {"REMOTE_ADDR": peer, "wsgi.url_scheme": "http"}
+        if forwarded is not None:
+            environ["HTTP_X_FORWARDED_FOR"] = forwarded
+        if proto is not None:
+            environ["HTTP_X_FORWARDED_PROTO"] = proto
+        wrapped(environ, lambda *_a: None)
+        return seen["addr"], seen["scheme"]
+
+    # From a listed proxy: the first address, from the right, that is not a proxy of ours.
+    assert call("127.0.0.1", "203.0.113.9", "https") == ("203.0.113.9", "https")
+    assert call("127.0.0.1", "198.51.100.1, 203.0.113.9, 10.1.2.3") == ("203.0.113.9", "http")
+    # From anyone else the headers are the client's own words: ignored.
+    assert call("198.51.100.7", "127.0.0.1", "https") == ("198.51.100.7", "http")
+    assert call("127.0.0.1", None) == ("127.0.0.1", "http")

@@ -42,7 +42,7 @@ from database.repository import Page, Repository
 from database.types import UTC, utcnow
 from database.unit import unit_of_work
 from database.user_db import LoginAttempt, User
-from services.accounts import api_keys
+from services.accounts import api_keys, login_guard, sessions
 
 log = logging.getLogger("algobridge.auth")
 
@@ -64,6 +64,7 @@ REASON_UNKNOWN_USER = "unknown_user"
 REASON_DISABLED = "disabled"
 REASON_RATE_LIMITED = "rate_limited"
 REASON_INVALID_FORM = "invalid_form"
+REASON_LOCKED = "locked"  # too many failed sign-ins of the username: refused unchecked
 
 
 # -- errors ----------------------------------------------------------------------------------------
@@ -246,8 +247,9 @@ def _would_remove_last_admin(user: User, *, role: Role, active: bool) -> bool:
 
 
 def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
-    """Enable or disable an account. A disabled user cannot sign in, and their open sessions end
-    at their next request. The last active admin cannot be disabled, nor can you disable yourself."""
+    """Enable or disable an account. A disabled user cannot sign in, and every web session of theirs
+    ends (in every process within a second). The last active admin cannot be disabled, nor can you
+    disable yourself."""
     with _account_unit():
         user = get_user(ref)
         if not active and actor.user_id == user.id:
@@ -260,6 +262,8 @@ def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
             user.is_active = active
             db.session.flush()
             _audit(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
+            if not active:
+                sessions.end_all(user.id, sessions.DISABLED)
             api_keys.forget_user_keys(db.session)  # cached keys follow the account, once committed
             forget_principal(user.id)
     if changed:
@@ -288,14 +292,20 @@ def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
     return user
 
 
-def reset_password(ref: int | str, password: str, *, actor: Actor) -> User:
-    """Set a new password. The user's open sessions end (their session stamp changes)."""
+def reset_password(ref: int | str, password: str, *, actor: Actor, keep_session: str | None = None) -> User:
+    """Set a new password. Every web session of the user ends, but `keep_session` (the token of the
+    session of a user changing their own password); the username's sign-in lockout is cleared."""
     password_hash = hash_password(password)
     with _account_unit():
         user = get_user(ref)
         user.password_hash = password_hash
         db.session.flush()
         _audit(actor, "user.password_reset", user, None, {"password_reset": True})
+        if keep_session and actor.user_id == user.id:
+            sessions.end_all(user.id, sessions.PASSWORD_CHANGE, keep=keep_session)
+        else:
+            sessions.end_all(user.id, sessions.PASSWORD_RESET)
+        login_guard.clear_account(user.username)
         forget_principal(user.id)
     log.info("%s reset the password of %s", actor.name, user.username)
     return user
@@ -306,6 +316,7 @@ def reset_password(ref: int | str, password: str, *, actor: Actor) -> User:
 class LoginResult:
     user: User | None
     reason: str
+    retry_at: dt.datetime | None = None  # the username is locked until then (REASON_LOCKED, or locked by this failure)
 
     @property
     def ok(self) -> bool:
@@ -337,10 +348,23 @@ def record_rate_limited(username: str, *, ip: str | None, user_agent: str | None
                              success=False, reason=REASON_RATE_LIMITED)
 
 
-def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None) -> LoginResult:
-    """Check a sign-in and record the attempt, whatever its outcome. One unit of work."""
+def authenticate(username: str, password: str, *, ip: str | None, user_agent: str | None,
+                 now: dt.datetime | None = None) -> LoginResult:
+    """Check a sign-in and record the attempt, whatever its outcome. One unit of work.
+
+    A username locked by too many failures (services.accounts.login_guard) is refused without checking
+    the password, whether or not such a user exists; a failure counts towards its lockout, a success
+    clears it."""
+    now = now or utcnow()
     name = (username or "").strip().lower()[:64]
     user = find_user(name) if name else None
+    locked_until = login_guard.account_locked(name, now=now)
+    if locked_until is not None:
+        with unit_of_work():
+            record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
+                                 success=False, reason=REASON_LOCKED)
+        log.warning("sign-in for %r from %s refused: locked until %s", name, ip, locked_until)
+        return LoginResult(None, REASON_LOCKED, locked_until)
     # The password is checked before the unit opens: argon2 is slow by design.
     rehashed = False
     if user is None:
@@ -360,6 +384,11 @@ def authenticate(username: str, password: str, *, ip: str | None, user_agent: st
             if new_hash is not None:
                 user.password_hash = new_hash
             user.last_login_at = utcnow()
+            login_guard.clear_account(name)
+        elif result.reason in (REASON_BAD_PASSWORD, REASON_UNKNOWN_USER):
+            until = login_guard.note_failure(name, login_guard.LockoutPolicy.from_config(), now=now)
+            if until is not None:
+                result = LoginResult(result.user, result.reason, until)
         record_login_attempt(name, user_id=user.id if user else None, ip=ip, user_agent=user_agent,
                              success=result.ok, reason=result.reason)
         if new_hash is not None:

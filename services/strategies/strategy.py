@@ -10,6 +10,10 @@ Trading hours are exchange time (`EXCHANGE_TIMEZONE`): entries are allowed from 
 
 A strategy places orders only while it exists, is active and its owner's account is enabled
 (`order_refusal`, read from the database before every order, never cached).
+
+The webhook id is a credential, kept like an API key: 32 random hex characters, of which only the HMAC
+under API_KEY_PEPPER (and a 6-character prefix, to recognise it) is stored. `create_strategy` and
+`rotate_webhook` return the id with the strategy: it is shown then, once, and never again.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-import uuid
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +36,7 @@ from database.repository import DuplicateError, translate_error
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.unit import unit_of_work
 from database.user_db import User
+from services.accounts import api_keys
 from services.accounts.users import Actor
 from services.market import calendar, symbol_index
 from vocabulary import CASH_EXCHANGES, TRADABLE_EXCHANGES
@@ -40,6 +45,8 @@ log = logging.getLogger("algobridge.strategies")
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{2,99}$")
 MAX_QUANTITY = 1_000_000
+WEBHOOK_PREFIX_LENGTH = 6
+WEBHOOK_ID_MAX = 64  # ids are 32 characters; anything much longer is not worth hashing
 
 DEFAULT_START = dt.time(9, 15)
 DEFAULT_END = dt.time(15, 0)
@@ -133,10 +140,26 @@ def get_strategy(user_id: int, strategy_id: int) -> Strategy:
     return strategy
 
 
+def hash_webhook_id(webhook_id: str) -> str:
+    """The stored form of a webhook id: its HMAC-SHA256 under API_KEY_PEPPER, as for API keys (the
+    migration e3c9a5d7b1f2 computed the same for the ids that existed before)."""
+    return api_keys.hash_key(webhook_id)
+
+
 def get_by_webhook(webhook_id: str) -> Strategy | None:
-    if not webhook_id or len(webhook_id) > 36:
+    """The strategy whose webhook id this is: one lookup by the unique index on its hash."""
+    if not isinstance(webhook_id, str) or not 1 <= len(webhook_id) <= WEBHOOK_ID_MAX:
         return None
-    return db.session.scalars(select(Strategy).where(Strategy.webhook_id == webhook_id)).one_or_none()
+    digest = hash_webhook_id(webhook_id)
+    return db.session.scalars(select(Strategy).where(Strategy.webhook_hash == digest)).one_or_none()
+
+
+def _new_webhook(strategy: Strategy) -> str:
+    """Give `strategy` a fresh webhook id; returns it (the row keeps its hash and prefix only)."""
+    webhook_id = secrets.token_hex(16)
+    strategy.webhook_hash = hash_webhook_id(webhook_id)
+    strategy.webhook_prefix = webhook_id[:WEBHOOK_PREFIX_LENGTH]
+    return webhook_id
 
 
 OWNER_DISABLED = "The owner of this strategy is disabled: it places no orders."
@@ -212,21 +235,23 @@ def _flush_unique_name(name: str) -> None:
 
 
 # -- use cases -------------------------------------------------------------------------------------------------------
-def create_strategy(actor: Actor, data: StrategyInput) -> Strategy:
+def create_strategy(actor: Actor, data: StrategyInput) -> tuple[Strategy, str]:
+    """Create a strategy; returns it with its webhook id, which is not stored and cannot be shown again."""
     if actor.user_id is None:
         raise StrategyError("Only a signed-in user can own a strategy.")
     data = _clean(data)
     with unit_of_work(write=True):
         strategy = Strategy(
-            user_id=actor.user_id, name=data.name, webhook_id=uuid.uuid4().hex, platform=Platform(data.platform),
+            user_id=actor.user_id, name=data.name, platform=Platform(data.platform),
             mode=StrategyMode(data.mode), is_active=True, is_intraday=data.is_intraday, start_time=data.start_time,
             end_time=data.end_time, squareoff_time=data.squareoff_time,
         )
+        webhook_id = _new_webhook(strategy)
         db.session.add(strategy)
         _flush_unique_name(data.name)
         _audit(actor, "strategy.create", strategy.id, None, snapshot(strategy))
     log.info("%s created strategy %s (%s)", actor.name, strategy.name, strategy.id)
-    return strategy
+    return strategy, webhook_id
 
 
 def update_strategy(actor: Actor, strategy_id: int, data: StrategyInput) -> Strategy:
@@ -265,15 +290,16 @@ def set_active(actor: Actor, strategy_id: int, active: bool) -> Strategy:
     return strategy
 
 
-def rotate_webhook(actor: Actor, strategy_id: int) -> Strategy:
-    """Give the strategy a new webhook id: the old URL stops working (e.g. after it leaked)."""
+def rotate_webhook(actor: Actor, strategy_id: int) -> tuple[Strategy, str]:
+    """Give the strategy a new webhook id (returned, shown once): the old URL stops working at once
+    (e.g. after it leaked, or was lost: it cannot be shown again)."""
     with unit_of_work(write=True):
         strategy = _owned(actor, strategy_id)
-        strategy.webhook_id = uuid.uuid4().hex
+        webhook_id = _new_webhook(strategy)
         db.session.flush()
         _audit(actor, "strategy.rotate_webhook", strategy.id, None, {"webhook_rotated": True})
     log.info("%s rotated the webhook of strategy %s", actor.name, strategy.id)
-    return strategy
+    return strategy, webhook_id
 
 
 def delete_strategy(actor: Actor, strategy_id: int) -> str:

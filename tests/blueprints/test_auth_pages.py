@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from database import db
+from database import cache, db
 from database.audit_db import AuditEvent
 from database.enums import Role
+from database.session_db import LoginThrottle, WebSession
 from database.types import utcnow
 from database.user_db import LoginAttempt, User
 from extensions import limiter
+from services.accounts import sessions
 from services.accounts import users as accounts
 from tests.helpers.accounts import (
     PASSWORD,
@@ -48,6 +51,13 @@ def attempts() -> list[LoginAttempt]:
 def user_count() -> int:
     db.session.rollback()
     return db.session.scalar(select(func.count()).select_from(User))
+
+
+def reset_login_limits() -> None:
+    """Forget every sign-in count (they are kept in the database, shared by every worker)."""
+    db.session.rollback()
+    db.session.execute(delete(LoginThrottle))
+    db.session.commit()
 
 
 # -- first run ---------------------------------------------------------------------------------------------
@@ -197,7 +207,7 @@ def test_failed_logins_are_recorded_and_limited(client, app):
     assert all(r.ip == "127.0.0.1" for r in rows)
     assert client.get("/").location.endswith("/auth/login")
 
-    limiter.reset()
+    reset_login_limits()
     assert login(client, "alice").status_code == 302
 
 
@@ -353,3 +363,151 @@ def test_session_cookie_is_httponly_lax_and_secure_over_https(app):
     assert "Secure" in cookie
     assert "HttpOnly" in cookie
     assert "SameSite=Lax" in cookie
+
+
+# -- server-side sessions: a copied cookie ends with the session ---------------------------------------------
+def copy_of(client, app):
+    """Another browser holding a copy of `client`'s session cookie."""
+    thief = isolated_client(app)
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    thief.set_cookie("session", cookie.value)
+    return thief
+
+
+def signed_in(client) -> bool:
+    return client.get("/dashboard").status_code == 200
+
+
+def test_a_copied_cookie_stops_working_at_sign_out(client, app):
+    make_user("alice")
+    login(client, "alice")
+    thief = copy_of(client, app)
+    assert signed_in(thief)
+    logout(client)
+    assert not signed_in(client)
+    assert thief.get("/").location.endswith("/auth/login")
+    assert not signed_in(thief)
+    (row,) = db.session.scalars(select(WebSession)).all()
+    assert (row.end_reason, row.ip) == ("logout", "127.0.0.1")
+    assert row.ended_at is not None
+    with client.session_transaction() as sess:
+        assert "sid" not in sess
+
+
+def test_a_cookie_without_a_server_side_session_is_refused(client, app):
+    make_user("alice")
+    login(client, "alice")
+    db.session.execute(delete(WebSession))  # e.g. a cookie issued before sessions were kept on the server
+    db.session.commit()
+    cache.invalidate(sessions.CACHE_NS)
+    assert not signed_in(client)
+
+
+def test_a_disabled_users_copied_cookie_stays_dead_after_re_enabling(client, app):
+    make_user("root", Role.ADMIN)
+    bob = make_user("bob")
+    login(client, "bob")
+    thief = copy_of(client, app)
+    accounts.set_active(bob.id, False, actor=accounts.Actor("root"))
+    assert not signed_in(thief)
+    accounts.set_active(bob.id, True, actor=accounts.Actor("root"))
+    assert not signed_in(thief)  # the session ended with the account, it does not come back with it
+    assert not signed_in(client)
+
+
+def test_an_own_new_password_keeps_this_session_and_ends_the_others(app):
+    root = make_user("root", Role.ADMIN)
+    here, elsewhere = isolated_client(app), isolated_client(app)
+    login(here, "root")
+    login(elsewhere, "root")
+    copy_before = copy_of(here, app)
+    resp = post_form(here, f"/users/{root.id}/password", {"password": "fresh-pass-1", "confirm": "fresh-pass-1"})
+    assert resp.status_code == 302
+    assert signed_in(here)
+    assert not signed_in(elsewhere)
+    assert not signed_in(copy_before)  # the cookie was re-issued: the old copy names the old password
+    assert not signed_in(copy_of(elsewhere, app))
+    reasons = sorted((r.end_reason or "live") for r in db.session.scalars(select(WebSession)))
+    assert reasons == ["live", "password_change"]
+
+
+def test_an_administrators_reset_ends_every_session_of_that_user(app):
+    make_user("root", Role.ADMIN)
+    bob = make_user("bob")
+    admin, bobs = isolated_client(app), isolated_client(app)
+    login(admin, "root")
+    login(bobs, "bob")
+    thief = copy_of(bobs, app)
+    post_form(admin, f"/users/{bob.id}/password", {"password": "new-password-1", "confirm": "new-password-1"})
+    assert not signed_in(bobs)
+    assert not signed_in(thief)
+    assert signed_in(admin)
+
+
+# -- sign-in limits and lockout -------------------------------------------------------------------------------
+def from_address(client, address: str, username: str, password: str, **headers):
+    token = csrf_token(client, "/auth/login")
+    return client.post("/auth/login", data={"csrf_token": token, "username": username, "password": password},
+                       environ_base={"REMOTE_ADDR": address}, headers=headers)
+
+
+def test_five_failures_lock_a_username_whether_or_not_it_exists(client, app):
+    make_user("alice")
+    pages = {}
+    for name in ("alice", "ghost"):
+        for i in range(4):  # from different addresses: the per-address limit is not what stops them
+            resp = from_address(client, f"198.51.100.{i + 1}", name, "wrong-password")
+            assert resp.status_code == 200
+            assert "Too many failed sign-ins" not in resp.get_data(as_text=True)
+        resp = from_address(client, "198.51.100.9", name, "wrong-password")
+        assert resp.status_code == 200
+        assert "Too many failed sign-ins for this username. Try again after" in resp.get_data(as_text=True)
+        resp = from_address(client, "198.51.100.10", name, PASSWORD)  # the right password, unchecked
+        html = resp.get_data(as_text=True)
+        assert resp.status_code == 429
+        assert 0 < int(resp.headers["Retry-After"]) <= 60
+        assert "Invalid username or password" not in html
+        pages[name] = re.sub(r"\d\d:\d\d:\d\d|csrf_token[^>]*>", "", html).replace(f'value="{name}"', "")
+    assert pages["alice"] == pages["ghost"]  # nothing but the username typed in differs
+    assert "in 1 minute." in pages["alice"]
+    assert not signed_in(client)
+    assert [r.reason for r in attempts()][-1] == "locked"
+
+
+def test_the_address_limit_is_counted_in_the_database(client, app):
+    """Not in the process's memory: what the limiter of this process forgets, the database still counts
+    (so every worker counts the same attempts; tests/scale/test_sessions.py runs 4 of them)."""
+    make_user("alice")
+    for i in range(5):
+        assert from_address(client, "203.0.113.5", f"user{i}", "wrong-password").status_code == 200
+    limiter.reset()
+    assert from_address(client, "203.0.113.5", "user9", "wrong-password").status_code == 429
+    keys = sorted(db.session.scalars(select(LoginThrottle.key).where(LoginThrottle.key.like("addr:%"))))
+    assert keys == ["addr:3600:203.0.113.5", "addr:60:203.0.113.5"]
+
+
+def test_x_forwarded_for_counts_only_from_trusted_proxies(client, app, monkeypatch):
+    from ipaddress import ip_network
+
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    # TRUST_PROXY_HEADERS as before (ProxyFix in front of the app), and now TRUSTED_PROXIES beside it.
+    monkeypatch.setattr(app, "wsgi_app", ProxyFix(app.wsgi_app, x_for=1))
+    monkeypatch.setitem(app.config, "TRUST_PROXY_HEADERS", True)
+    monkeypatch.setitem(app.config, "TRUSTED_PROXIES", (ip_network("10.0.0.2/32"),))
+    make_user("alice")
+    # Rotating the header from anywhere else gains nothing: counted against the peer itself.
+    for i in range(5):
+        resp = from_address(client, "198.51.100.7", f"u{i}", "wrong-password", **{"X-Forwarded-For": f"1.1.1.{i}"})
+        assert resp.status_code == 200
+    resp = from_address(client, "198.51.100.7", "u9", "wrong-password", **{"X-Forwarded-For": "1.1.1.99"})
+    assert resp.status_code == 429
+    # Through our proxy, each client has its own count.
+    for i in range(8):
+        resp = from_address(client, "10.0.0.2", f"v{i}", "wrong-password",
+                            **{"X-Forwarded-For": f"6.6.6.6, 203.0.113.{i}"})
+        assert resp.status_code == 200
+    ips = [r.ip for r in attempts()]
+    assert ips[:6] == ["198.51.100.7"] * 6
+    assert ips[6:] == [f"203.0.113.{i}" for i in range(8)]

@@ -1,7 +1,10 @@
-"""/settings: analyze mode, time zone, session expiry display, log retention; every change writes the
-setting, a config_versions snapshot and the audit trail."""
+"""/settings: analyze mode, time zone, session expiry display, the two-factor sign-in link, log retention;
+every change writes the setting, a config_versions snapshot and the audit trail."""
 
 from __future__ import annotations
+
+import datetime as dt
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -9,6 +12,7 @@ from sqlalchemy import func, select
 from database import db
 from database.audit_db import AuditEvent
 from database.settings_db import ConfigVersion, Setting
+from services.accounts import two_factor
 from services.logs import retention as log_retention
 from services.trading import venues
 from tests.helpers.accounts import client_for, csrf_token, one_user_per_role
@@ -113,3 +117,28 @@ def test_changes_need_a_csrf_token(app, people):
     c = client_for(app, "admin1")
     assert c.post("/settings/timezone", data={"tz-timezone": "UTC"}).status_code == 400
     assert db.session.scalar(select(func.count()).select_from(ConfigVersion)) == 0
+
+
+def _two_factor_section(c) -> str:
+    body = c.get("/settings").get_data(as_text=True)
+    match = re.search(r'<section class="card" id="two-factor">(.*?)</section>', body, re.S)
+    assert match, "the settings page has a two-factor section"
+    return " ".join(match.group(1).split())
+
+
+def test_two_factor_section_says_whether_it_is_on_and_links_to_its_page(app, people):
+    c = client_for(app, "trader1")
+    section = _two_factor_section(c)
+    assert '<span class="status off">off</span> — <a href="/auth/two-factor/setup">set up</a>' in section
+    assert "turn off" not in section
+
+    # Enrolled through the service, at a fixed time (the code is the one the app shows then).
+    now = dt.datetime(2026, 3, 10, 5, 30, 10, tzinfo=dt.UTC)
+    enrolment = two_factor.start_enrolment(people["trader"], now=now)
+    two_factor.confirm_enrolment(people["trader"], enrolment.token, two_factor.code_at(enrolment.secret, now), now=now)
+    section = _two_factor_section(c)
+    assert '<span class="status ok">on</span> — <a href="/auth/two-factor/setup">turn off</a>' in section
+    assert "set up" not in section
+    assert "Turn two-factor sign-in off" in c.get("/auth/two-factor/setup").get_data(as_text=True)
+    # Another user's page speaks of their own account.
+    assert ">set up</a>" in _two_factor_section(client_for(app, "viewer1"))

@@ -57,23 +57,34 @@ def create(client, **overrides):
     return post_form(client, "/strategy/new", {**NEW, **overrides})
 
 
-def test_create_shows_the_webhook_url_and_a_tradingview_alert(client):
+def shown_webhook_id(resp, path: str = "strategy") -> str:
+    """The webhook id a page shows whole (once: after creation or rotation)."""
+    match = re.search(rf"http://localhost/{path}/webhook/([0-9a-f]{{32}})", resp.get_data(as_text=True))
+    assert match, "the page shows the whole webhook URL"
+    return match.group(1)
+
+
+def test_create_shows_the_webhook_url_once_and_a_tradingview_alert(client):
     user = signed_in(client)
     resp = create(client)
-    assert resp.status_code == 302
+    assert resp.status_code == 200  # the page itself: nothing kept could show the URL after a redirect
+    assert resp.headers["Cache-Control"] == "no-store"
     (s,) = strategies_of(user.id)
-    assert resp.location == f"/strategy/{s.id}"
     assert (s.name, s.platform, s.mode, s.is_active, s.is_intraday) == ("Nifty breakout", "tradingview", "LONG",
                                                                        True, True)
     assert (s.start_time.strftime("%H:%M"), s.end_time.strftime("%H:%M"), s.squareoff_time.strftime("%H:%M")) == (
         "09:20", "15:00", "15:15")
-    assert re.fullmatch(r"[0-9a-f]{32}", s.webhook_id)
+    webhook_id = shown_webhook_id(resp)
+    assert "Copy its webhook URL now" in resp.get_data(as_text=True)
+    assert (s.webhook_prefix, len(s.webhook_hash)) == (webhook_id[:6], 64)
+    assert webhook_id not in s.webhook_hash
 
-    page = client.get(resp.location)
+    page = client.get(f"/strategy/{s.id}")  # from now on: its first characters only
     assert page.status_code == 200
     assert page.headers["Cache-Control"] == "no-store"
     html = page.get_data(as_text=True)
-    assert f"http://localhost/strategy/webhook/{s.webhook_id}" in html
+    assert webhook_id not in html
+    assert f"http://localhost/strategy/webhook/{webhook_id[:6]}…" in html
     alert = re.search(r'<pre id="alert-json">(.*?)</pre>', html, re.S).group(1)
     alert = json.loads(alert.replace("&#34;", '"').replace("&quot;", '"'))
     assert alert == {"symbol": "{{ticker}}", "action": "{{strategy.order.action}}"}
@@ -86,12 +97,16 @@ def test_create_shows_the_webhook_url_and_a_tradingview_alert(client):
 def test_both_mode_alert_has_position_size_and_chartink_gets_its_own_url(client):
     user = signed_in(client)
     create(client, name="Both ways", mode="BOTH")
-    create(client, name="Scanner", platform="chartink", mode="LONG")
+    shown = create(client, name="Scanner", platform="chartink", mode="LONG")
+    webhook_id = shown_webhook_id(shown, "chartink")
+    assert f'"webhook_url": "http://localhost/chartink/webhook/{webhook_id}"' in shown.get_data(as_text=True).replace(
+        "&#34;", '"')
     by_name = {s.name: s for s in strategies_of(user.id)}
     html = client.get(f"/strategy/{by_name['Both ways'].id}").get_data(as_text=True)
     assert "{{strategy.position_size}}" in html
     html = client.get(f"/strategy/{by_name['Scanner'].id}").get_data(as_text=True)
-    assert f"/chartink/webhook/{by_name['Scanner'].webhook_id}" in html
+    assert f"/chartink/webhook/{webhook_id[:6]}…" in html
+    assert webhook_id not in html
     assert "COVER" in html
 
 
@@ -117,7 +132,7 @@ def test_invalid_strategy_forms_are_refused_with_a_message(client, overrides, me
 def test_positional_strategy_needs_no_hours_and_names_are_unique_per_user(client):
     user = signed_in(client)
     data = {k: v for k, v in NEW.items() if k != "is_intraday"}
-    assert post_form(client, "/strategy/new", data).status_code == 302
+    assert post_form(client, "/strategy/new", data).status_code == 200
     (s,) = strategies_of(user.id)
     assert s.is_intraday is False
     assert s.start_time is None
@@ -149,9 +164,14 @@ def test_edit_activate_deactivate_and_delete_with_confirmation(client):
     assert post_form(client, f"{view}/activate", form_url=view).status_code == 302
     assert strategies_of(user.id)[0].is_active is True
 
-    old_webhook = strategies_of(user.id)[0].webhook_id
-    assert post_form(client, f"{view}/rotate", form_url=view).status_code == 302
-    assert strategies_of(user.id)[0].webhook_id != old_webhook
+    old_hash = strategies_of(user.id)[0].webhook_hash
+    rotated = post_form(client, f"{view}/rotate", form_url=view)
+    assert rotated.status_code == 200
+    assert rotated.headers["Cache-Control"] == "no-store"
+    new_id = shown_webhook_id(rotated)  # the new URL, shown this once
+    after = strategies_of(user.id)[0]
+    assert (after.webhook_hash != old_hash, after.webhook_prefix) == (True, new_id[:6])
+    assert new_id not in client.get(view).get_data(as_text=True)
 
     confirm = client.get(f"{view}/delete")
     assert confirm.status_code == 200
@@ -237,7 +257,7 @@ def test_symbol_mappings_are_checked_against_the_symbol_master(client, symbols):
 def test_other_users_strategies_are_not_found(app, symbols):
     owner_client, other_client = app.test_client(), app.test_client()
     owner = signed_in(owner_client, "owner1")
-    create(owner_client)
+    webhook_id = shown_webhook_id(create(owner_client))
     (s,) = strategies_of(owner.id)
     view = f"/strategy/{s.id}"
     post_form(owner_client, f"{view}/mappings", {"symbol": "SBIN", "exchange": "NSE", "quantity": "1",
@@ -246,7 +266,7 @@ def test_other_users_strategies_are_not_found(app, symbols):
 
     signed_in(other_client, "admin2", Role.ADMIN)  # not even an admin sees another user's strategies
     assert "Nifty breakout" not in other_client.get("/strategy").get_data(as_text=True)
-    assert s.webhook_id not in other_client.get("/strategy").get_data(as_text=True)
+    assert webhook_id[:6] not in other_client.get("/strategy").get_data(as_text=True)
     for url in (view, f"{view}/edit", f"{view}/delete"):
         assert other_client.get(url).status_code == 404, url
     token = csrf_token(other_client, "/strategy/new")
@@ -255,7 +275,7 @@ def test_other_users_strategies_are_not_found(app, symbols):
         data = {**NEW, "symbol": "TCS", "exchange": "NSE", "quantity": "1", "product": "MIS", "csrf_token": token}
         assert other_client.post(url, data=data).status_code == 404, url
     (after,) = strategies_of(owner.id)
-    assert (after.name, after.is_active, after.webhook_id) == ("Nifty breakout", True, s.webhook_id)
+    assert (after.name, after.is_active, after.webhook_hash) == ("Nifty breakout", True, s.webhook_hash)
     assert len(mappings_of(s.id)) == 1
 
 

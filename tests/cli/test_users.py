@@ -1,6 +1,8 @@
-"""`flask users create/list/disable/enable/reset-password/set-role`, audited as "cli"."""
+"""`flask users create/list/disable/enable/reset-password/set-role/reset-2fa`, audited as "cli"."""
 
 from __future__ import annotations
+
+import datetime as dt
 
 import pytest
 from sqlalchemy import select
@@ -9,8 +11,9 @@ from database import db
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.user_db import User
+from services.accounts import two_factor
 from services.accounts import users as accounts
-from tests.helpers.accounts import make_user, use_test_hasher
+from tests.helpers.accounts import isolated_client, login, make_user, use_test_hasher
 
 
 @pytest.fixture(autouse=True)
@@ -126,3 +129,36 @@ def test_unknown_users_and_the_last_admin(runner):
     assert "last active admin" in result.output
     assert fresh("root").is_active
     assert events() == []
+
+
+def test_reset_2fa_for_a_user_who_lost_the_phone_and_the_codes(app, runner):
+    user = make_user("tina")
+    now = dt.datetime(2026, 3, 10, 5, 30, 10, tzinfo=dt.UTC)  # the enrolment's clock: its code is the app's then
+    enrolment = two_factor.start_enrolment(user, now=now)
+    two_factor.confirm_enrolment(user, enrolment.token, two_factor.code_at(enrolment.secret, now), now=now)
+    assert two_factor.is_enrolled(fresh("tina"))
+    assert login(isolated_client(app), "tina").location == "/auth/two-factor"  # the password is not enough
+
+    result = runner.invoke(args=["users", "reset-2fa", "TINA"])
+    assert result.exit_code == 0, result.output
+    assert "two-factor sign-in of tina turned off" in result.output
+    tina = fresh("tina")
+    assert not two_factor.is_enrolled(tina)
+    assert (tina.totp_recovery_hashes, tina.totp_last_step) == (None, None)
+    event = events()[-1]
+    assert (event.actor, event.user_id, event.action, event.target_id) == ("cli", None, "user.2fa_disable",
+                                                                            str(tina.id))
+    assert (event.before, event.after) == ({"two_factor": True}, {"two_factor": False})
+    client = isolated_client(app)
+    resp = login(client, "tina")
+    assert resp.status_code == 302
+    assert not resp.location.startswith("/auth/"), resp.location  # no code asked for
+    assert client.get("/dashboard").status_code == 200  # signed in with the password alone
+
+    again = runner.invoke(args=["users", "reset-2fa", "tina"])
+    assert again.exit_code == 0, again.output
+    assert "not on for tina" in again.output
+    assert events()[-1].id == event.id  # nothing to change, nothing audited
+    unknown = runner.invoke(args=["users", "reset-2fa", "nobody"])
+    assert unknown.exit_code != 0
+    assert "nobody" in unknown.output

@@ -106,8 +106,10 @@ def _seed_two_spellings() -> dict[str, int]:
             # The table as it was at that revision: only the columns given (a newer column's Python
             # default would name a column the table does not have yet), with the id back.
             table = model.__table__
-            present = {c["name"] for c in inspect(conn).get_columns(table.name)}
-            old = sa.Table(table.name, sa.MetaData(), *[c._copy() for c in table.c if c.name in present])
+            # The table as the old revision had it: its columns the model still has, and those it has since lost.
+            present = {c["name"]: c["type"] for c in inspect(conn).get_columns(table.name)}
+            old = sa.Table(table.name, sa.MetaData(), *[c._copy() for c in table.c if c.name in present],
+                           *[sa.Column(n, k) for n, k in present.items() if n not in table.c])
             return conn.execute(old.insert().values(**values)).inserted_primary_key[0]
 
         ids["alice"] = add(User, username="alice", password_hash="x", role="trader", is_active=True)

@@ -87,7 +87,8 @@ def test_filters_and_bad_cursor(users):
 
 def test_strategy_cascade_delete(app):
     owner = Repository(User).create(username="own", password_hash="h")
-    s = Repository(Strategy).create(user_id=owner.id, name="s1", webhook_id="w" * 32, platform="tradingview")
+    s = Repository(Strategy).create(user_id=owner.id, name="s1", webhook_hash="w" * 64, webhook_prefix="wwwwww",
+                                    platform="tradingview")
     Repository(StrategySymbolMapping).create(strategy_id=s.id, symbol="INFY", exchange="NSE", quantity=1)
     db.session.commit()
     Repository(User).delete(owner)

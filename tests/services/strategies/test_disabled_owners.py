@@ -49,9 +49,9 @@ def user(app, symbols):
 def make_strategy(user, *, platform="tradingview", intraday=False, name="Alpha",
                   maps=(("RELIANCE", "NSE", 5, "MIS"),)) -> tuple[int, str]:
     actor = owner_actor(user)
-    s = strategies.create_strategy(actor, StrategyInput(name, platform, "BOTH", intraday, dt.time(9, 20),
+    s, webhook_id = strategies.create_strategy(actor, StrategyInput(name, platform, "BOTH", intraday, dt.time(9, 20),
                                                         dt.time(15, 0), dt.time(15, 15)))
-    sid, webhook_id = s.id, s.webhook_id
+    sid = s.id
     for symbol, exchange, qty, product in maps:
         strategies.add_mapping(actor, sid, symbol, exchange, qty, product)
     return sid, webhook_id

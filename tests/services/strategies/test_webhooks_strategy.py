@@ -48,9 +48,9 @@ def user(app):
 def make_strategy(user, *, mode="LONG", platform="tradingview", intraday=False, active=True,
                   maps=(("RELIANCE", "NSE", 5, "MIS"),), name="Alpha"):
     actor = Actor(user.username, user.id, "127.0.0.1")
-    s = strategies.create_strategy(actor, StrategyInput(name, platform, mode, intraday, dt.time(9, 20),
+    s, webhook_id = strategies.create_strategy(actor, StrategyInput(name, platform, mode, intraday, dt.time(9, 20),
                                                         dt.time(15, 0), dt.time(15, 15)))
-    sid, webhook_id = s.id, s.webhook_id
+    sid = s.id
     for symbol, exchange, qty, product in maps:
         strategies.add_mapping(actor, sid, symbol, exchange, qty, product)
     if not active:
