@@ -37,6 +37,7 @@ from blueprints.auth import auth_bp
 from blueprints.broker import broker_bp
 from blueprints.calendar import calendar_bp
 from blueprints.dashboard import dashboard_bp
+from blueprints.feed import feed_bp
 from blueprints.health import health_bp
 from blueprints.history import history_bp
 from blueprints.logs import logs_bp
@@ -69,7 +70,8 @@ log = logging.getLogger("algobridge")
 ROOT = os.path.dirname(os.path.abspath(__file__))
 
 BLUEPRINTS = (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
-              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, history_bp, calendar_bp)
+              dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, history_bp, calendar_bp,
+              feed_bp)
 CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli, history_cli)
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"

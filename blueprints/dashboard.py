@@ -1,11 +1,12 @@
 """`/dashboard`: the signed-in user's broker connection and mode, funds, day P&L, open positions and
-equity curve (from portfolio snapshots, drawn by static/js/dashboard.js with the vendored Chart.js)."""
+equity curve (from portfolio snapshots, drawn by static/js/dashboard.js with the vendored Chart.js);
+`/dashboard/live`: its funds and positions regions as JSON, for static/js/live.js."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from flask import Blueprint, render_template
+from flask import Blueprint, jsonify, render_template
 from flask_login import current_user, login_required
 
 from database.enums import Mode
@@ -20,7 +21,22 @@ dashboard_bp = Blueprint("dashboard", __name__)
 @dashboard_bp.get("/dashboard")
 @login_required
 def index():
-    """The dashboard. Its figures come from one read of the venue's books, over one trading day
+    return render_template("dashboard/index.html", **_figures(with_curve=True))
+
+
+@dashboard_bp.get("/dashboard/live")
+@login_required
+def live():
+    """The funds and open positions regions, re-rendered for static/js/live.js (after an order update, or
+    every few seconds when the page has no feed)."""
+    figures = _figures(with_curve=False)
+    return jsonify(status="success", regions={
+        "dash-funds-region": render_template("dashboard/_funds.html", **figures),
+        "dash-positions-region": render_template("dashboard/_positions.html", **figures)})
+
+
+def _figures(*, with_curve: bool) -> dict:
+    """The dashboard's figures. They come from one read of the venue's books, over one trading day
     (services.trading.shapes.day_start: it begins at SESSION_EXPIRY_TIME, exchange time, not at
     midnight, like the analyze-mode order, trade and position books; in live mode the books, and so
     these figures, are the broker's):
@@ -55,12 +71,12 @@ def index():
     if funds is not None:
         equity = Decimal(funds["availablecash"]) + Decimal(funds["utiliseddebits"]) + Decimal(funds["m2munrealized"])
     points = []
-    if mode is not None:
+    if mode is not None and with_curve:
         points = list(portfolio.curve_points(uid, mode))  # a copy: the cached list stays as it is
         if equity is not None:
             points.append({"t": int(utcnow().timestamp() * 1000), "equity": float(equity), "reason": "now"})
-    return render_template(
-        "dashboard/index.html", analyze=analyze, active=active, mode=mode, funds=funds, equity=equity,
+    return dict(
+        analyze=analyze, active=active, mode=mode, funds=funds, equity=equity,
         open_positions=[p for p in positions if p["quantity"] != 0],
         day_pnl=figure, realized=realized, trading_day=shapes.trading_day(),
         problem=problem, points=points, curve_days=portfolio.CURVE_DAYS, paper_mode=Mode.ANALYZE,

@@ -2,7 +2,8 @@
 
 The picker (exchange, underlying, expiry, strikes either side of ATM) is a GET form; the table shows each
 strike's call and put (last price, open interest, implied volatility, delta) with ATM highlighted, read through
-the signed-in user's venue like the books (services.trading.options, with greeks). A venue that cannot answer
+the signed-in user's venue like the books (services.trading.options, with greeks). `/options/chain/live`
+answers the table as JSON, for the page's live refresh. A venue that cannot answer
 (live mode without a broker session, a broker error) does not fail the page: its message is shown instead.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_login import current_user
 
 from blueprints.access import check_role
@@ -49,6 +50,19 @@ def _expiry(value: str | None, listed: list[dt.date]) -> dt.date | None:
 
 @options_bp.get("/chain")
 def chain():
+    return render_template("options/chain.html", **_chain_page())
+
+
+@options_bp.get("/chain/live")
+def chain_live():
+    """The chain (with its greeks) as JSON for static/js/live.js, which re-reads it every few seconds:
+    ticks move only the last prices and open interest."""
+    resp = jsonify(status="success", regions={"chain-region": render_template("options/_chain.html", **_chain_page())})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _chain_page() -> dict:
     now = utcnow()
     exchange = _choice(request.args.get("exchange"), list(market.FNO_EXCHANGES), DEFAULT_EXCHANGE)
     names = market.underlyings(exchange)
@@ -73,8 +87,8 @@ def chain():
     except OrderError as exc:
         problem = exc.message
     days = (black76.years_to_expiry(now, exchange, expiry) * 365) if expiry else None
-    return render_template(
-        "options/chain.html", exchanges=market.FNO_EXCHANGES, exchange=exchange, names=names,
+    return dict(
+        exchanges=market.FNO_EXCHANGES, exchange=exchange, names=names,
         underlying=underlying, expiries=[(market.expiry_code(d), market.expiry_label(d)) for d in listed],
         expiry=market.expiry_code(expiry) if expiry else "", strike_choices=STRIKE_CHOICES, strikes=strikes,
         data=data, problem=problem, days=days, mode=mode)

@@ -1,6 +1,7 @@
 """The books on the web: `/orderbook`, `/tradebook`, `/positions`, `/holdings` for the signed-in user's
 current mode, `/roundtrips` (analyze mode's closed trades and their statistics, over a period), their
-CSV exports (`/orderbook.csv`, ...), and the actions on them: cancel or modify an
+CSV exports (`/orderbook.csv`, ...), the order book's and positions' content as JSON for the pages'
+live refresh (`/orderbook/live`, `/positions/live`), and the actions on them: cancel or modify an
 open order, cancel all orders, close a position, close all positions.
 
 Reads and actions go through services.trading.books and services.trading.orders, so they follow the same rules as the
@@ -17,7 +18,7 @@ import io
 import logging
 from collections.abc import Callable, Iterable
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import DecimalField, HiddenField, IntegerField, SelectField
@@ -127,6 +128,12 @@ def money(value: object) -> str:
     return f"{number:,.2f}"
 
 
+def _live_region(region: str, template: str, context: dict) -> Response:
+    resp = jsonify(status="success", regions={region: render_template(template, **context)})
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
 def _require_form(form: FlaskForm) -> None:
     if not form.validate_on_submit():
         abort(400, "The form was incomplete or invalid.")
@@ -163,13 +170,24 @@ def _csv_book(loader: Callable[[venues.Venue], object]):
 
 
 # -- pages -----------------------------------------------------------------------------------------------
+def _orderbook_page() -> dict:
+    book, problem = _read(books.orderbook, {"orders": [], "statistics": {}})
+    return dict(orders=book["orders"], stats=book["statistics"], columns=ORDER_COLUMNS, open_statuses=OPEN_STATUSES,
+                mode=_mode(), problem=problem, can_act=current_user.can_trade, form=ActionForm())
+
+
 @orders_bp.get("/orderbook")
 @login_required
 def orderbook():
-    book, problem = _read(books.orderbook, {"orders": [], "statistics": {}})
-    return render_template("orders/orderbook.html", orders=book["orders"], stats=book["statistics"],
-                           columns=ORDER_COLUMNS, open_statuses=OPEN_STATUSES, mode=_mode(), problem=problem,
-                           can_act=current_user.can_trade, form=ActionForm())
+    return render_template("orders/orderbook.html", **_orderbook_page())
+
+
+@orders_bp.get("/orderbook/live")
+@login_required
+def orderbook_live():
+    """The page's content as JSON, for static/js/live.js: after an order update, or every few seconds
+    when the page has no feed."""
+    return _live_region("orderbook-region", "orders/_orderbook.html", _orderbook_page())
 
 
 @orders_bp.get("/tradebook")
@@ -181,15 +199,25 @@ def tradebook():
                            columns=_columns(TRADE_COLUMNS, TRADE_COLUMNS_ANALYZE, mode))
 
 
+def _positions_page() -> dict:
+    rows, problem = _read(books.positionbook, [])
+    mode = _mode()
+    return dict(positions=rows, mode=mode, columns=_columns(POSITION_COLUMNS, POSITION_COLUMNS_ANALYZE, mode),
+                problem=problem, can_act=current_user.can_trade, form=ActionForm(),
+                open_count=sum(1 for p in rows if p["quantity"] != 0))
+
+
 @orders_bp.get("/positions")
 @login_required
 def positions():
-    rows, problem = _read(books.positionbook, [])
-    mode = _mode()
-    return render_template("orders/positions.html", positions=rows, mode=mode,
-                           columns=_columns(POSITION_COLUMNS, POSITION_COLUMNS_ANALYZE, mode),
-                           problem=problem, can_act=current_user.can_trade, form=ActionForm(),
-                           open_count=sum(1 for p in rows if p["quantity"] != 0))
+    return render_template("orders/positions.html", **_positions_page())
+
+
+@orders_bp.get("/positions/live")
+@login_required
+def positions_live():
+    """As orderbook_live, for the positions page."""
+    return _live_region("positions-region", "orders/_positions.html", _positions_page())
 
 
 @orders_bp.get("/holdings")
