@@ -99,10 +99,10 @@ def close(app) -> None:
 
 def start_server(url: str, instance: str, port: int, workers: int, threads: int) -> subprocess.Popen:
     env = {**os.environ, **TEST_SECRETS, **UNLIMITED, "DATABASE_URL": url, "INSTANCE_PATH": instance,
-           "AUTO_MIGRATE": "true", "LOG_LEVEL": "WARNING"}
+           "AUTO_MIGRATE": "true", "LOG_LEVEL": "WARNING", "WEBSOCKET_WITH_WEB": "false"}
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     proc = subprocess.Popen(
-        [gunicorn, "-k", "gthread", "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
+        [gunicorn, "-w", str(workers), "--threads", str(threads), "-b", f"127.0.0.1:{port}",
          "--log-level", "warning", "app:create_app()"],
         cwd=ROOT, env=env)
     deadline = time.time() + 60

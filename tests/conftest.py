@@ -7,6 +7,8 @@ skipped: if it is unreachable the tests that need it fail.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import text
@@ -17,6 +19,9 @@ from tests.helpers.databases import app_overrides, create_pg_database, drop_pg_d
 BACKENDS = ["sqlite", "postgresql"]
 
 import_models()
+# Servers the tests start (gunicorn, python app.py) serve the web only: the feed's tests start the feed themselves,
+# and a feed per server would fight over its port.
+os.environ.setdefault("WEBSOCKET_WITH_WEB", "false")
 
 
 @pytest.fixture(scope="session")

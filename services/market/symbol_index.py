@@ -12,7 +12,12 @@ next lookup rebuilds it off to the side while concurrent lookups keep answering 
 Lookups are dictionary reads (`get_token`, `get_symbol`, `get_br_symbol`, `get_oa_symbol`,
 `get_brexchange`, `get_symbol_info` and their `*_bulk` variants) in the exchanges' search tables;
 while the process's first index is being built they are indexed queries of `sym_tokens` instead,
-with the same answers; `search()` waits for the index. It matches every word of
+with the same answers, and so is a miss in an index that cannot be trusted to know every symbol: one
+built from an empty contract, or one gone stale (a new contract is committed, its rebuild pending).
+`get_symbol_info_waiting()` (orders) also knows when the contract is still on its way (an import
+running, or none loaded yet while the offline sample contract is due): it waits for a running import
+to finish, and raises ContractLoading rather than answer "not found" for a symbol being loaded.
+`search()` waits for the index. It matches every word of
 the query against symbol, broker symbol, name (and its words), token and strike, ranked exact >
 prefix > substring, then by instrument (index, equity, future, option), exchange and nearest expiry.
 
@@ -38,9 +43,12 @@ from decimal import Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import text
+from sqlalchemy import exists, select, text
 
 from database import cache, db
+from database.enums import ImportState
+from database.symbol import MasterContractStatus, SymToken
+from database.types import utcnow
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -798,9 +806,21 @@ def _db_find(field: str, exchange: str, key: str) -> SymbolInfo | None:
 
 
 def _finder() -> Any:
-    """find(field, exchange, key) over one snapshot: the index's, or the database's."""
-    index = _state().ready()
-    return index.find if index is not None else _db_find
+    """find(field, exchange, key) over one snapshot: the index's, or the database's. An index built
+    from an empty contract (a fresh install while its contract loads) or gone stale (another process
+    committed a new contract; the rebuild is pending) answers what it knows, and the table what it
+    does not: a symbol just loaded is never "not found" for that while."""
+    state = _state()
+    index = state.ready()
+    if index is None:
+        return _db_find
+    if len(index) and index.generation == state.generation:
+        return index.find
+
+    def find(field: str, exchange: str, key: str) -> SymbolInfo | None:
+        return index.find(field, exchange, key) or _db_find(field, exchange, key)
+
+    return find
 
 
 def _find(field: str, exchange: str, key: str) -> SymbolInfo | None:
@@ -882,8 +902,68 @@ def search(query: str, exchange: str | None = None, limit: int = DEFAULT_LIMIT) 
 
 
 def count() -> int:
-    """Symbols in the contract (from the database while the first index is being built)."""
-    index = _state().ready()
-    if index is None:
+    """Symbols in the contract (from the database while the first index is being built, or while it is
+    empty or stale)."""
+    state = _state()
+    index = state.ready()
+    if index is None or not len(index) or index.generation != state.generation:
         return db.session.execute(text("SELECT count(*) FROM sym_tokens")).scalar_one()
     return len(index)
+
+
+# --------------------------------------------------------------------------------------------
+# A contract on its way
+
+# How long an order waits for a running import before it is answered "loading, retry": the sample
+# contract loads in about a second; a broker's full contract may take longer than a caller should wait.
+LOADING_WAIT = 5.0
+_LOADING_POLL = 0.1
+# A "running" import status older than this is a crashed import (as services.market.master_contract says).
+_STALE_IMPORT = dt.timedelta(hours=1)
+
+
+class ContractLoading(LookupError):
+    """The master contract is being loaded (or is due): a symbol not found may be in it. Retry shortly."""
+
+    def __init__(self) -> None:
+        super().__init__("master contract loading, retry")
+
+
+def loading(now: dt.datetime | None = None) -> str | None:
+    """Whether a master contract is on its way: "running" while an import runs in any process,
+    "due" while none is loaded, none has been tried yet and the offline sample contract is on
+    (SAMPLE_CONTRACT: the first page a process serves starts it); else None."""
+    now = now or utcnow()
+    statuses = db.session.execute(select(MasterContractStatus.state, MasterContractStatus.started_at)).all()
+    if any(state == ImportState.RUNNING and started is not None and now - started < _STALE_IMPORT
+           for state, started in statuses):
+        return "running"
+    if not current_app.config.get("SAMPLE_CONTRACT"):
+        return None
+    if any(state in (ImportState.DONE, ImportState.FAILED) for state, _started in statuses):
+        return None  # one was loaded (or the sample failed: its error is logged), and is what there is
+    return None if db.session.execute(select(exists().select_from(SymToken))).scalar() else "due"
+
+
+def get_symbol_info_waiting(symbol: str, exchange: str, wait: float = LOADING_WAIT) -> SymbolInfo | None:
+    """get_symbol_info(), for a caller that must not answer "not found" for a symbol being loaded:
+    while an import runs, a symbol not found is looked for again until it ends (at most `wait`
+    seconds); a symbol still not found while the contract is on its way (the import runs on, or
+    none is loaded yet) raises ContractLoading. None: not in the loaded contract."""
+    info = get_symbol_info(symbol, exchange)
+    if info is not None:
+        return info
+    give_up = time.monotonic() + wait
+    while (state := loading()) == "running" and time.monotonic() < give_up and not _holds_sqlite_write():
+        time.sleep(_LOADING_POLL)
+        if (info := _db_find("symbol", exchange, symbol)) is not None:
+            return info
+    if state is not None:
+        raise ContractLoading()
+    return _db_find("symbol", exchange, symbol)  # it may have been loaded since the last look
+
+
+def _holds_sqlite_write() -> bool:
+    """Whether this session holds SQLite's write lock, which the import waits for: then do not wait."""
+    connection = db.session.connection()
+    return connection.dialect.name == "sqlite" and connection.connection.driver_connection.in_transaction

@@ -41,7 +41,10 @@ def through(venue: Venue) -> ModuleType:
 
 # -- checks ------------------------------------------------------------------------------------------
 def _symbol(symbol: str, exchange: str) -> SymbolInfo:
-    info = symbol_index.get_symbol_info(symbol, exchange)
+    try:  # a symbol of a contract still loading is "retry", never "not found"
+        info = symbol_index.get_symbol_info_waiting(symbol, exchange)
+    except symbol_index.ContractLoading as exc:
+        raise OrderError(str(exc), 503) from None
     if info is None:
         raise OrderError(f"Symbol {symbol} not found in exchange {exchange}", 404)
     return info

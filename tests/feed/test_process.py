@@ -36,6 +36,7 @@ def test_start_spawns_the_feed_and_stop_ends_it(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INSTANCE_PATH", str(tmp_path))
     monkeypatch.setenv("WEBSOCKET_PORT", str(port))
+    monkeypatch.setenv("WEBSOCKET_WITH_WEB", "true")  # the suite turns it off for the servers it starts
     settings = config.server_settings()
     handle = process.start(settings)
     try:
