@@ -73,7 +73,9 @@ SECOND_DAYS, DAYS_PER_MINUTE, INTRADAY_DAYS, DAILY_DAYS = 5, 60, 3660, 7305
 FINAL_AFTER = dt.timedelta(minutes=15)
 # Days fetched per call to the source (and per transaction): progress steps for `flask history download`.
 CHUNK_DAYS = {"intraday": 30, "daily": 366}
-ANSWERS_BYTES = 32 * 2**20  # answers of final ranges kept per process (_Answers)
+# Answers of final ranges kept per process (_Answers): a few dozen five-day minute series, bounded so that the
+# workers stay inside the memory budget (PSS <= 110 MiB) however many series users ask for.
+ANSWERS_BYTES = 8 * 2**20
 _EPOCH = dt.date(1970, 1, 1).toordinal()
 _DAY = 86400
 
