@@ -171,6 +171,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Kite Connect API root (tests point it at a local fake server)"),
     Setting("ZERODHA_LOGIN_URL", "https://kite.zerodha.com/connect/login", _parse_str,
             "Kite Connect login page"),
+    Setting("ZERODHA_TICKER_URL", "wss://ws.kite.trade", _parse_str,
+            "Kite's WebSocket ticker for live market data (tests point it at a local fake)"),
     Setting("LOG_LEVEL", "INFO", _parse_str, "level of the application's own log"),
     # The web server: gunicorn.conf.py reads these, for `gunicorn 'app:create_app()'` and `python app.py`.
     Setting("HOST", "127.0.0.1", _parse_str, "address the server listens on"),

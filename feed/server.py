@@ -17,7 +17,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -80,6 +80,9 @@ class FeedServer:
         self.ready = asyncio.Event()
         self.stopping: asyncio.Event | None = None
         self.dropped_slow = 0
+        # ticks this process's sources produced, per (source key, symbol, exchange): with Redis, proof that
+        # one process streams each instrument upstream
+        self.published: Counter[tuple[str, str, str]] = Counter()
 
     # -- threads ----------------------------------------------------------------------------------
     def _in_app(self, fn: Callable[[], Any]) -> Any:
@@ -104,10 +107,12 @@ class FeedServer:
             log.info("feed listening on ws://%s:%s", self.host, self.port_bound)
             await self.stopping.wait()
             poller.cancel()
-            await self.simulator.close()
-            for source in list(self.live.values()):
-                await source.close()
-            await self.bus.stop()
+        # the connections are closed by now and their drops gave their upstreams back through the bus,
+        # so another process can take them over at once; the bus goes last
+        await self.simulator.close()
+        for source in list(self.live.values()):
+            await source.close()
+        await self.bus.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.background.shutdown(wait=False, cancel_futures=True)
 
@@ -250,6 +255,8 @@ class FeedServer:
             for sub in [s for s in client.subs if s[0] == source.key and (s[1], s[2]) in
                         {i for g in added.values() for i in g}]:
                 self._forget(client, sub)
+            # Else the upstream would stay marked as held, and the same subscription after a login never reach it.
+            await self._release({(source.key, s, e) for g in added.values() for s, e in g})
             message = getattr(exc, "message", None) or str(exc)
             results = [{**r, "status": "error", "message": message} if r["status"] == "success" else r
                        for r in results]
@@ -282,7 +289,7 @@ class FeedServer:
             await self.bus.want(group)
             claimed = await self.bus.claim(group)
             if claimed:
-                await source.subscribe([(s, e) for _, s, e in claimed], mode)
+                await self._start_source(source, claimed, mode)
         if stop:
             await self.bus.unwant(stop)
             await source.unsubscribe([(s, e) for _, s, e in stop])
@@ -293,12 +300,19 @@ class FeedServer:
     def broker_of(self, source_key: str) -> str:
         return getattr(self.source_of(source_key), "broker", "")
 
+    async def _start_source(self, source: Any, keys: list[tuple[str, str, str]], mode: int) -> None:
+        await source.subscribe([k[1:] for k in keys], mode)
+        # the last client may have left while the source was subscribing: its unsubscribe came first
+        gone = [k[1:] for k in keys if not self.upstream.get(k)]
+        if gone:
+            await source.unsubscribe(gone)
+
     async def take_upstream(self, keys: list[tuple[str, str, str]]) -> None:
         """The bus handed this process the upstream of `keys` (their holder went away)."""
         for k in keys:
             source, mode = self.source_of(k[0]), self.upstream.get(k, 0)
             if source is not None and mode:
-                await source.subscribe([k[1:]], mode)
+                await self._start_source(source, [k], mode)
 
     async def lost_upstream(self, keys: list[tuple[str, str, str]]) -> None:
         for k in keys:
@@ -367,6 +381,7 @@ class FeedServer:
     # -- fan-out ----------------------------------------------------------------------------------
     def publish(self, source_key: str, tick: p.Tick) -> None:
         """A tick from a source this process holds upstream: to the bus (which calls deliver)."""
+        self.published[(source_key, tick.symbol, tick.exchange)] += 1
         self.bus.publish(source_key, tick)
 
     def deliver(self, source_key: str, tick: p.Tick, broker: str | None = None) -> None:

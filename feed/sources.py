@@ -12,11 +12,12 @@ import datetime as dt
 import functools
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from feed.protocol import DEPTH, Tick
+from feed.protocol import DEPTH, LTP, Tick
 from services.market import quotes, symbol_index
 from services.trading import venues
 from services.trading.order_events import JournalWatcher
@@ -118,7 +119,9 @@ def _dec(value: float) -> Decimal:
 
 class BrokerSource:
     """Live mode: one user's broker stream (brokers.base BrokerClient.stream), opened on first use. Its
-    reconnects and resubscribes are the stream's; its status changes go to the user's connections."""
+    reconnects and resubscribes are the stream's; its status changes go to the user's connections. A stream
+    that ends by itself (the broker refused the session, the retries ran out) is let go: the next
+    subscription opens a new one on the user's current session, with everything still wanted."""
 
     def __init__(self, user_id: int, app: Any, run: Callable, emit: Emit,
                  status: Callable[[int, str, str], None]) -> None:
@@ -128,21 +131,35 @@ class BrokerSource:
         self.stream: Any = None
         self.tokens: dict[str, Instrument] = {}
         self.by_instrument: dict[Instrument, str] = {}
+        self.modes: dict[str, int] = {}  # token -> the mode asked of the stream
+        self.generation = self.ended = 0  # the current stream's number; the last one that ended by itself
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def lookup(self, symbol: str, exchange: str) -> str | None:
         return None if symbol_index.get_token(symbol, exchange) else f"Symbol {symbol} not found in exchange {exchange}"
 
-    def _open(self) -> None:
+    def _open(self) -> Any:
         venue = venues.venue_for(self.user_id)  # OrderError (403) without a live session
         if venue.client is None:
             raise RuntimeError("No live broker session: connect your broker or switch to analyze mode")
         self.broker = venue.broker
-        self.stream = venue.client.stream(self._on_tick, self._on_status)
+        self.generation = gen = self.generation + 1
+        return venue.client.stream(self._on_tick, lambda status, text: self._on_status(gen, status, text))
+
+    def _call(self, fn: Callable, *args: Any) -> None:  # from the stream's thread onto the loop
+        loop = self.loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(fn, *args)
+            except RuntimeError:  # the loop is closed: the feed has stopped
+                pass
 
     def _on_tick(self, st: Any) -> None:  # the stream's thread
-        instrument = self.tokens.get(str(st.token))
-        if instrument is None or self.loop is None:
+        token = str(st.token)
+        instrument = self.tokens.get(token)
+        # A bare last-price packet for an instrument asked in a richer mode (it was in flight when the mode
+        # changed) would show quote clients zeros for the day's prices: the richer packet follows.
+        if instrument is None or (st.mode == LTP and self.modes.get(token, LTP) > LTP):
             return
         tick = Tick(symbol=instrument[0], exchange=instrument[1], ltp=float(st.ltp),
                     ltt=_ms(st.ltt) if st.ltt else 0, timestamp=_ms(st.timestamp) if st.timestamp else 0,
@@ -153,32 +170,44 @@ class BrokerSource:
                     upper_circuit=float(st.upper_circuit or 0), lower_circuit=float(st.lower_circuit or 0),
                     bids=tuple((float(lv.price), int(lv.quantity), int(lv.orders)) for lv in st.bids or ()),
                     asks=tuple((float(lv.price), int(lv.quantity), int(lv.orders)) for lv in st.asks or ()))
-        self.loop.call_soon_threadsafe(self.emit, self.key, tick)
+        self._call(self.emit, self.key, tick)
 
-    def _on_status(self, status: str, text: str) -> None:  # the stream's thread
-        if self.loop is not None:
-            self.loop.call_soon_threadsafe(self.status, self.user_id, status, text)
+    def _on_status(self, gen: int, status: str, text: str) -> None:  # the stream's thread
+        self._call(self._status_changed, gen, status, text)
+
+    def _status_changed(self, gen: int, status: str, text: str) -> None:
+        if status == "closed":
+            self.ended = max(self.ended, gen)
+        self.status(self.user_id, status, text)
 
     async def subscribe(self, items: list[Instrument], mode: int) -> None:
         self.loop = asyncio.get_running_loop()
-        if self.stream is None:
-            await self.run(self._open)
+        fresh = self.stream is None or self.ended == self.generation
+        if fresh:
+            old, self.stream = self.stream, await self.run(self._open)
+            if old is not None:
+                await self.run(old.close)
+        mode = min(mode, DEPTH)
         tokens = await self.run(lambda: {i: symbol_index.get_token(*i) for i in items})
-        wanted = []
         for instrument, token in tokens.items():
             if token:
                 self.tokens[str(token)] = instrument
                 self.by_instrument[instrument] = str(token)
-                wanted.append(str(token))
-        if wanted:
-            await self.run(lambda: self.stream.subscribe(wanted, min(mode, DEPTH)))
+                self.modes[str(token)] = mode
+        wanted = {str(t): mode for t in tokens.values() if t}
+        by_mode: dict[int, list[str]] = defaultdict(list)
+        for token, m in (self.modes if fresh else wanted).items():  # a new stream: everything still wanted
+            by_mode[m].append(token)
+        for m, group in by_mode.items():
+            await self.run(functools.partial(self.stream.subscribe, group, m))
 
     async def unsubscribe(self, items: list[Instrument]) -> None:
         tokens = [self.by_instrument.pop(i) for i in items if i in self.by_instrument]
         for t in tokens:
             self.tokens.pop(t, None)
+            self.modes.pop(t, None)
         if tokens and self.stream is not None:
-            await self.run(lambda: self.stream.unsubscribe(tokens))
+            await self.run(functools.partial(self.stream.unsubscribe, tokens))
 
     async def close(self) -> None:
         if self.stream is not None:

@@ -146,6 +146,7 @@ class ZerodhaBroker(Broker):
         "redirect_url": "REDIRECT_URL",
         "root": "ZERODHA_ROOT_URL",
         "login_url": "ZERODHA_LOGIN_URL",
+        "ticker_root": "ZERODHA_TICKER_URL",
     }
     # Kite's login times and session flush are IST by Kite's documentation, not our setting.
     exchange_tz = mapping.KITE_TZ

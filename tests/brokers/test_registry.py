@@ -71,6 +71,7 @@ def test_both_builtin_adapters_are_found():
         "redirect_url": "REDIRECT_URL",
         "root": "ZERODHA_ROOT_URL",
         "login_url": "ZERODHA_LOGIN_URL",
+        "ticker_root": "ZERODHA_TICKER_URL",
     }
 
 
