@@ -186,6 +186,7 @@ def server_env(database_url: str, instance: str, *, redis_url: str = "", port: i
         "DATABASE_URL": database_url, "INSTANCE_PATH": instance, "REDIS_URL": redis_url,
         "AUTO_MIGRATE": "true", "SAMPLE_CONTRACT": "false", "SCHEDULER_ENABLED": "false",
         "ANALYZE_MARKET_HOURS": "always",
+        "WEBSOCKET_WITH_WEB": "false",  # the web server alone: no feed child among the master's children
         "WEB_BIND": f"127.0.0.1:{port or free_port()}", "WEB_WORKERS": "4", "WEB_THREADS": "4",
         "WEB_GRACEFUL_TIMEOUT": "20", "WRITER_SHUTDOWN_TIMEOUT": "15", "LOG_LEVEL": "WARNING",
         "API_RATE_LIMIT": HIGH_LIMIT, "ORDER_RATE_LIMIT": HIGH_LIMIT, "SMART_ORDER_RATE_LIMIT": HIGH_LIMIT,
