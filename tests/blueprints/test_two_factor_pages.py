@@ -16,14 +16,7 @@ from database.user_db import LoginAttempt
 from extensions import limiter
 from services.accounts import two_factor
 from tests.helpers.accounts import PASSWORD, csrf_token, login, logout, make_user, post_form, use_test_hasher
-
-
-class Clock:
-    def __init__(self, now: dt.datetime):
-        self.now = now
-
-    def __call__(self) -> dt.datetime:
-        return self.now
+from tests.helpers.clock import Clock
 
 
 @pytest.fixture

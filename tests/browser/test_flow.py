@@ -23,16 +23,13 @@ import pytest
 import requests
 from cryptography.fernet import Fernet
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, require_chromium
+
 ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() == "true"
 USERNAME, PASSWORD = "owner", "browser-test-pass"
 TIMEOUT_MS = 15_000
 
-if not IN_CI and not os.access(CHROMIUM, os.X_OK):
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium; CI installs it)", allow_module_level=True)
+require_chromium()
 from playwright.sync_api import sync_playwright  # noqa: E402 - only once the browser is known to be there
 
 # Non-transparent pixels of a canvas (Chart.js draws into its 2d context).
