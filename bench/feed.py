@@ -107,7 +107,7 @@ class _SyntheticSource:
             await asyncio.sleep(max(0.0, start + n / self.rate - loop.time()))
 
 
-def _feed(port: int, rate: float, instance: str, clients: int) -> None:
+def _feed(port: int, rate: float, instance: str, clients: int, symbols: int) -> None:
     from app import create_app
     from database.unit import unit_of_work
     from feed.server import FeedServer
@@ -115,7 +115,9 @@ def _feed(port: int, rate: float, instance: str, clients: int) -> None:
     from services.accounts import users as accounts
 
     app = create_app({"INSTANCE_PATH": instance, "SCHEDULER_ENABLED": False, "SAMPLE_CONTRACT": False,
-                      "WEBSOCKET_MAX_CONNECTIONS_PER_KEY": clients + 10})
+                      # One key for every bench client: its limits sized to the load, not the defaults per trader.
+                      "WEBSOCKET_MAX_CONNECTIONS_PER_KEY": clients + 10,
+                      "WEBSOCKET_MAX_SUBSCRIPTIONS_PER_KEY": clients * symbols + 10})
     with app.app_context():
         with unit_of_work():
             user = accounts.create_first_admin("bench", "bench-password-123456")
@@ -253,7 +255,7 @@ def main() -> None:
         asyncio.run(_bare(args.port, _symbols(args.symbols), args.rate))
         return
     if args.serve == "feed":
-        _feed(args.port, args.rate, args.instance, args.clients)
+        _feed(args.port, args.rate, args.instance, args.clients, args.symbols)
         return
     print(f"cores {os.cpu_count()}, load average {os.getloadavg()}")
     print(f"{args.clients} clients x {args.symbols} symbols x {args.rate:g} ticks/s, {args.seconds:g} s measured")
