@@ -184,30 +184,34 @@ class OrderRequest:
     tag: str | None = None
 
     def __post_init__(self) -> None:
-        # A malformed request is a bug in the caller (services validate user input first), so these
-        # are ValueErrors, not BrokerErrors.
-        set_ = object.__setattr__
-        set_(self, "action", str(self.action).upper())
-        set_(self, "pricetype", str(self.pricetype).upper())
-        set_(self, "product", str(self.product).upper())
-        set_(self, "price", to_decimal(self.price))
-        set_(self, "trigger_price", to_decimal(self.trigger_price))
-        if not self.symbol or not self.exchange:
-            raise ValueError("symbol and exchange are required")
-        if self.action not in ACTIONS:
-            raise ValueError(f"action must be one of {ACTIONS}, not {self.action!r}")
-        if self.pricetype not in PRICE_TYPES:
-            raise ValueError(f"pricetype must be one of {PRICE_TYPES}, not {self.pricetype!r}")
-        if self.product not in PRODUCTS:
-            raise ValueError(f"product must be one of {PRODUCTS}, not {self.product!r}")
+        _check_order_codes(self)
         for name in ("quantity", "disclosed_quantity"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {value!r}")
         if self.quantity == 0:
             raise ValueError("quantity must be positive")
-        if self.price < 0 or self.trigger_price < 0:
-            raise ValueError("price and trigger_price must not be negative")
+
+
+def _check_order_codes(order: Any) -> None:
+    """An order's codes upper-cased and checked, its prices as Decimals, non-negative (OrderRequest, MarginOrder).
+    A malformed order is a bug in the caller (services validate user input first), so these are ValueErrors, not
+    BrokerErrors."""
+    set_ = object.__setattr__
+    for name in ("action", "product", "pricetype"):
+        set_(order, name, str(getattr(order, name)).upper())
+    set_(order, "price", to_decimal(order.price))
+    set_(order, "trigger_price", to_decimal(order.trigger_price))
+    if not order.symbol or not order.exchange:
+        raise ValueError("symbol and exchange are required")
+    if order.action not in ACTIONS:
+        raise ValueError(f"action must be one of {ACTIONS}, not {order.action!r}")
+    if order.pricetype not in PRICE_TYPES:
+        raise ValueError(f"pricetype must be one of {PRICE_TYPES}, not {order.pricetype!r}")
+    if order.product not in PRODUCTS:
+        raise ValueError(f"product must be one of {PRODUCTS}, not {order.product!r}")
+    if order.price < 0 or order.trigger_price < 0:
+        raise ValueError("price and trigger_price must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,24 +368,9 @@ class MarginOrder:
     trigger_price: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
-        # As for OrderRequest: services validate user input, so a bad value here is a caller's bug.
-        set_ = object.__setattr__
-        for name in ("action", "product", "pricetype"):
-            set_(self, name, str(getattr(self, name)).upper())
-        set_(self, "price", to_decimal(self.price))
-        set_(self, "trigger_price", to_decimal(self.trigger_price))
-        if not self.symbol or not self.exchange:
-            raise ValueError("symbol and exchange are required")
-        if self.action not in ACTIONS:
-            raise ValueError(f"action must be one of {ACTIONS}, not {self.action!r}")
-        if self.pricetype not in PRICE_TYPES:
-            raise ValueError(f"pricetype must be one of {PRICE_TYPES}, not {self.pricetype!r}")
-        if self.product not in PRODUCTS:
-            raise ValueError(f"product must be one of {PRODUCTS}, not {self.product!r}")
+        _check_order_codes(self)
         if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity <= 0:
             raise ValueError(f"quantity must be a positive int, not {self.quantity!r}")
-        if self.price < 0 or self.trigger_price < 0:
-            raise ValueError("price and trigger_price must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
