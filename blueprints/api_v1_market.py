@@ -13,7 +13,6 @@ from pydantic import BeforeValidator, Field
 
 from blueprints.api_v1 import (
     Action,
-    ApiFailure,
     Body,
     Exchange,
     Keyed,
@@ -26,6 +25,7 @@ from blueprints.api_v1 import (
     api_limit,
     api_v1_bp,
     current_call,
+    error_answer,
     parse,
     respond,
     success,
@@ -90,29 +90,9 @@ def multiquotes():
                            "error": f"exchange must be one of {', '.join(EXCHANGES)}"})
         else:
             answer.append(by_pair[(symbol, exchange)])
-    if len(bad) == len(pairs):
-        raise_invalid(bad)
+    if len(bad) == len(pairs):  # a 400 that names them (`invalid_symbols`), not the message alone
+        return error_answer("None of the symbols is in the master contract", 400, invalid_symbols=bad)
     return success({"results": answer})
-
-
-def raise_invalid(bad: list[dict]) -> None:
-    current_call().error = "no valid symbol"
-    body = {"status": "error", "message": "None of the symbols is in the master contract", "invalid_symbols": bad}
-    raise ApiFailureWithBody(body)
-
-
-class ApiFailureWithBody(ApiFailure):
-    """A 400 whose answer carries more than the message (multiquotes' `invalid_symbols`)."""
-
-    def __init__(self, body: dict[str, Any]) -> None:
-        super().__init__(body["message"], 400)
-        self.body = body
-
-
-@api_v1_bp.errorhandler(ApiFailureWithBody)
-def _failure_with_body(exc: ApiFailureWithBody):
-    current_call().error = exc.message
-    return respond(exc.body, exc.status)
 
 
 @api_v1_bp.post("/depth", strict_slashes=False)

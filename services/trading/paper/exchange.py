@@ -32,7 +32,7 @@ from services.trading.journal import OrderInput, Placed
 from services.trading.paper import account, batches, hours, span
 from services.trading.paper.account import BROKER
 from services.trading.venues import Venue
-from vocabulary import OPEN_STATUSES
+from vocabulary import INDEX_EXCHANGES, OPEN_STATUSES
 
 log = logging.getLogger("algobridge.orders")
 
@@ -280,38 +280,37 @@ def depth(venue: Venue, info: SymbolInfo) -> quotes.Depth:
     return quotes.get_depth(info.symbol, info.exchange)
 
 
-_INDEX_NAMES = frozenset({"NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50", "SENSEX", "BANKEX",
-                          "SENSEX50"})
-
-
-def _span_kind(info: SymbolInfo) -> str:
+def _span_kind(info: SymbolInfo, spot: SymbolInfo | None) -> str:
+    """The kind of underlying whose SPAN parameters a leg takes; an index is what the contract lists on an index
+    exchange (NSE_INDEX, BSE_INDEX)."""
     if info.instrumenttype not in ("FUT", "CE", "PE"):
         return "equity"
     if info.exchange in ("MCX", "NCDEX"):
         return "commodity"
     if info.exchange in ("CDS", "BCD"):
         return "currency"
-    return "index" if (info.name or "").upper() in _INDEX_NAMES else "stock"
-
-
-def _underlying_price(info: SymbolInfo) -> Decimal | None:
-    """The price an option's scenarios move: its index or stock, else its nearest future (services.market.options)."""
-    under = market_options.underlying_instrument(info.name or "", info.exchange, utcnow().date())
-    return quotes.get_quote(under.symbol, under.exchange).ltp if under is not None else None
+    return "index" if spot is not None and spot.exchange in INDEX_EXCHANGES else "stock"
 
 
 def margin(venue: Venue, legs: list[tuple[SymbolInfo, OrderInput]]) -> dict:
     """The basket's margin by the SPAN approximation of services.trading.paper.span, each leg at its order's
-    price (a priced order) or its last price."""
+    price (a priced order) or its last price; an option's scenarios move its underlying (its index or stock, else
+    its nearest future: services.market.options). The legs' and underlyings' quotes are read in one go."""
     lev = account.leverage()
+    today = utcnow().date()
+    unders = {info.symbol: market_options.underlying_instrument(info.name or "", info.exchange, today)
+              for info, _inp in legs if info.instrumenttype in ("FUT", "CE", "PE")}
+    found = quotes.get_quotes([info for info, _inp in legs] + [u for u in unders.values() if u is not None])
     built = []
     for info, inp in legs:
-        kind = _span_kind(info)
-        last = quotes.get_quote(info.symbol, info.exchange).ltp
+        kind = _span_kind(info, unders.get(info.symbol))
+        last = found[(info.symbol, info.exchange)].ltp
         price = inp.price if inp.price > 0 else last
-        under = last if info.instrumenttype == "FUT" else (_underlying_price(info) if kind != "equity" else price)
-        if under is None:  # an option whose underlying has no price: read it from the option's strike
-            under = info.strike or price
+        under = price if kind == "equity" else last
+        if info.instrumenttype in ("CE", "PE"):
+            spot = unders[info.symbol]
+            # An option whose underlying is not listed: its scenarios move around its strike.
+            under = found[(spot.symbol, spot.exchange)].ltp if spot is not None else (info.strike or price)
         sign = 1 if inp.action == Action.BUY else -1
         built.append(span.Leg(group=(info.name or info.symbol).upper(), kind=kind, instrument=info.instrumenttype,
                               quantity=sign * inp.quantity, price=float(price), underlying=float(under),
