@@ -182,6 +182,9 @@ class OrderRequest:
     trigger_price: Decimal = Decimal(0)
     disclosed_quantity: int = 0
     tag: str | None = None
+    # The instrument's master-contract token: brokers that address instruments by id (Angel One's
+    # symboltoken, Dhan's securityId) need it; brokers that go by symbol ignore it.
+    token: str = ""
 
     def __post_init__(self) -> None:
         _check_order_codes(self)
@@ -366,6 +369,7 @@ class MarginOrder:
     pricetype: str
     price: Decimal = Decimal(0)
     trigger_price: Decimal = Decimal(0)
+    token: str = ""  # the master-contract token, as OrderRequest's
 
     def __post_init__(self) -> None:
         _check_order_codes(self)
@@ -518,8 +522,11 @@ class BrokerClient(ABC):
     def funds(self) -> BrokerFunds: ...
 
     @abstractmethod
-    def quotes(self, instruments: Iterable[tuple[str, str]]) -> dict[tuple[str, str], BrokerQuote]:
-        """Quotes keyed by the (exchange, broker symbol) pairs asked for; unknown ones are absent."""
+    def quotes(
+        self, instruments: Iterable[tuple[str, str]], tokens: Mapping[tuple[str, str], str] | None = None
+    ) -> dict[tuple[str, str], BrokerQuote]:
+        """Quotes keyed by the (exchange, broker symbol) pairs asked for; unknown ones are absent.
+        `tokens` gives each pair's master-contract token, for brokers that quote by id."""
 
     @abstractmethod
     def instruments(self) -> Iterator[dict[str, str]]:

@@ -362,7 +362,9 @@ class KiteClient(BrokerClient):
 
     # -- market data -------------------------------------------------------------------------------
 
-    def quotes(self, instruments: Iterable[tuple[str, str]]) -> dict[tuple[str, str], BrokerQuote]:
+    def quotes(
+        self, instruments: Iterable[tuple[str, str]], tokens: Mapping[tuple[str, str], str] | None = None
+    ) -> dict[tuple[str, str], BrokerQuote]:
         wanted = {f"{exchange}:{symbol}": (exchange, symbol) for exchange, symbol in instruments}
         keys = list(wanted)
         result: dict[tuple[str, str], BrokerQuote] = {}

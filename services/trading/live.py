@@ -33,7 +33,7 @@ log = logging.getLogger("algobridge.orders")
 def _request(inp: OrderInput, info: SymbolInfo) -> OrderRequest:
     return OrderRequest(symbol=info.brsymbol, exchange=info.brexchange, action=inp.action, quantity=inp.quantity,
                         pricetype=inp.pricetype, product=inp.product, price=inp.price,
-                        trigger_price=inp.trigger_price, disclosed_quantity=inp.disclosed_quantity)
+                        trigger_price=inp.trigger_price, disclosed_quantity=inp.disclosed_quantity, token=info.token)
 
 
 def _call(venue: Venue, fn, *args):
@@ -238,7 +238,8 @@ def _broker_quotes(venue: Venue, infos: list[SymbolInfo]) -> dict[tuple[str, str
     """The broker's quotes of `infos`, keyed by (symbol, exchange): one call, instruments it has no quote for
     left out."""
     keys = {(i.brexchange, i.brsymbol): i for i in infos}
-    found = _call(venue, venue.client.quotes, list(keys)) if keys else {}
+    tokens = {k: i.token for k, i in keys.items()}
+    found = _call(venue, venue.client.quotes, list(keys), tokens) if keys else {}
     return {(keys[k].symbol, keys[k].exchange): q for k, q in found.items() if k in keys}
 
 
@@ -270,7 +271,7 @@ def margin(venue: Venue, legs: list[tuple[SymbolInfo, OrderInput]]) -> dict:
     """The broker's margin for the basket (its own SPAN and exposure, hedges included)."""
     orders = [MarginOrder(exchange=info.brexchange, symbol=info.brsymbol, action=inp.action, quantity=inp.quantity,
                           product=inp.product, pricetype=inp.pricetype, price=inp.price,
-                          trigger_price=inp.trigger_price) for info, inp in legs]
+                          trigger_price=inp.trigger_price, token=info.token) for info, inp in legs]
     try:
         m = venue.client.basket_margin(orders)
     except BrokerError as exc:
