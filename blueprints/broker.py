@@ -48,7 +48,11 @@ def connect(name: str):
     if url is not None:
         session[STATE_KEY] = {"broker": name, "state": state}
         return redirect(url)
-    return _complete(name, {})
+    try:  # a form login (client code, PIN, TOTP...): the submitted fields, never logged
+        fields = broker_login.form_values(name, request.form)
+    except BrokerLoginError as exc:
+        return _failed(name, str(exc))
+    return _complete(name, fields)
 
 
 @broker_bp.get("/<name>/callback")

@@ -9,15 +9,18 @@ that cache in every process once the change commits.
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy import select
 
 from brokers import Broker, BrokerError, available_brokers, get_broker, get_broker_class
+from brokers.base import LoginField
 from database import cache, db
 from database.alert_db import Alert
 from database.audit_db import AuditEvent
@@ -52,15 +55,45 @@ class ActiveSession:
 _lock = threading.Lock()
 
 
+def missing_settings(cls: type[Broker]) -> list[str]:
+    """The settings an adapter cannot be built without (its constructor's arguments without a default) that are
+    not set, by their configuration names."""
+    settings = cls.settings_from(current_app.config)
+    try:
+        params = inspect.signature(cls.__init__).parameters
+    except (TypeError, ValueError):
+        return []
+    return [key for arg, key in cls.config_keys.items()
+            if arg in params and params[arg].default is inspect.Parameter.empty and not settings.get(arg)]
+
+
 def broker_choices() -> list[dict]:
-    """The brokers a user can connect, with whether each is configured."""
+    """The brokers a user can connect: whether each is configured (and what is missing), and the fields of its
+    login form (form brokers: client code, PIN, TOTP, access token...)."""
     out = []
     for name, cls in available_brokers().items():
-        settings = cls.settings_from(current_app.config)
-        configured = all(settings.get(arg) for arg in ("api_key", "api_secret") if arg in cls.config_keys)
+        missing = missing_settings(cls)
+        fields: list[LoginField] = []
+        if cls.login_kind == "form" and not missing:
+            try:
+                fields = list(broker(name).form_fields())
+            except BrokerError:
+                log.warning("broker %s: its login fields could not be read", name)
         out.append({"name": name, "display_name": cls.display_name, "login_kind": cls.login_kind,
-                    "configured": configured})
+                    "configured": not missing, "missing": missing, "fields": fields})
     return out
+
+
+def form_values(name: str, submitted: Mapping[str, str]) -> dict[str, str]:
+    """The submitted values of `name`'s login fields, trimmed; a required field left empty is a BrokerLoginError
+    naming it (before the broker is asked)."""
+    values = {}
+    for f in broker(name).form_fields():
+        value = str(submitted.get(f.name) or "").strip()
+        if f.required and not value:
+            raise BrokerLoginError(f"{f.label} is required.")
+        values[f.name] = value
+    return values
 
 
 def _instances() -> dict[str, Broker]:

@@ -176,7 +176,7 @@ def quote(venue: Venue, symbol: str, exchange: str) -> quotes.QuoteData:
     if info is None:
         return quotes.get_quote(symbol, exchange)  # raises UnknownSymbolError
     key = (info.brexchange, info.brsymbol)
-    found = _call(venue, venue.client.quotes, [key]).get(key)
+    found = _call(venue, venue.client.quotes, [key], {key: info.token}).get(key)
     if found is None:
         raise OrderError(f"{venue.broker} has no quote for {info.symbol} on {info.exchange}", 404)
     values = asdict(found)

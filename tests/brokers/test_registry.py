@@ -95,7 +95,7 @@ def test_bad_entry_points_are_logged_and_skipped(monkeypatch, caplog):
     )
     with caplog.at_level(logging.WARNING, logger="algobridge.broker"):
         brokers = available_brokers()
-    assert set(brokers) == {"paper", "zerodha", "plugin"}
+    assert set(brokers) - {"angelone", "dhan"} == {"paper", "zerodha", "plugin"}  # less the other built-ins
     assert brokers["zerodha"] is ZerodhaBroker
     for name in ("missing", "notabroker", "halfdone", "othername", "zerodha"):
         assert f"entry point {name} =" in caplog.text
@@ -107,7 +107,7 @@ def test_a_failing_entry_point_lookup_keeps_the_builtins(monkeypatch, caplog):
 
     monkeypatch.setattr(importlib.metadata, "entry_points", broken)
     with caplog.at_level(logging.ERROR, logger="algobridge.broker"):
-        assert set(available_brokers()) == {"paper", "zerodha"}
+        assert set(available_brokers()) - {"angelone", "dhan"} == {"paper", "zerodha"}
     assert ENTRY_POINT_GROUP in caplog.text
 
 
