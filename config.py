@@ -183,6 +183,11 @@ SETTINGS: tuple[Setting, ...] = (
             "DhanHQ API root (login: client id and access token; tests point it at a local fake server)"),
     Setting("DHAN_INSTRUMENTS_URL", "https://images.dhan.co/api-data/api-scrip-master-detailed.csv", _parse_str,
             "Dhan's instrument list (the master contract)"),
+    Setting("CONTRACT_REFRESH_TIME", "08:30",
+            lambda n, r: parse_hhmm(n, r.strip()).strftime("%H:%M") if r.strip() else "",
+            "exchange time (HH:MM) from which the loaded broker's master contract is downloaded again on each trading"
+            " day (once, by one worker; also at a broker login while it is older than the trading day); needs"
+            " SCHEDULER_ENABLED; empty = never automatically"),
     Setting("LOG_LEVEL", "INFO", _parse_str, "level of the application's own log"),
     # The web server: gunicorn.conf.py reads these, for `gunicorn 'app:create_app()'` and `python app.py`.
     Setting("HOST", "127.0.0.1", _parse_str, "address the server listens on"),

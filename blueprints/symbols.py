@@ -22,7 +22,7 @@ from blueprints.access import check_role
 from database import db
 from database.enums import Exchange, ImportState, Role
 from services.accounts import broker_login
-from services.market import master_contract, symbol_index
+from services.market import contract_refresh, master_contract, symbol_index
 
 log = logging.getLogger("algobridge.symbols")
 
@@ -72,7 +72,7 @@ def index():
         "symbols/index.html", target=name, connected=active.broker if active else None,
         status=_status_json(name), count=master_contract.symbol_count(), q=q, exchange=exchange,
         exchanges=Exchange.values(), results=results, form=DownloadForm(),
-        is_admin=current_user.role == Role.ADMIN, sample_rows=SAMPLE_ROWS,
+        is_admin=current_user.role == Role.ADMIN, sample_rows=SAMPLE_ROWS, refresh=contract_refresh.outcome(),
     )
 
 

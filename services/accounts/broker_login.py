@@ -13,7 +13,7 @@ import inspect
 import logging
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flask import current_app
@@ -34,6 +34,9 @@ from services.accounts import users as accounts
 log = logging.getLogger("algobridge.broker")
 
 CACHE_NS = "broker_sessions"
+# Called with the new session after a login commits (services.runtime registers the master contract's refresh:
+# this domain cannot import it). A hook must return at once (long work on a thread of its own) and not raise.
+AFTER_LOGIN: list[Callable[[BrokerSession], object]] = []
 
 
 class BrokerLoginError(Exception):
@@ -164,6 +167,11 @@ def complete_login(user: User, name: str, callback_args: dict[str, str], *, ip: 
                                          "expires_at": expires_at.isoformat()}))
         db.session.flush()
         cache.invalidate(CACHE_NS, str(user.id), session=db.session)
+    for hook in AFTER_LOGIN:
+        try:
+            hook(row)
+        except Exception:  # the login succeeded; a hook's failure is logged, not the user's problem
+            log.exception("a hook after the %s login of user %s failed", name, user.id)
     return row
 
 

@@ -23,6 +23,7 @@ from database.unit import unit_of_work
 from services.accounts import broker_login
 from services.logs import retention as log_retention
 from services.market import master_contract
+from services.runtime import contract_jobs
 from services.strategies import webhooks
 from services.trading import portfolio
 from services.trading.paper import account as paper
@@ -40,6 +41,7 @@ def run_once(app: Flask, since: Any, until: Any = None) -> Any:
         ("broker session expiry", lambda: _in_unit(broker_login.expire_due)),
         ("log purge", lambda: log_retention.purge_due(now=until)),  # daily, once across workers
         ("sample contract refresh", lambda: master_contract.refresh_sample_contract(now=until)),  # daily
+        ("master contract refresh", lambda: contract_jobs.refresh_due(now=until)),  # trading days at its time
     )
     for name, job in jobs:
         with app.app_context():

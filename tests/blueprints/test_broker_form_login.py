@@ -28,7 +28,8 @@ def test_the_page_shows_the_fields_of_a_form_login(app, angel, monkeypatch):  # 
     page = client.get("/broker").get_data(as_text=True)
     for field, kind in (("clientcode", "text"), ("pin", "password")):
         assert f'name="{field}" type="{kind}"' in page
-    assert 'name="totp"' in page and 'autocomplete="one-time-code"' in page
+    assert 'name="totp"' in page
+    assert 'autocomplete="one-time-code"' in page
     for label in ("Client code", "PIN", "TOTP"):
         assert f">{label}</label>" in page
 
@@ -41,7 +42,8 @@ def test_a_submitted_form_connects_and_the_pin_is_nowhere(app, angel, monkeypatc
     login(client, "alice")
     fields = angel.fake.login_fields()
     resp = post_form(client, _URL, fields, form_url="/broker")
-    assert resp.status_code == 302 and resp.headers["Location"].endswith("/broker")
+    assert resp.status_code == 302
+    assert resp.headers["Location"].endswith("/broker")
     page = client.get("/broker").get_data(as_text=True)
     assert "Connected to <strong>angelone</strong>" in page
     (row,) = _sessions()
