@@ -181,7 +181,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Angel One's instrument list (the master contract)"),
     Setting("DHAN_ROOT_URL", "https://api.dhan.co/v2", _parse_str,
             "DhanHQ API root (login: client id and access token; tests point it at a local fake server)"),
-    Setting("DHAN_INSTRUMENTS_URL", "https://images.dhan.co/api-data/api-scrip-master-detailed.csv", _parse_str,
+    Setting("DHAN_INSTRUMENTS_URL", "https://images.dhan.co/api-data/api-scrip-master.csv", _parse_str,
             "Dhan's instrument list (the master contract)"),
     Setting("CONTRACT_REFRESH_TIME", "08:30",
             lambda n, r: parse_hhmm(n, r.strip()).strftime("%H:%M") if r.strip() else "",
