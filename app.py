@@ -28,6 +28,7 @@ from blueprints import (
     api_v1_history,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     api_v1_market,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     api_v1_options,  # noqa: F401 - its endpoints join api_v1_bp, registered below
+    api_v1_risk,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     market_badge,
     traffic,
 )
@@ -44,6 +45,7 @@ from blueprints.logs import logs_bp
 from blueprints.options import options_bp
 from blueprints.orders import orders_bp
 from blueprints.request_class import AppRequest
+from blueprints.risk import risk_bp
 from blueprints.settings import settings_bp
 from blueprints.strategy import strategy_bp
 from blueprints.symbols import symbols_bp
@@ -53,6 +55,7 @@ from cli.backup import backup_cli
 from cli.calendar import calendar_cli
 from cli.history import history_cli
 from cli.logs import logs_cli
+from cli.risk import risk_cli
 from cli.secrets import secrets_cli
 from cli.symbols import symbols_cli
 from cli.users import users_cli
@@ -71,8 +74,8 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 BLUEPRINTS = (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
               dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, history_bp, calendar_bp,
-              feed_bp)
-CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli, history_cli)
+              feed_bp, risk_bp)
+CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli, history_cli, risk_cli)
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"
 # OperationalError: connection refused or lost, the server starting up or shutting down, a lock or

@@ -35,7 +35,7 @@ from services.accounts.api_keys import ApiKeyError
 from services.logs import recording as observability
 from services.market import calendar, symbol_index
 from services.market.quotes import UnknownSymbolError
-from services.trading import books, orders, venues
+from services.trading import books, orders, risk, venues
 from services.trading.errors import OrderError
 from services.trading.journal import OrderInput
 from vocabulary import ACTIONS, EXCHANGES, MAX_BASKET, MAX_PRICE, MAX_QUANTITY, MAX_SPLIT_ORDERS, PRICE_TYPES, PRODUCTS
@@ -370,6 +370,7 @@ def parse(model: type[BaseModel], scope: str, body: Any = None) -> tuple[Any, in
     except ApiKeyError as exc:
         raise ApiFailure(str(exc) or "Invalid openalgo apikey", 403) from None
     call.user_id = principal.user_id
+    risk.note_api_key(principal.key_id)  # per-API-key approvals (cleared when the request ends: api_v1_risk)
     traffic.set_user(principal.user_id)
     call.validated = time.perf_counter()
     return parsed, principal.user_id

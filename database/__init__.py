@@ -58,6 +58,7 @@ DOMAIN_MODULES = (
     "systemlog_db",
     "calendar_db",
     "history_db",
+    "risk_db",
 )
 
 

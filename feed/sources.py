@@ -19,7 +19,7 @@ from typing import Any
 
 from feed.protocol import DEPTH, LTP, Tick
 from services.market import quotes, symbol_index
-from services.trading import venues
+from services.trading import risk, venues
 from services.trading.order_events import JournalWatcher
 from services.trading.paper import engine, hours
 from services.trading.paper.ticks import match_ticks
@@ -96,6 +96,7 @@ class SimulatorSource:
             book = {(t.symbol, t.exchange): engine.Quote(ltp=_dec(t.ltp), bid=_dec(t.bids[0][0] if t.bids else t.ltp),
                                                          ask=_dec(t.asks[0][0] if t.asks else t.ltp)) for t in out}
             match_ticks(book, list(self.watcher.open_rows()), now)
+            risk.on_ticks(book, now, modes=("analyze",))  # P&L limits on the simulator's prices (issue #19)
         return out
 
     async def _loop(self) -> None:

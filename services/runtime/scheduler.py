@@ -25,7 +25,7 @@ from services.logs import retention as log_retention
 from services.market import master_contract
 from services.runtime import contract_jobs
 from services.strategies import webhooks
-from services.trading import portfolio
+from services.trading import approvals, portfolio, risk
 from services.trading.paper import account as paper
 
 log = logging.getLogger("algobridge.scheduler")
@@ -39,6 +39,8 @@ def run_once(app: Flask, since: Any, until: Any = None) -> Any:
         ("portfolio snapshots", lambda: portfolio.snapshot_due(since, until)),
         ("strategy square-off", lambda: webhooks.squareoff_due(since, until)),
         ("broker session expiry", lambda: _in_unit(broker_login.expire_due)),
+        ("risk limits", lambda: risk.evaluate_due(now=until)),  # P&L limits between ticks (issue #19)
+        ("approval expiry", lambda: approvals.expire_due(now=until)),  # queued orders not decided in time
         ("log purge", lambda: log_retention.purge_due(now=until)),  # daily, once across workers
         ("sample contract refresh", lambda: master_contract.refresh_sample_contract(now=until)),  # daily
         ("master contract refresh", lambda: contract_jobs.refresh_due(now=until)),  # trading days at its time

@@ -58,7 +58,7 @@ from database.unit import unit_of_work
 from database.user_db import User
 from services.logs import recording as observability
 from services.strategies import strategy as strategies
-from services.trading import orders, venues
+from services.trading import orders, risk, venues
 from vocabulary import CASH_EXCHANGES
 
 log = logging.getLogger("algobridge.webhooks")
@@ -306,6 +306,8 @@ def _place(user_id: int, strategy_name: str, signal_id: int, target: _Target, pl
             if placed is None:
                 return _Outcome(symbol, 200, f"No order for {symbol}: positions already matched.", True)
             placed_out.append(placed)
+    except risk.Queued as exc:  # held for approval (issue #19): accepted, placed once approved
+        return _Outcome(symbol, 200, exc.message, True, None, {"pending_order_id": exc.approval_id})
     except orders.OrderError as exc:  # a rejected order too: it is journaled, then raised
         return _Outcome(symbol, exc.status, exc.message, False)
     return _Outcome(symbol, 200, f"Order queued successfully for {symbol}", True, placed.orderid,

@@ -22,7 +22,7 @@ from database import db
 from database.unit import unit_of_work
 from services.market import symbol_index
 from services.market.symbol_index import SymbolInfo
-from services.trading import live, rules
+from services.trading import live, risk, rules
 from services.trading.errors import NO_SESSION, SESSION_EXPIRED, OrderError, not_found
 from services.trading.journal import OrderInput, Placed
 from services.trading.paper import exchange as paper_exchange
@@ -92,7 +92,13 @@ def place_order(venue: Venue, inp: OrderInput, *, signal_id: int | None = None,
     """Place one order at the venue. Raises OrderError (after journaling a rejected order)."""
     info = _tradable(inp, venue)
     inp = _canonical(inp, info)
-    return _accepted(through(venue).place(venue, inp, info, signal_id=signal_id, parent_id=parent_id))
+    risk.check_order(venue, inp, info)  # the kill switch, the day's block, per-order limits (issue #19)
+    held = risk.needs_approval(venue.user_id, inp.strategy)
+    if held is not None:
+        raise risk.Queued(risk.queue(venue.user_id, inp, held, signal_id=signal_id).id)
+    placed = _accepted(through(venue).place(venue, inp, info, signal_id=signal_id, parent_id=parent_id))
+    risk.after_order(venue)
+    return placed
 
 
 def _smart_lock(user_id: int, inp: OrderInput) -> None:
@@ -119,6 +125,10 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
     info = _tradable(inp, venue, smart=True)
     inp = _canonical(inp, info)
     rules.lots(info, position_size, "position_size")
+    held = risk.needs_approval(venue.user_id, inp.strategy)
+    if held is not None:
+        raise risk.Queued(risk.queue(venue.user_id, inp, held, kind="smart", position_size=position_size,
+                                               signal_id=signal_id).id)
     side = through(venue)
     refused: OrderError | None = None
     with unit_of_work(write=True):
@@ -133,12 +143,19 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
                 return None
             action, qty = plan
             rules.enforce(venue, inp.but(action=action, quantity=qty), info)  # the order as placed: whole lots
-            placed = side.place(venue, inp.but(action=action, quantity=qty), info, signal_id=signal_id)
+            try:
+                risk.check_order(venue, inp.but(action=action, quantity=qty), info, current=current)
+            except OrderError as exc:  # a risk limit's refusal: its alert commits with this unit
+                refused = exc
+            else:
+                placed = side.place(venue, inp.but(action=action, quantity=qty), info, signal_id=signal_id)
     if refused is not None:
         raise refused
     log.info("smart order of user %s: %s:%s %s -> %s with %s %s", venue.user_id, inp.exchange, inp.symbol, current,
              position_size, action, qty)
-    return _accepted(placed)
+    placed = _accepted(placed)
+    risk.after_order(venue)
+    return placed
 
 
 def basket_order(venue: Venue, strategy: str, inputs: list[OrderInput]) -> list[dict]:

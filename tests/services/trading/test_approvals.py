@@ -1,0 +1,158 @@
+"""Orders held for approval (issue #19): queued with the alert that made them, approved (placed), rejected (never
+placed), expired (the scheduler's `expire_due`), with a controlled clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from database import db
+from database.alert_db import Alert
+from database.audit_db import AuditEvent
+from database.order_db import Order
+from database.risk_db import Approval
+from services.trading import approvals, risk
+from tests.helpers import orders as fx
+from tests.helpers import trading
+from tests.helpers.clock import clock  # noqa: F401 - fixture
+from tests.helpers.orders import order, set_quote
+
+contract = fx.contract  # fixture
+users = fx.users  # fixture
+
+
+@pytest.fixture
+def now(clock, monkeypatch):  # noqa: F811
+    monkeypatch.setattr(risk, "utcnow", clock)
+    monkeypatch.setattr(approvals, "utcnow", clock)
+    clock.now = dt.datetime(2026, 12, 8, 5, 0, tzinfo=dt.UTC)
+    return clock
+
+
+def queued(uid, inp, **kw) -> int:
+    with pytest.raises(approvals.Queued) as caught:
+        trading.place_order(uid, inp, **kw)
+    assert caught.value.status == 202
+    return caught.value.approval_id
+
+
+def orders_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(Order))
+
+
+@pytest.fixture
+def held(app, users, now):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1500", ask="1500")
+    risk.set_limits(alice, "strategy", "semi", {"require_approval": True, "approval_ttl_seconds": "60"}, actor="t")
+    return alice
+
+
+def test_approve_places_the_order(held, now):
+    with risk.origin(alert="TradingView: BUY INFY"):
+        aid = queued(held, order(quantity=3, strategy="semi"))
+    trading.place_order(held, order(quantity=1, strategy="other"))  # another strategy is not held
+    assert orders_count() == 1
+    row = approvals.pending(held)[0]
+    assert (row.id, row.order["symbol"], row.order["quantity"], row.alert) == (aid, "INFY", 3, "TradingView: BUY INFY")
+    assert db.session.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "approval_queued")) == 1
+
+    done = approvals.approve(held, aid, "alice")
+    assert (done.status, done.decided_by) == ("approved", "alice")
+    placed = db.session.scalars(select(Order).where(Order.orderid == done.orderid)).one()
+    assert (placed.strategy, int(placed.quantity), placed.status.value) == ("semi", 3, "complete")
+    assert approvals.pending(held) == []
+    with pytest.raises(approvals.ApprovalError) as again:
+        approvals.approve(held, aid, "alice")
+    assert again.value.status == 409
+
+
+def test_reject_never_places(held, users, now):
+    aid = queued(held, order(quantity=3, strategy="semi"))
+    _, bob = users
+    with pytest.raises(approvals.ApprovalError) as other:
+        approvals.reject(bob, aid, "bob")  # not bob's
+    assert other.value.status == 404
+    done = approvals.reject(held, aid, "alice", "not today")
+    assert (done.status, done.reason) == ("rejected", "not today")
+    assert orders_count() == 0
+    with pytest.raises(approvals.ApprovalError):
+        approvals.approve(held, aid, "alice")
+    assert orders_count() == 0
+    assert db.session.scalars(select(AuditEvent.action).where(AuditEvent.action.like("approval.%"))
+                              .order_by(AuditEvent.id)).all() == ["approval.queue", "approval.rejected"]
+
+
+def test_an_approval_expires(held, now):
+    aid = queued(held, order(quantity=3, strategy="semi"))
+    assert approvals.expire_due(now.now + dt.timedelta(seconds=59)) == 0
+    now.now += dt.timedelta(seconds=61)
+    assert approvals.pending(held) == []  # past its time: no longer offered
+    assert approvals.expire_due(now.now) == 1
+    assert approvals.expire_due(now.now) == 0
+    assert db.session.get(Approval, aid).status == "expired"
+    with pytest.raises(approvals.ApprovalError) as late:
+        approvals.approve(held, aid, "alice")
+    assert late.value.status == 409
+    assert orders_count() == 0
+    assert db.session.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "approval_expired")) == 1
+
+
+def test_approving_after_the_time_without_the_scheduler_expires_it(held, now):
+    aid = queued(held, order(quantity=3, strategy="semi"))
+    now.now += dt.timedelta(minutes=5)
+    with pytest.raises(approvals.ApprovalError, match="expired"):
+        approvals.approve(held, aid, "alice")
+    assert db.session.get(Approval, aid).status == "expired"
+
+
+def test_a_smart_order_waits_and_is_placed_as_a_smart_order(held, now):
+    with pytest.raises(approvals.Queued) as caught:
+        trading.place_smart_order(held, order(quantity=0, strategy="semi"), 4)
+    row = db.session.get(Approval, caught.value.approval_id)
+    assert (row.kind, row.order["position_size"]) == ("smart", 4)
+    approvals.approve(held, row.id, "alice")
+    assert trading.open_position(held, "INFY", "NSE", "MIS") == 4
+
+
+def test_an_approved_order_meets_the_risk_checks_of_its_time(held, now):
+    aid = queued(held, order(quantity=3, strategy="semi"))
+    risk.kill(held, actor="t")
+    done = approvals.approve(held, aid, "alice")
+    assert done.status == "failed"
+    assert "kill switch" in done.reason
+    assert orders_count() == 0
+
+
+def test_a_webhook_alert_waits_with_its_payload(app, now, monkeypatch):
+    from zoneinfo import ZoneInfo
+
+    from services.accounts.users import Actor
+    from services.market import master_contract, symbol_index
+    from services.strategies import strategy as strategies
+    from services.strategies import webhooks
+    from services.strategies.strategy import StrategyInput
+    from tests.helpers.accounts import make_user
+
+    master_contract.ensure_sample_contract(rows=200)
+    symbol_index.reload()
+    monkeypatch.setattr(webhooks, "now", lambda: dt.datetime(2026, 3, 10, 11, 0, tzinfo=ZoneInfo("Asia/Kolkata")))
+    owner = make_user("trader1")
+    actor = Actor(owner.username, owner.id, "127.0.0.1")
+    s, webhook_id = strategies.create_strategy(actor, StrategyInput("Alpha", "tradingview", "LONG", False,
+                                                                    dt.time(9, 20), dt.time(15, 0), dt.time(15, 15)))
+    strategies.add_mapping(actor, s.id, "RELIANCE", "NSE", 5, "MIS")
+    risk.set_limits(owner.id, "strategy", "Alpha", {"require_approval": True}, actor="t")
+
+    reply = webhooks.strategy_alert(webhook_id, {"symbol": "RELIANCE", "action": "BUY"})
+    assert reply.status == 200, reply.body
+    assert "approval" in reply.body["message"]
+    assert orders_count() == 0
+    row = approvals.pending(owner.id)[0]
+    assert '"RELIANCE"' in row.alert
+    assert row.signal_id is not None
+    done = approvals.approve(owner.id, row.id, "trader1")
+    placed = db.session.scalars(select(Order).where(Order.orderid == done.orderid)).one()
+    assert (placed.strategy, placed.signal_id, int(placed.quantity)) == ("Alpha", row.signal_id, 5)
