@@ -49,6 +49,7 @@ from blueprints.risk import risk_bp
 from blueprints.settings import settings_bp
 from blueprints.strategy import strategy_bp
 from blueprints.symbols import symbols_bp
+from blueprints.telegram import telegram_bp
 from blueprints.users import users_bp
 from blueprints.webhook import webhook_bp
 from cli.backup import backup_cli
@@ -74,7 +75,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 
 BLUEPRINTS = (health_bp, auth_bp, users_bp, apikey_bp, broker_bp, api_v1_bp, strategy_bp, webhook_bp,
               dashboard_bp, orders_bp, logs_bp, settings_bp, symbols_bp, options_bp, history_bp, calendar_bp,
-              feed_bp, risk_bp)
+              feed_bp, risk_bp, telegram_bp)
 CLI_GROUPS = (secrets_cli, users_cli, symbols_cli, logs_cli, backup_cli, calendar_cli, history_cli, risk_cli)
 
 DATABASE_UNAVAILABLE = "database unavailable, retry shortly"

@@ -188,6 +188,13 @@ SETTINGS: tuple[Setting, ...] = (
             "exchange time (HH:MM) from which the loaded broker's master contract is downloaded again on each trading"
             " day (once, by one worker; also at a broker login while it is older than the trading day); needs"
             " SCHEDULER_ENABLED; empty = never automatically"),
+    # Telegram: notifications and commands through a bot of your own (services/notifications).
+    Setting("TELEGRAM_BOT_TOKEN", "", _parse_str,
+            "the bot's token from @BotFather; empty = Telegram off"),
+    Setting("TELEGRAM_API_URL", "https://api.telegram.org", _parse_str,
+            "Telegram Bot API root (tests point it at a local fake server)"),
+    Setting("TELEGRAM_DAILY_SUMMARY_TIME", "15:45", _parse_str,
+            "exchange time (HH:MM) of the daily P&L message on trading days; off = none"),
     Setting("LOG_LEVEL", "INFO", _parse_str, "level of the application's own log"),
     # The web server: gunicorn.conf.py reads these, for `gunicorn 'app:create_app()'` and `python app.py`.
     Setting("HOST", "127.0.0.1", _parse_str, "address the server listens on"),
@@ -353,6 +360,8 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
     parse_hhmm("SESSION_EXPIRY_TIME", cfg["SESSION_EXPIRY_TIME"])
     if cfg["MIS_SQUAREOFF_TIME"].strip():
         parse_hhmm("MIS_SQUAREOFF_TIME", cfg["MIS_SQUAREOFF_TIME"])
+    if cfg["TELEGRAM_DAILY_SUMMARY_TIME"].strip().lower() not in ("", "off"):
+        parse_hhmm("TELEGRAM_DAILY_SUMMARY_TIME", cfg["TELEGRAM_DAILY_SUMMARY_TIME"])
     if cfg["ANALYZE_MARKET_HOURS"] not in ("exchange", "always"):
         raise ConfigError(f"ANALYZE_MARKET_HOURS={cfg['ANALYZE_MARKET_HOURS']!r} must be exchange or always")
     try:

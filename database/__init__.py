@@ -59,6 +59,7 @@ DOMAIN_MODULES = (
     "calendar_db",
     "history_db",
     "risk_db",
+    "telegram_db",
 )
 
 

@@ -26,6 +26,7 @@ from flask import Flask, Response, current_app
 from database import db
 from services.market import symbol_index
 from services.market.master_contract import ensure_sample_contract, refresh_sample_contract
+from services.notifications import events as telegram_events
 from services.runtime import scheduler
 
 log = logging.getLogger("algobridge")
@@ -39,6 +40,7 @@ def on_start(app: Flask) -> None:
 
     symbol_index.init_db()
     scheduler.start(app)
+    telegram_events.start(app)  # TELEGRAM_BOT_TOKEN set: the bot's poller, after each process's first response
     if app.config["SAMPLE_CONTRACT"] or app.config["WARM_SYMBOL_INDEX"]:
         if EXTENSION_KEY not in app.extensions:  # setup_environment may run twice (CLI, then serve)
             app.extensions[EXTENSION_KEY] = {"pid": None, "thread": None, "lock": threading.Lock()}
