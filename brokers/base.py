@@ -583,6 +583,10 @@ class Broker(ABC):
     # exchange's zone takes the EXCHANGE_TIMEZONE setting like any other: "exchange_tz":
     # "EXCHANGE_TIMEZONE" in its `config_keys`, and `self.exchange_tz = time_zone(exchange_tz)`.
     exchange_tz: dt.tzinfo = DEFAULT_EXCHANGE_TZ
+    # True when the broker addresses instruments by its own id (OrderRequest.token: Angel One's symboltoken,
+    # Dhan's securityId): its orders need its own master contract, never another's ids. False when it goes by
+    # symbol (Kite), which the sample contract's names match.
+    needs_own_contract: ClassVar[bool] = False
 
     @classmethod
     def settings_from(cls, config: Mapping[str, Any]) -> dict[str, Any]:

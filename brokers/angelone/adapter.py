@@ -142,6 +142,7 @@ class AngelOneBroker(Broker):
     name = "angelone"
     display_name = "Angel One"
     login_kind = "form"
+    needs_own_contract = True  # orders go by symboltoken
     config_keys = {
         "api_key": "ANGELONE_API_KEY",
         "root": "ANGELONE_ROOT_URL",

@@ -138,6 +138,7 @@ class DhanBroker(Broker):
     name = "dhan"
     display_name = "Dhan"
     login_kind = "form"
+    needs_own_contract = True  # everything goes by securityId
     config_keys = {"root": "DHAN_ROOT_URL", "instruments_url": "DHAN_INSTRUMENTS_URL"}
     # Dhan's times are IST by its documentation, not our setting.
     exchange_tz = mapping.DHAN_TZ

@@ -39,7 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 import config as config_module
-from database import db
+from database import cache, db
 from database.alert_db import Alert
 from database.enums import ImportState
 from database.settings_db import Setting
@@ -131,6 +131,12 @@ def loaded_contract() -> Loaded | None:
         return None
     broker, finished_at = max(rows, key=lambda r: r.finished_at)
     return Loaded(broker, finished_at)
+
+
+def loaded_broker() -> str | None:
+    """`loaded_contract()`'s broker, cached (namespace "symbols", which every import invalidates; 30 s at most
+    behind a status row changed without an import): what a live venue checks its broker against."""
+    return cache.get_or_load("symbols", "loaded_broker", lambda: getattr(loaded_contract(), "broker", None), ttl=30)
 
 
 def record() -> dict[str, Any]:

@@ -19,9 +19,11 @@ from flask import current_app
 from sqlalchemy import select
 
 from database import db
+from database.alert_db import Alert
 from database.auth_db import BrokerSession
 from database.enums import BrokerSessionStatus
 from database.types import utcnow
+from database.unit import unit_of_work
 from services.accounts import broker_login
 from services.market import contract_refresh
 
@@ -47,9 +49,33 @@ def refresh_due(now: dt.datetime | None = None) -> Any:
     return contract_refresh.run_scheduled(client_for, now=now)
 
 
+def _connected_elsewhere(broker: str, user_id: int) -> bool:
+    """Whether another user has an active session of `broker` (whose contract is loaded)."""
+    return db.session.scalars(
+        select(BrokerSession.id).where(BrokerSession.broker == broker, BrokerSession.user_id != user_id,
+                                       BrokerSession.status == BrokerSessionStatus.ACTIVE,
+                                       BrokerSession.expires_at > utcnow()).limit(1)).first() is not None
+
+
+def _keep_contract(loaded: str, broker: str) -> None:
+    log.warning("the %s login left the %s master contract in place: users are connected to %s", broker, loaded, loaded)
+    with unit_of_work():
+        db.session.add(Alert(user_id=None, severity="warning", kind="contract_in_use",
+                             title=f"{broker}'s master contract was not loaded",
+                             message=f"A {broker} login did not replace the {loaded} master contract, which users "
+                                     f"connected to {loaded} are trading on. Live calls to {broker} answer 409 until "
+                                     f"an admin downloads its contract on the Symbols page (replacing {loaded}'s)."))
+
+
 def after_broker_login(row: BrokerSession) -> threading.Thread | None:
     """After a committed broker login: when the automatic refresh is on, check and download on a thread."""
     if row.broker in contract_refresh.NO_CONTRACT or not contract_refresh.at_login_enabled():
+        return None
+    loaded = contract_refresh.loaded_broker()
+    if loaded not in (None, row.broker) and loaded not in contract_refresh.NO_CONTRACT \
+            and _connected_elsewhere(loaded, row.user_id):
+        # One contract serves every user: replacing it would hand the other broker's users ids of this one.
+        _keep_contract(loaded, row.broker)
         return None
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     name, session_id = row.broker, row.id

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from brokers import get_broker_class
 from brokers.base import BrokerClient, BrokerError
 from database import db
 from database.auth_db import BrokerSession
@@ -24,6 +25,7 @@ from database.order_db import Order
 from database.unit import unit_of_work
 from services.accounts import broker_login
 from services.accounts.settings import SETTING_KEY, is_analyze, set_analyze
+from services.market import contract_refresh
 from services.trading.errors import NO_SESSION, SESSION_EXPIRED, OrderError, not_found
 
 # The user's mode is a user setting (services.accounts.settings); here for the trading callers.
@@ -99,6 +101,27 @@ def own_order(user_id: int, orderid: str) -> Order | None:
     return None
 
 
+def _needs_own_contract(broker: str) -> bool:
+    try:
+        return get_broker_class(broker).needs_own_contract
+    except BrokerError:  # an adapter gone since the session was made: opening its session says so
+        return False
+
+
+def _check_contract(broker: str) -> None:
+    """A live call maps symbols through the one master contract: it must be this broker's (or, for a broker that
+    goes by symbol, the sample contract, whose names are Kite's). Another broker's ids would name other
+    instruments at this one, so the call is refused (409) before it reaches the broker."""
+    loaded = contract_refresh.loaded_broker()
+    if loaded is None or loaded == broker:
+        return
+    if loaded in contract_refresh.NO_CONTRACT and not _needs_own_contract(broker):
+        return
+    what = "the sample contract" if loaded in contract_refresh.NO_CONTRACT else f"{loaded}'s"
+    raise OrderError(f"The master contract loaded is {what}, not {broker}'s: live calls to {broker} need its own "
+                     f"(Symbols page, Download; it is downloaded after a {broker} login when the scheduler runs)", 409)
+
+
 def venue_for(user_id: int, *, orderid: str | None = None) -> Venue:
     """The venue of a call by `user_id`; with `orderid`, of a call about that order (where it was placed,
     when the journal has it). Raises OrderError 403 in live mode without a live broker session, 404 for
@@ -112,6 +135,7 @@ def venue_for(user_id: int, *, orderid: str | None = None) -> Venue:
     if active is None or active.broker == PAPER:
         raise OrderError(NO_SESSION, 403)
     venue = Venue(user_id, Mode.LIVE, active.broker, active)
+    _check_contract(active.broker)
     try:
         client = broker_login.broker(active.broker).session(broker_login.access_token(active))
     except broker_login.BrokerLoginError:

@@ -14,6 +14,7 @@ from services.accounts import broker_login
 from services.market import master_contract, symbol_index
 from services.trading import venues
 from tests.fakes.angelone_server import API_KEY, RunningAngel, running_angel
+from tests.helpers.live import session_client
 
 _SETTINGS = ("ANGELONE_API_KEY", "ANGELONE_ROOT_URL", "ANGELONE_INSTRUMENTS_URL")
 
@@ -54,5 +55,5 @@ def connect_angel_with_contract(user_id: int, angel: RunningAngel) -> None:
     """`connect_angel`, and Angel One's scrip master loaded as the master contract (its tokens are the ones the
     fake knows)."""
     connect_angel(user_id, angel)
-    master_contract.import_from_broker(venues.venue_for(user_id).client, broker="angelone")
+    master_contract.import_from_broker(session_client(user_id), broker="angelone")
     symbol_index.reload()

@@ -13,6 +13,7 @@ from services.accounts import broker_login
 from services.market import master_contract, symbol_index
 from services.trading import venues
 from tests.fakes.dhan_server import CLIENT_ID, RunningDhan, running_dhan
+from tests.helpers.live import session_client
 
 _SETTINGS = ("DHAN_ROOT_URL", "DHAN_INSTRUMENTS_URL")
 
@@ -57,6 +58,6 @@ def connect_dhan(user_id: int, dhan: RunningDhan) -> str:
 def connect_dhan_with_contract(user_id: int, dhan: RunningDhan) -> str:
     """`connect_dhan`, and Dhan's own master contract loaded (securityIds, not the sample contract's tokens)."""
     token = connect_dhan(user_id, dhan)
-    master_contract.import_from_broker(venues.venue_for(user_id).client, broker="dhan")
+    master_contract.import_from_broker(session_client(user_id), broker="dhan")
     symbol_index.reload()
     return token

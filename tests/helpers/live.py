@@ -49,9 +49,16 @@ def connect_live(user_id: int, kite: RunningKite) -> None:
     venues.set_analyze(user_id, False)
 
 
+def session_client(user_id: int):
+    """The client of `user_id`'s active broker session, as the Symbols page's download opens it (a live venue
+    refuses calls until its broker's own contract is loaded: this is how that contract gets loaded)."""
+    active = broker_login.active_session(user_id)
+    return broker_login.broker(active.broker).session(broker_login.access_token(active))
+
+
 def connect_live_with_contract(user_id: int, kite: RunningKite) -> None:
     """`connect_live`, and Kite's own master contract loaded (the fake Kite knows its instrument tokens, not the
     sample contract's)."""
     connect_live(user_id, kite)
-    master_contract.import_from_broker(venues.venue_for(user_id).client, broker="zerodha")
+    master_contract.import_from_broker(session_client(user_id), broker="zerodha")
     symbol_index.reload()
