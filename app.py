@@ -6,17 +6,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import runpy
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from dotenv import load_dotenv
 from flask import Flask, jsonify, render_template, request
+from flask.helpers import get_debug_flag
 from gunicorn.app.base import BaseApplication
 from sqlalchemy import exc as sa_exc
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -29,6 +33,7 @@ from blueprints import (
     api_v1_market,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     api_v1_options,  # noqa: F401 - its endpoints join api_v1_bp, registered below
     api_v1_risk,  # noqa: F401 - its endpoints join api_v1_bp, registered below
+    formatting,
     market_badge,
     traffic,
 )
@@ -60,12 +65,13 @@ from cli.risk import risk_cli
 from cli.secrets import secrets_cli
 from cli.symbols import symbols_cli
 from cli.users import users_cli
-from database import cache, crypto, db, engine_options, import_models, writer
+from database import cache, crypto, db, engine_options, import_models, schema, writer
 from database.systemlog_db import install_handler
 from extensions import NoApiSessions, check_limits_in_views_only, csrf, limiter, login_manager
 from services.accounts import login_guard
-from services.runtime import scheduler
-from services.runtime.bootstrap import init_migrations, setup_environment
+from services.accounts.users import any_user_exists
+from services.runtime import bootstrap, scheduler
+from services.runtime.bootstrap import SCHEMA_NOT_MIGRATED, init_migrations, setup_environment
 
 __all__ = ["create_app", "main", "setup_environment"]
 
@@ -97,12 +103,44 @@ class Algobridge(Flask):
     def handle_user_exception(self, e: Exception) -> Any:
         if isinstance(e, DATABASE_UNAVAILABLE_ERRORS):
             return database_unavailable(e)
+        if isinstance(e, schema.SchemaError):  # a table missing under a running server
+            if _db_warnings.due():
+                log.error("%s (%s)", SCHEMA_NOT_MIGRATED, e)
+            return schema_not_migrated(request.environ)
         return super().handle_user_exception(e)
 
 
+def _flask_run_serves() -> bool:
+    """True when the `flask` CLI builds the app to serve it: `flask run`, in the process that serves (with the
+    reloader, its child; the watching parent never serves and starts nothing)."""
+    ctx = click.get_current_context(silent=True)
+    # `flask run` builds the app inside its own command; the other commands' apps are built while the group
+    # looks their command up (in the root context).
+    if ctx is None or ctx.parent is None or ctx.info_name != "run" or os.environ.get("FLASK_RUN_FROM_CLI") != "true":
+        return False
+    reload = ctx.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload or os.environ.get("WERKZEUG_RUN_MAIN") == "true"
+
+
 def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
-    """Build the application. Outside the `flask` CLI it also readies the database
-    (setup_environment); CLI commands do that themselves when they need it."""
+    """Build the application. Outside the `flask` CLI, and under `flask run`, it also readies the database
+    (setup_environment: migrated when AUTO_MIGRATE is on, else pages answer 503 until `flask db upgrade`);
+    other CLI commands do that themselves when they need it. Under the `flask` CLI a configuration error is
+    one line on stderr and exit status 2 (config.fail); `flask secrets generate-key` needs no settings."""
+    try:
+        return _build_app(config_overrides)
+    except config_module.ConfigError as exc:
+        if os.environ.get("FLASK_RUN_FROM_CLI") != "true" or click.get_current_context(silent=True) is None:
+            raise  # python app.py (main), gunicorn, tests: their caller decides
+        if sys.argv[-2:] == ["secrets", "generate-key"]:  # the command that makes the missing secret
+            click.echo(crypto.generate_key())
+            sys.exit(0)
+        config_module.fail(exc)
+
+
+def _build_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     load_dotenv(os.path.join(ROOT, ".env"), override=False)
     overrides = dict(config_overrides or {})
     instance_path = overrides.pop("INSTANCE_PATH", None) or os.environ.get("INSTANCE_PATH") or os.path.join(
@@ -122,9 +160,11 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
 
     run_setup = overrides.get("SETUP_ENVIRONMENT")
     if run_setup is None:
-        run_setup = os.environ.get("FLASK_RUN_FROM_CLI") != "true"
+        # `flask run` serves like `python app.py`: the same migrated, ready application.
+        run_setup = os.environ.get("FLASK_RUN_FROM_CLI") != "true" or _flask_run_serves()
+    app.wsgi_app = SchemaGate(app, app.wsgi_app)  # type: ignore[method-assign]
     if run_setup:
-        setup_environment(app)
+        setup_environment(app, serving=True)
     else:
         # The `flask` CLI (`flask db ...`), and tools and tests that migrate the database themselves.
         init_migrations(app)
@@ -210,6 +250,7 @@ def register_blueprints(app: Flask) -> None:
         app.register_blueprint(bp)
     app.jinja_env.globals["vocab"] = vocabulary  # templates say vocab.Mode.LIVE, vocab.OPEN_STATUSES, ...
     app.jinja_env.globals["analyze_hours"] = market_badge.analyze_hours  # the analyze-mode badge (base.html)
+    formatting.register(app)  # the filters inr, xtime, xdate, short_id (blueprints/formatting.py)
     app.request_class = AppRequest  # bad JSON, too-deep included, is "not JSON" for every blueprint
     app.session_interface = NoApiSessions(app.session_interface)  # the one auth_bp set; none for /api/
     check_limits_in_views_only(app, limiter)  # once every blueprint has declared its limits
@@ -267,6 +308,54 @@ def database_unavailable(exc: Exception):
     return page, 503, headers
 
 
+def _wants_json(environ: Mapping[str, Any]) -> bool:
+    accept = str(environ.get("HTTP_ACCEPT") or "")
+    return str(environ.get("PATH_INFO") or "").startswith("/api/") or (
+        "application/json" in accept and "text/html" not in accept)
+
+
+def schema_not_migrated(environ: Mapping[str, Any]):
+    """503 "schema not migrated: run flask db upgrade": JSON for the API and machine clients, else a page that
+    needs nothing from the database."""
+    if _wants_json(environ):
+        return jsonify(status="error", message=SCHEMA_NOT_MIGRATED), 503, {"Retry-After": "5"}
+    page = ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>503 Service Unavailable</title>"
+            "<link rel=\"stylesheet\" href=\"/static/css/app.css\"></head><body><main class=\"container\">"
+            f"<h1>503 Service Unavailable</h1><p>{SCHEMA_NOT_MIGRATED}: the database has not been brought to this "
+            "version's schema. On the server, run <code>flask db upgrade</code> (or start with AUTO_MIGRATE=true); "
+            "this page works as soon as it has run.</p></main></body></html>")
+    return page, 503, {"Retry-After": "5", "Content-Type": "text/html; charset=utf-8"}
+
+
+class SchemaGate:
+    """Until the schema is at head (a server started on an unmigrated database, AUTO_MIGRATE off: see
+    bootstrap.setup_environment), every request but a static file is answered 503 SCHEMA_NOT_MIGRATED here,
+    before Flask: no session, no log row, no query of a table that does not exist. It looks again every few
+    seconds (bootstrap.retry_setup) and lets requests through once `flask db upgrade` has run."""
+
+    def __init__(self, app: Flask, wsgi_app: Any) -> None:
+        self.app, self.wsgi_app = app, wsgi_app
+
+    def __call__(self, environ: dict, start_response: Any) -> Any:
+        app = self.app
+        if bootstrap.UNMIGRATED in app.extensions and not str(environ.get("PATH_INFO") or "").startswith("/static/"):
+            with app.app_context():
+                try:
+                    ready = bootstrap.retry_setup(app)
+                except DATABASE_UNAVAILABLE_ERRORS as exc:
+                    log.warning("database unavailable while waiting for the schema: %s", exc)
+                    ready = False
+                if not ready:
+                    body, status, headers = schema_not_migrated(environ)
+                    if not isinstance(body, str):
+                        body = json.dumps({"status": "error", "message": SCHEMA_NOT_MIGRATED})
+                        headers = {**headers, "Content-Type": "application/json"}
+                    data = body.encode("utf-8")
+                    start_response("503 SERVICE UNAVAILABLE", [*headers.items(), ("Content-Length", str(len(data)))])
+                    return [data]
+        return self.wsgi_app(environ, start_response)
+
+
 def register_error_handlers(app: Flask) -> None:
     """JSON errors for the API and machine clients; pages in the site's style for people.
     Never a traceback. (A database outage is answered before these: Algobridge.handle_user_exception.)"""
@@ -317,20 +406,54 @@ def _register_fork_hook(app: Flask) -> None:
 def main() -> None:
     """Serve with gunicorn, configured by gunicorn.conf.py: the same settings as
     `gunicorn 'app:create_app()'` (HOST:PORT, WEB_WORKERS, WEB_THREADS, the timeouts, the hooks)."""
-    application = create_app()
-    settings = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
+    try:
+        application = create_app()
+        settings = runpy.run_path(os.path.join(ROOT, "gunicorn.conf.py"))
+    except config_module.ConfigError as exc:
+        config_module.fail(exc)  # one line on stderr, exit status 2
+    hint = open_hint(application, settings["bind"])
 
     class Server(BaseApplication):
         def load_config(self) -> None:
             for name, value in settings.items():
                 if name in self.cfg.settings and name != "wsgi_app":
                     self.cfg.set(name, value)
+            configured = self.cfg.when_ready
+
+            def when_ready(server: Any) -> None:  # the last line of the start: where to go
+                configured(server)
+                log.info("%s", hint)
+
+            self.cfg.set("when_ready", when_ready)
 
         def load(self):
             return application
 
-    log.info("Algobridge on %s", ", ".join(f"http://{b}" for b in settings["bind"]))
     Server().run()
+
+
+def open_hint(application: Flask, binds: list[str]) -> str:
+    """What to open once the server listens: its address, and /setup while no account exists (a fresh
+    install)."""
+    urls = []
+    for bind in binds:
+        if bind.startswith(("unix:", "fd://")):
+            urls.append(bind)
+            continue
+        host, _, port = bind.rpartition(":")
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else "[::1]" if host in ("[::]", "::") else host  # noqa: S104
+        urls.append(f"http://{host}:{port}")
+    hint = f"Algobridge is ready: open {', '.join(urls)}"
+    if bootstrap.UNMIGRATED in application.extensions:
+        return hint + f" ({SCHEMA_NOT_MIGRATED} first: pages answer 503 until then)"
+    try:
+        with application.app_context():
+            fresh = not any_user_exists()
+    except Exception:  # noqa: BLE001 - only a hint
+        fresh = False
+    if fresh and urls and urls[0].startswith("http"):
+        hint += f"; a fresh install: {urls[0]}/setup creates the admin account"
+    return hint
 
 
 if __name__ == "__main__":

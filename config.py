@@ -17,10 +17,12 @@ import math
 import os
 import re
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet
@@ -188,6 +190,9 @@ SETTINGS: tuple[Setting, ...] = (
             "exchange time (HH:MM) from which the loaded broker's master contract is downloaded again on each trading"
             " day (once, by one worker; also at a broker login while it is older than the trading day); needs"
             " SCHEDULER_ENABLED; empty = never automatically"),
+    Setting("PUBLIC_URL", "", _parse_str,
+            "the address TradingView, Chartink and your scripts reach this server at (https://algo.example.com),"
+            " used in every webhook URL the pages show; empty = the address the page was opened at"),
     # Telegram: notifications and commands through a bot of your own (services/notifications).
     Setting("TELEGRAM_BOT_TOKEN", "", _parse_str,
             "the bot's token from @BotFather; empty = Telegram off"),
@@ -368,7 +373,26 @@ def load_config(instance_path: str, environ: Mapping[str, str] | None = None,
         ZoneInfo(cfg["EXCHANGE_TIMEZONE"])
     except Exception:  # noqa: BLE001 - any lookup failure means the name is wrong
         raise ConfigError(f"EXCHANGE_TIMEZONE={cfg['EXCHANGE_TIMEZONE']!r} is not a time zone name") from None
+    cfg["PUBLIC_URL"] = parse_public_url("PUBLIC_URL", cfg.get("PUBLIC_URL") or "")
     return cfg
+
+
+def parse_public_url(name: str, raw: str) -> str:
+    """'https://algo.example.com/' -> 'https://algo.example.com' (no trailing slash); '' stays ''."""
+    value = str(raw).strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(f"{name}={raw!r} is not an address like https://algo.example.com")
+    return value
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """A configuration error, as one line on stderr, and exit status 2 (no traceback)."""
+    message = " ".join(str(exc).split())
+    print(f"configuration error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def exchange_tz(config: Mapping[str, Any]):

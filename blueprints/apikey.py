@@ -1,4 +1,5 @@
-"""`/apikey`: create (shown once), list and revoke the current user's API keys."""
+"""`/apikey`: create (shown once, on the page the creation redirects to: blueprints.reveal), list and revoke the
+current user's API keys."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectMultipleField, StringField, widgets
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from blueprints import reveal
 from database.repository import NotFoundError, ValidationError
 from database.types import utcnow
 from extensions import client_address
@@ -35,8 +37,10 @@ class RevokeForm(FlaskForm):
 @apikey_bp.route("/apikey", methods=["GET", "POST"])
 @login_required
 def index():
+    """GET: the keys, and a key just created (once). POST: create a key, then redirect (POST/redirect/GET), so a
+    reload of the page shows the list again instead of creating a second key; a refused form answers 400 and
+    creates nothing."""
     form = CreateKeyForm()
-    new_key = None
     status = 200
     if form.validate_on_submit():
         expires_at = utcnow() + dt.timedelta(days=form.expires_in_days.data) if form.expires_in_days.data else None
@@ -46,13 +50,16 @@ def index():
         except ValidationError as exc:
             flash(str(exc), "error")
             status = 400
-            new_key = None
         else:
-            form = CreateKeyForm(formdata=None)
+            reveal.keep("apikey", new_key, name=row.name)
             flash(f"API key “{row.name}” created. Copy it now: it is not shown again.", "success")
+            return redirect(url_for("apikey.index"))
     elif request.method == "POST":
         status = 400
-    response = render_template("apikey/index.html", form=form, revoke_form=RevokeForm(), new_key=new_key,
+    kept = reveal.take("apikey") if request.method == "GET" else None
+    new_key, shown = kept if kept else (None, {})
+    response = render_template("apikey/index.html", form=form, revoke_form=RevokeForm(),
+                               new_key=new_key, new_key_name=shown.get("name"),
                                keys=api_keys.list_keys(current_user.id), now=utcnow(), scopes=api_keys.SCOPES)
     # The page may hold a key shown once: keep it out of every cache.
     return response, status, {"Cache-Control": "no-store"}

@@ -30,7 +30,7 @@ from database.enums import Action, Exchange, Mode, PriceType, Product
 from database.types import utcnow
 from services.trading import books, orders, portfolio, round_trips, shapes, venues
 from services.trading.errors import OrderError
-from services.trading.journal import WEB_STRATEGY, OrderInput
+from services.trading.journal import WEB_STRATEGY, OrderInput, status_messages
 
 log = logging.getLogger("algobridge.orders")
 
@@ -172,7 +172,9 @@ def _csv_book(loader: Callable[[venues.Venue], object]):
 # -- pages -----------------------------------------------------------------------------------------------
 def _orderbook_page() -> dict:
     book, problem = _read(books.orderbook, {"orders": [], "statistics": {}})
+    rejected = [o["orderid"] for o in book["orders"] if o["order_status"] == "rejected"]
     return dict(orders=book["orders"], stats=book["statistics"], columns=ORDER_COLUMNS, open_statuses=OPEN_STATUSES,
+                reasons=status_messages(current_user.id, rejected),
                 mode=_mode(), problem=problem, can_act=current_user.can_trade, form=ActionForm())
 
 

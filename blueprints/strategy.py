@@ -4,22 +4,30 @@ Everyone signed in sees their own strategies; admins and traders change them (vi
 A strategy of another user answers 404, like one that does not exist. services.strategies.strategy does the
 work (and the audit trail); this module is HTTP only.
 
-The webhook URL is shown once, like an API key: on the page that answers the creation of the strategy
-and the rotation of its URL (rendered, not redirected to: nothing but the hash is kept to show it from
-later). Afterwards the page shows its first characters only.
+The webhook URL is shown once, like an API key: on the page the creation of the strategy and the rotation
+of its URL redirect to (POST/redirect/GET: blueprints.reveal carries it to that one GET; the database keeps
+only its hash). Afterwards the page shows its first characters only. Webhook URLs start with PUBLIC_URL (the
+address TradingView reaches), else with the address the page was opened at, with a warning when that is a
+loopback address no alert service can reach.
+
+"Send a test alert" posts the strategy's sample alert through the webhook's own path, in analyze mode, and
+shows the outcome (services.strategies.webhooks.send_test_alert).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import HTTPException
 from wtforms import BooleanField, IntegerField, SelectChoice, SelectField, StringField, TimeField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
+from blueprints import reveal
 from blueprints.access import role_required
 from blueprints.auth import render_error
 from database.enums import Platform, Product, StrategyMode
@@ -28,6 +36,7 @@ from extensions import client_address
 from services.accounts.users import TRADE_ROLES, Actor
 from services.market import symbol_index
 from services.strategies import strategy as strategies
+from services.strategies import webhooks
 from services.strategies.strategy import StrategyError, StrategyInput, StrategyNotFoundError
 from vocabulary import TRADABLE_EXCHANGES
 
@@ -109,13 +118,33 @@ def _check_action_form() -> None:
         abort(400)
 
 
+def public_base() -> str:
+    """Where alert services reach this server: PUBLIC_URL, else the address this page was opened at."""
+    return current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
+
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback")
+
+
+def loopback_host(base: str) -> str | None:
+    """The host of `base` when it is a loopback address (127.0.0.1, ::1, localhost), which no alert service
+    on the internet can reach; else None."""
+    host = urlsplit(base).hostname or ""
+    if host in LOOPBACK_NAMES or host.endswith(".localhost"):
+        return host
+    try:
+        return host if ipaddress.ip_address(host).is_loopback else None
+    except ValueError:
+        return None
+
+
 def webhook_url(strategy: Strategy, webhook_id: str | None = None) -> str:
-    """The strategy's webhook URL: whole with `webhook_id` (just created or rotated), else masked to the
-    id's first characters (all that is known of it)."""
+    """The strategy's webhook URL (on PUBLIC_URL): whole with `webhook_id` (just created or rotated), else
+    masked to the id's first characters (all that is known of it)."""
     endpoint = "webhook.chartink_webhook" if strategy.platform == Platform.CHARTINK else "webhook.strategy_webhook"
     if webhook_id:
-        return url_for(endpoint, webhook_id=webhook_id, _external=True)
-    return url_for(endpoint, webhook_id=strategy.webhook_prefix, _external=True) + "…"
+        return public_base() + url_for(endpoint, webhook_id=webhook_id)
+    return public_base() + url_for(endpoint, webhook_id=strategy.webhook_prefix) + "…"
 
 
 def alert_json(strategy: Strategy) -> str:
@@ -135,6 +164,7 @@ def _chartink_example(strategy: Strategy, webhook_id: str | None) -> str:
 def _view_page(strategy: Strategy, *, mapping_form: MappingForm | None = None, status: int = 200,
                new_webhook_id: str | None = None):
     """The strategy's page; with `new_webhook_id` (creation, rotation) it shows the whole URL, this once."""
+    sample = webhooks.sample_alert(strategy)
     return render_template(
         "strategy/view.html", strategy=strategy, mappings=strategies.mappings(strategy.id),
         signals=strategies.recent_signals(strategy.id), mapping_form=mapping_form or MappingForm(formdata=None),
@@ -143,7 +173,9 @@ def _view_page(strategy: Strategy, *, mapping_form: MappingForm | None = None, s
         chartink_example=_chartink_example(strategy, new_webhook_id) if strategy.platform == Platform.CHARTINK
         else None,
         can_edit=current_user.can_trade, platform_labels=PLATFORM_LABELS, symbols_loaded=symbol_index.count() > 0,
-        host_url=request.host_url.rstrip("/"),
+        host_url=public_base(), loopback=loopback_host(public_base()), public_url_set=bool(
+            current_app.config.get("PUBLIC_URL")),
+        test_alert=json.dumps(sample, indent=2, ensure_ascii=False) if sample else None,
     ), status, {"Cache-Control": "no-store"}  # the webhook id is a credential
 
 
@@ -173,9 +205,10 @@ def create():
             _form_error(form, exc)
             status = 400
         else:
+            reveal.keep("webhook", webhook_id, strategy_id=strategy.id)
             flash(f"Strategy “{strategy.name}” created. Copy its webhook URL now: it is not shown again. "
                   "Then map the symbols it trades below.", "success")
-            return _view_page(strategy, new_webhook_id=webhook_id)
+            return redirect(url_for("strategy.view", strategy_id=strategy.id))
     elif request.method == "POST":
         status = 400
     return render_template("strategy/form.html", form=form, strategy=None, hours_of=hours_of,
@@ -185,7 +218,9 @@ def create():
 @strategy_bp.get("/<int:strategy_id>")
 @login_required
 def view(strategy_id: int):
-    return _view_page(_own(strategy_id))
+    strategy = _own(strategy_id)
+    shown = reveal.take("webhook", strategy_id=strategy.id)
+    return _view_page(strategy, new_webhook_id=shown[0] if shown else None)
 
 
 @strategy_bp.route("/<int:strategy_id>/edit", methods=["GET", "POST"])
@@ -246,9 +281,10 @@ def rotate(strategy_id: int):
         strategy, webhook_id = strategies.rotate_webhook(_actor(), strategy_id)
     except StrategyNotFoundError:
         abort(404)
+    reveal.keep("webhook", webhook_id, strategy_id=strategy.id)
     flash("New webhook URL generated: the old one no longer works. Copy this one now (it is not shown again) "
           "and update your alerts.", "warning")
-    return _view_page(strategy, new_webhook_id=webhook_id)
+    return redirect(url_for("strategy.view", strategy_id=strategy_id))
 
 
 @strategy_bp.route("/<int:strategy_id>/delete", methods=["GET", "POST"])
@@ -297,3 +333,30 @@ def remove_mapping(strategy_id: int, mapping_id: int):
         abort(404)
     flash(f"{removed['exchange']}:{removed['symbol']} removed.", "success")
     return redirect(url_for("strategy.view", strategy_id=strategy_id))
+
+
+HOURS_HINT = (" A test alert keeps the strategy's hours like a real one: send it during them, or make the strategy "
+              "positional (not intraday) while you test.")
+
+
+@strategy_bp.post("/<int:strategy_id>/test-alert")
+@editors
+def send_test_alert(strategy_id: int):
+    """Send the strategy's sample alert through its webhook's path, in analyze mode; the outcome is flashed on
+    the strategy's page (accepted, or the refusal's message)."""
+    _check_action_form()
+    try:
+        sent, reply = webhooks.send_test_alert(current_user.id, strategy_id)
+    except StrategyNotFoundError:
+        abort(404)
+    message = str(reply.body.get("message") or "")
+    what = f"{sent.get('action') or sent.get('alert_name')} {sent.get('symbol') or sent.get('stocks')}" if sent else ""
+    if reply.status < 400 and reply.body.get("status") == "success":
+        orderid = reply.body.get("orderid")
+        flash(f"Test alert ({what}, analyze mode) accepted: {message}" + (f" Order {orderid}." if orderid else ""),
+              "success")
+    else:
+        hint = HOURS_HINT if message.startswith("Outside trading hours") else ""
+        flash(f"Test alert{f' ({what}, analyze mode)' if what else ''} refused ({reply.status}): {message}{hint}",
+              "error")
+    return redirect(url_for("strategy.view", strategy_id=strategy_id, _anchor="test-alert"))

@@ -1,4 +1,8 @@
-"""`flask secrets ...`: encryption keys of the token vault."""
+"""`flask secrets ...`: encryption keys of the token vault.
+
+`flask secrets generate-key` needs no setting at all: it is the command that makes the missing one (app.create_app
+answers it before the configuration is checked when the configuration is incomplete).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ secrets_cli = AppGroup("secrets", help="Manage the keys that encrypt broker toke
 
 @secrets_cli.command("generate-key")
 def generate_key() -> None:
-    """Print a new Fernet key for TOKEN_ENCRYPTION_KEYS."""
+    """Print a new Fernet key for TOKEN_ENCRYPTION_KEYS (no other setting needed)."""
     click.echo(crypto.generate_key())
 
 
@@ -23,7 +27,10 @@ def rotate() -> None:
 
     Put a new key first (keeping the old ones after it), run this, then remove the old keys.
     """
-    schema.require_current(db.engine)
+    try:
+        schema.require_current(db.engine)
+    except schema.SchemaError as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         # One unit: every value is rotated or none is. It writes what it reads: SQLite's lock first.
         with unit_of_work(write=True) as session:

@@ -76,7 +76,9 @@ fi
 echo "bootstrap: installing $req into $VENV"
 # Old stamps describe what used to be installed; drop them before changing it.
 rm -f "$VENV"/.requirements-*
-"$VENV/bin/python" -m pip install -qq --disable-pip-version-check --no-input -r "$req"
+# BOOTSTRAP_PIP_FLAGS: pip's verbosity (scripts/run.sh shows its progress; quiet by default).
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pip install ${BOOTSTRAP_PIP_FLAGS--qq} --disable-pip-version-check --no-input -r "$req"
 touch "$stamp"
 # requirements-dev.txt pulls in requirements.txt, so the runtime set is installed too.
 if [ "$mode" = dev ] && grep -Eq '^[[:space:]]*(-r|--requirement)[[:space:]=]+requirements\.txt[[:space:]]*$' requirements-dev.txt; then

@@ -44,7 +44,9 @@ def on_start(app: Flask) -> None:
     if app.config["SAMPLE_CONTRACT"] or app.config["WARM_SYMBOL_INDEX"]:
         if EXTENSION_KEY not in app.extensions:  # setup_environment may run twice (CLI, then serve)
             app.extensions[EXTENSION_KEY] = {"pid": None, "thread": None, "lock": threading.Lock()}
-            app.after_request(_after_request)
+            # Straight into the list: on_start may run after the first request (a server that waited for
+            # `flask db upgrade`: services.runtime.bootstrap.retry_setup), when app.after_request refuses.
+            app.after_request_funcs.setdefault(None, []).append(_after_request)
 
 
 def _after_request(response: Response) -> Response:

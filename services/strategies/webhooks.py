@@ -355,6 +355,11 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
     strategy = strategies.get_by_webhook(webhook_id)
     if strategy is None:
         return Reply(404, {"status": "error", "message": "Unknown webhook."})
+    return _strategy_alert(strategy, payload)
+
+
+def _strategy_alert(strategy: Strategy, payload: Any, venue: venues.Venue | None = None) -> Reply:
+    """A strategy alert for a known strategy, placed at `venue` (default: its owner's)."""
     source = SignalSource.STRATEGY
     values: dict[str, Any] = {}
     try:
@@ -388,7 +393,7 @@ def strategy_alert(webhook_id: str, payload: Any) -> Reply:
         db.session.flush()
         signal_id = row.id
     try:
-        outcome = _execute(strategy_id, user_id, name, signal_id, target, plan)
+        outcome = _execute(strategy_id, user_id, name, signal_id, target, plan, venue)
     except Exception:
         log.exception("webhook order for strategy %r (%s) failed", name, target.symbol)
         outcome = _Outcome(target.symbol, 500, "The order could not be placed: internal error.", False)
@@ -425,6 +430,11 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
     strategy = strategies.get_by_webhook(webhook_id)
     if strategy is None:
         return Reply(404, {"status": "error", "message": "Unknown webhook."})
+    return _chartink_alert(strategy, payload)
+
+
+def _chartink_alert(strategy: Strategy, payload: Any, venue: venues.Venue | None = None) -> Reply:
+    """A Chartink alert for a known strategy, placed at `venue` (default: its owner's)."""
     source = SignalSource.CHARTINK
     try:
         _check_may_trade(strategy)
@@ -464,7 +474,7 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
             outcomes.append(_Outcome(stock, 400, refusal or "not mapped", False))
             continue
         try:
-            outcome = _execute(strategy_id, user_id, name, signal_id, target, plan)
+            outcome = _execute(strategy_id, user_id, name, signal_id, target, plan, venue)
         except Exception:
             log.exception("chartink order for strategy %r (%s) failed", name, stock)
             outcome = _Outcome(stock, 500, "The order could not be placed: internal error.", False)
@@ -488,6 +498,41 @@ def chartink_alert(webhook_id: str, payload: Any) -> Reply:
         return Reply(200, body, user_id, executions)
     statuses = {o.status for o in outcomes}
     return Reply(statuses.pop() if len(statuses) == 1 else 400, body, user_id, executions)
+
+
+# -- the test alert of a strategy's page ---------------------------------------------------------------------------
+def sample_alert(strategy: Strategy) -> dict[str, Any] | None:
+    """The alert a strategy's page sends as a test: an entry for its first mapped symbol, in the shape its
+    platform sends (Chartink's scan payload, else the strategy alert); None when nothing is mapped yet."""
+    mapped = strategies.mappings(strategy.id)
+    if not mapped:
+        return None
+    first = mapped[0]
+    short = str(strategy.mode) == StrategyMode.SHORT.value
+    if strategy.platform == Platform.CHARTINK:
+        return {"stocks": first.symbol, "trigger_prices": "0", "triggered_at": "test",
+                "scan_name": "Algobridge test alert", "scan_url": "test",
+                "alert_name": "Test SHORT" if short else "Test BUY"}
+    body: dict[str, Any] = {"symbol": first.symbol, "exchange": str(first.exchange),
+                            "action": Action.SELL.value if short else Action.BUY.value}
+    if str(strategy.mode) == StrategyMode.BOTH.value:
+        body["position_size"] = int(first.quantity)
+    return body
+
+
+def send_test_alert(user_id: int, strategy_id: int) -> tuple[dict[str, Any] | None, Reply]:
+    """Send `sample_alert` of the user's strategy through the webhook's own path (checks, mapping, hours, the
+    signal and its order), always in analyze mode, whatever the owner's mode: (the alert sent, the answer).
+    Raises strategies.StrategyNotFoundError for another user's strategy or an unknown id."""
+    strategy = strategies.get_strategy(user_id, strategy_id)
+    payload = sample_alert(strategy)
+    if payload is None:
+        return None, Reply(400, {"status": "error", "message": "Map a symbol to this strategy first: the test alert "
+                                                              "trades its first mapped symbol."}, user_id)
+    venue = venues.Venue(user_id, Mode.ANALYZE, venues.PAPER)
+    if strategy.platform == Platform.CHARTINK:
+        return payload, _chartink_alert(strategy, payload, venue)
+    return payload, _strategy_alert(strategy, payload, venue)
 
 
 # -- logs ------------------------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from flask import current_app
+from sqlalchemy import select
 
 import config as config_module
 from database import db
@@ -99,6 +100,16 @@ def new_order(user_id: int, inp: OrderInput, *, mode: Mode, broker: str, orderid
     if add:
         db.session.add(order)
     return order
+
+
+def status_messages(user_id: int, orderids: list[str]) -> dict[str, str]:
+    """The journal's message of each of the user's orders that has one (a rejection's reason), by order id:
+    the order book page shows it beside the status."""
+    if not orderids:
+        return {}
+    rows = db.session.execute(select(Order.orderid, Order.status_message).where(
+        Order.user_id == user_id, Order.orderid.in_(orderids), Order.status_message.is_not(None)))
+    return {orderid: message for orderid, message in rows if message}
 
 
 def reject(order: Order, message: str) -> None:

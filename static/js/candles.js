@@ -34,9 +34,9 @@
 
   function labeller(data) {
     var opts = data.intraday
-      ? { timeZone: data.timezone, day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", hour12: false }
+      ? { timeZone: data.timezone, day: "2-digit", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }
       : { timeZone: "UTC", day: "2-digit", month: "short", year: "numeric" };
-    var fmt = new Intl.DateTimeFormat(undefined, opts);
+    var fmt = new Intl.DateTimeFormat("en-IN", opts);
     return function (ts) { return fmt.format(new Date(ts * 1000)); };
   }
 
@@ -58,7 +58,7 @@
     var up = css("--ok", "#1f7a45"), down = css("--error", "#b3261e"), grid = css("--border", "#d9dde4");
     var muted = css("--muted", "#636b7a");
     var label = labeller(data);
-    var price = new Intl.NumberFormat(undefined, { maximumFractionDigits: 2 });
+    var price = new Intl.NumberFormat("en-IN", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 
     steps(lo, hi, 5).forEach(function (p) {
       el("line", { x1: LEFT, x2: LEFT + plotW, y1: y(p), y2: y(p), stroke: grid, "stroke-width": 1 }, svg);

@@ -13,14 +13,20 @@
     return;
   }
 
-  var money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  var when = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  // Rupees and exchange time, as the pages write them (static/js/format.js).
+  var fmt = window.Algobridge;
+  var zone = fmt.exchangeZone;
+  function money(value) { return fmt.inr(value); }
+  function when(ms) { return fmt.xtime(new Date(ms), "minute"); }
   // Axis labels as fine as the curve's span needs: seconds within an hour, the time within two days.
   var span = points[points.length - 1].t - points[0].t;
-  var tick = span < 3600e3 ? new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" })
-    : span < 2 * 86400e3 ? new Intl.DateTimeFormat(undefined, { weekday: "short", hour: "2-digit", minute: "2-digit" })
-    : new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
-  var accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#1f5fbf";
+  var tick = span < 3600e3 ? new Intl.DateTimeFormat("en-IN", { timeZone: zone, hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+    : span < 2 * 86400e3 ? new Intl.DateTimeFormat("en-IN", { timeZone: zone, hourCycle: "h23", weekday: "short", hour: "2-digit", minute: "2-digit" })
+    : new Intl.DateTimeFormat("en-IN", { timeZone: zone, month: "short", day: "2-digit" });
+  var css = getComputedStyle(document.documentElement);
+  var accent = css.getPropertyValue("--accent").trim() || "#1f5fbf";
+  window.Chart.defaults.color = css.getPropertyValue("--muted").trim() || "#596170";
+  window.Chart.defaults.borderColor = css.getPropertyValue("--border").trim() || "#d4d9e1";
 
   new window.Chart(canvas, {
     type: "line",
@@ -29,7 +35,7 @@
         label: "Equity",
         data: points.map(function (p) { return { x: p.t, y: p.equity, reason: p.reason }; }),
         borderColor: accent,
-        backgroundColor: "rgba(31, 95, 191, 0.08)",
+        backgroundColor: "rgba(127, 150, 200, 0.12)",
         fill: true,
         tension: 0.15,
         borderWidth: 2,
@@ -49,17 +55,17 @@
           ticks: { maxTicksLimit: 8, callback: function (value) { return tick.format(new Date(value)); } }
         },
         y: {
-          ticks: { callback: function (value) { return money.format(value); } }
+          ticks: { callback: function (value) { return money(value); } }
         }
       },
       plugins: {
         legend: { display: false },
         tooltip: {
           callbacks: {
-            title: function (items) { return when.format(new Date(items[0].parsed.x)); },
+            title: function (items) { return when(items[0].parsed.x); },
             label: function (item) {
               var reason = item.raw.reason === "now" ? " (now)" : item.raw.reason === "squareoff" ? " (square-off)" : "";
-              return "Equity " + money.format(item.parsed.y) + reason;
+              return "Equity " + money(item.parsed.y) + reason;
             }
           }
         }

@@ -5,7 +5,10 @@
   var source = document.getElementById("latency-data");
   if (!source || typeof Chart === "undefined") { return; }
   var data = JSON.parse(source.textContent);
-  var accent = getComputedStyle(document.documentElement).getPropertyValue("--accent").trim() || "#2563eb";
+  var css = getComputedStyle(document.documentElement);
+  var accent = css.getPropertyValue("--accent").trim() || "#2563eb";
+  Chart.defaults.color = css.getPropertyValue("--muted").trim() || "#596170";
+  Chart.defaults.borderColor = css.getPropertyValue("--border").trim() || "#d4d9e1";
   // No animation: the charts are complete as soon as the page is (and screenshots see them).
   Chart.defaults.animation = false;
   Chart.defaults.maintainAspectRatio = false;

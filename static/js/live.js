@@ -26,8 +26,10 @@
   var POLL_MS = 5000;
   var MAX_BACKOFF_MS = 30000;
 
-  var money = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  var count = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
+  // Rupees as the pages write them (static/js/format.js: "₹1,23,456.70"); data-format="plain" drops the ₹.
+  var inr = window.Algobridge && window.Algobridge.inr ? window.Algobridge.inr : function (v) { return String(v); };
+  function money(el, value) { return inr(value, { sign: el.getAttribute("data-format") !== "plain" }); }
+  var count = new Intl.NumberFormat("en-IN", { maximumFractionDigits: 0 });
 
   var ws = null;
   var authed = false;
@@ -119,13 +121,13 @@
   function showPnl(el, value) {
     var span = document.createElement("span");
     span.className = "pnl" + (value > 0 ? " pnl-up" : value < 0 ? " pnl-down" : "");
-    span.textContent = money.format(value);
+    span.textContent = inr(value);
     el.replaceChildren(span);
   }
 
   function showPrice(el, value) {
     var before = number(el.getAttribute("data-shown"));
-    el.textContent = money.format(value);
+    el.textContent = money(el, value);
     el.setAttribute("data-shown", String(value));
     el.classList.toggle("tick-up", before !== null && value > before);
     el.classList.toggle("tick-down", before !== null && value < before);
@@ -177,7 +179,7 @@
     cells.forEach(function (cell) {
       var base = number(cell.getAttribute("data-base"));
       if (base === null) { return; }
-      if (cell.getAttribute("data-format") === "pnl") { showPnl(cell, base + moved); } else { cell.textContent = money.format(base + moved); }
+      if (cell.getAttribute("data-format") === "pnl") { showPnl(cell, base + moved); } else { cell.textContent = money(cell, base + moved); }
     });
   }
 

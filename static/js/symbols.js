@@ -12,7 +12,7 @@
   var error = document.getElementById("contract-error");
   var button = document.getElementById("download-now");
   var seenRunning = state && state.textContent.trim() === "running";
-  var fmt = new Intl.NumberFormat();
+  var fmt = new Intl.NumberFormat("en-IN");
 
   function show(s) {
     state.textContent = s.state;

@@ -26,7 +26,7 @@ def alice_client(app):
 
 
 def _create(client, name="tv", scopes=("orders", "read")):
-    resp = post_form(client, "/apikey", {"name": name, "scopes": list(scopes)})
+    resp = post_form(client, "/apikey", {"name": name, "scopes": list(scopes)}, follow_redirects=True)
     key = re.search(r'id="new-key">([0-9a-f]{64})<', resp.get_data(as_text=True))
     return resp, key.group(1) if key else None
 

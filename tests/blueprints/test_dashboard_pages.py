@@ -71,10 +71,11 @@ def test_the_dashboard_shows_mode_broker_funds_pnl_and_positions(signed_in, role
     assert "<title>Dashboard" in html
     assert f"{role}1" in html
     assert re.search(r'id="dash-mode">\s*<span class="badge badge-analyze"', html)
-    assert "not connected" in html
-    assert re.search(r'id="dash-equity">10,000,100.00<', html)  # 10,000,000 + 10 x (1510 - 1500)
-    assert re.search(r'id="dash-day-pnl"><span class="pnl pnl-up">100.00<', html)
-    positions = re.search(r'<table class="table" id="dash-positions">(.*?)</table>', html, re.S).group(1)
+    assert "Analyze mode needs no broker" in html  # no broker, and none needed: not an error
+    assert 'class="status off"' not in html
+    assert re.search(r'id="dash-equity">₹1,00,00,100.00<', html)  # 10,000,000 + 10 x (1510 - 1500)
+    assert re.search(r'id="dash-day-pnl"><span class="pnl pnl-up">₹100.00<', html)
+    positions = re.search(r'<table class="data" id="dash-positions">(.*?)</table>', html, re.S).group(1)
     assert "INFY" in positions
     assert ">10<" in positions
     # no snapshot yet: only the "now" point, no chart
@@ -245,7 +246,7 @@ def test_day_pnl_and_realized_agree_after_midnight_until_the_session_expiry(app,
     set_quote("INFY", "1496.55")
     trading.place_order(uid, order(action="SELL", quantity=13))
     html = client.get("/dashboard").get_data(as_text=True)
-    assert stat(html, "Day P&amp;L") == stat(html, "Realized") == "-44.85"
+    assert stat(html, "Day P&amp;L") == stat(html, "Realized") == "-₹44.85"
 
     clock.now = local(app, 2026, 12, 6, 23, 50)
     set_quote("SBIN", "800")
@@ -254,14 +255,14 @@ def test_day_pnl_and_realized_agree_after_midnight_until_the_session_expiry(app,
     clock.now = local(app, 2026, 12, 7, 1, 30)  # after midnight, before 03:00: the same trading day
     set_quote("SBIN", "801")
     html = client.get("/dashboard").get_data(as_text=True)
-    assert stat(html, "Realized") == "-44.85"
-    assert stat(html, "Unrealized") == "1.00"
-    assert stat(html, "Day P&amp;L") == "-43.85"  # = Realized + Unrealized
+    assert stat(html, "Realized") == "-₹44.85"
+    assert stat(html, "Unrealized") == "₹1.00"
+    assert stat(html, "Day P&amp;L") == "-₹43.85"  # = Realized + Unrealized
     assert "trading day of 06 Dec 2026" in html
 
     clock.now = local(app, 2026, 12, 7, 3, 0)  # the next trading day: only the open position is the day's
     set_quote("SBIN", "801")
     html = client.get("/dashboard").get_data(as_text=True)
-    assert stat(html, "Day P&amp;L") == "1.00"
-    assert stat(html, "Realized") == "0.00"  # the day's fills: the INFY trade was the day before's
+    assert stat(html, "Day P&amp;L") == "₹1.00"
+    assert stat(html, "Realized") == "₹0.00"  # the day's fills: the INFY trade was the day before's
     assert "trading day of 07 Dec 2026" in html

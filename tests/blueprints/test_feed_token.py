@@ -176,7 +176,7 @@ def test_the_dashboard_region_carries_what_ticks_move(app, signed_in):
     assert re.search(r'data-tick="pnl" data-base="100(\.0+)?">', positions)
     funds = regions["dash-funds-region"]
     assert re.search(r'data-tick="total" data-format="money" data-base="10000100(\.0+)?" id="dash-equity">'
-                     r'10,000,100\.00<', funds)
+                     r'₹1,00,00,100\.00<', funds)
     assert re.search(r'data-tick="total" data-format="pnl" data-base="100(\.0+)?" id="dash-day-pnl">', funds)
 
 

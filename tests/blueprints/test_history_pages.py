@@ -40,9 +40,10 @@ def test_the_page_lists_what_is_stored_for_every_role(app, stored, role):
     body = resp.get_data(as_text=True)
     assert "<code>INFY</code> NSE" in body
     assert "<code>SBIN</code> NSE" in body
-    assert "<td>simulator</td><td>1m</td>" in body
-    assert "<td>2026-11-09 09:15</td><td>2026-11-13 15:29</td>" in body
-    assert '<td class="num">1,500</td>' in body
+    assert '<td data-label="Source" class="col-mid">simulator</td><td data-label="Interval">1m</td>' in body
+    assert ('<td data-label="From" class="nowrap">2026-11-09 09:15</td>'
+            '<td data-label="To" class="nowrap">2026-11-13 15:29</td>') in body
+    assert '<td data-label="Candles" class="num">1,500</td>' in body
     assert "/symbols/?chart=INFY&amp;chart_exchange=NSE&amp;chart_source=simulator#chart" in body
 
 

@@ -59,7 +59,7 @@ def row_html(html: str, orderid: str) -> str:
 
 
 def row_status(html: str, orderid: str) -> str:
-    match = re.search(r'<td class="status[^"]*">([^<]*)</td>', row_html(html, orderid))
+    match = re.search(r'<td[^>]*class="status[^"]*"[^>]*>([^<]*)</td>', row_html(html, orderid))
     assert match
     return match.group(1)
 
@@ -83,7 +83,7 @@ def test_every_page_renders_with_the_right_actions(book, role):
     assert 'href="/orderbook.csv"' in orderbook
     trades = pages["/tradebook"].get_data(as_text=True)
     assert f'data-order-id="{me["filled"]}"' in trades
-    assert "15,000.00" in trades
+    assert "₹15,000.00" in trades
     positions = pages["/positions"].get_data(as_text=True)
     assert 'data-position="NSE:INFY:MIS"' in positions
     holdings = pages["/holdings"].get_data(as_text=True)

@@ -129,7 +129,7 @@ def _two_factor_section(c) -> str:
 def test_two_factor_section_says_whether_it_is_on_and_links_to_its_page(app, people):
     c = client_for(app, "trader1")
     section = _two_factor_section(c)
-    assert '<span class="status off">off</span> — <a href="/auth/two-factor/setup">set up</a>' in section
+    assert '<span class="status idle">off</span> — <a href="/auth/two-factor/setup">set up</a>' in section
     assert "turn off" not in section
 
     # Enrolled through the service, at a fixed time (the code is the one the app shows then).

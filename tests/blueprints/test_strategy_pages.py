@@ -54,7 +54,7 @@ NEW = {"name": "Nifty breakout", "platform": "tradingview", "mode": "LONG", "is_
 
 
 def create(client, **overrides):
-    return post_form(client, "/strategy/new", {**NEW, **overrides})
+    return post_form(client, "/strategy/new", {**NEW, **overrides}, follow_redirects=True)
 
 
 def shown_webhook_id(resp, path: str = "strategy") -> str:
@@ -67,7 +67,7 @@ def shown_webhook_id(resp, path: str = "strategy") -> str:
 def test_create_shows_the_webhook_url_once_and_a_tradingview_alert(client):
     user = signed_in(client)
     resp = create(client)
-    assert resp.status_code == 200  # the page itself: nothing kept could show the URL after a redirect
+    assert resp.status_code == 200  # the page the creation redirected to (POST/redirect/GET) shows the URL once
     assert resp.headers["Cache-Control"] == "no-store"
     (s,) = strategies_of(user.id)
     assert (s.name, s.platform, s.mode, s.is_active, s.is_intraday) == ("Nifty breakout", "tradingview", "LONG",
@@ -132,7 +132,7 @@ def test_invalid_strategy_forms_are_refused_with_a_message(client, overrides, me
 def test_positional_strategy_needs_no_hours_and_names_are_unique_per_user(client):
     user = signed_in(client)
     data = {k: v for k, v in NEW.items() if k != "is_intraday"}
-    assert post_form(client, "/strategy/new", data).status_code == 200
+    assert post_form(client, "/strategy/new", data).status_code == 302
     (s,) = strategies_of(user.id)
     assert s.is_intraday is False
     assert s.start_time is None
@@ -165,7 +165,7 @@ def test_edit_activate_deactivate_and_delete_with_confirmation(client):
     assert strategies_of(user.id)[0].is_active is True
 
     old_hash = strategies_of(user.id)[0].webhook_hash
-    rotated = post_form(client, f"{view}/rotate", form_url=view)
+    rotated = post_form(client, f"{view}/rotate", form_url=view, follow_redirects=True)
     assert rotated.status_code == 200
     assert rotated.headers["Cache-Control"] == "no-store"
     new_id = shown_webhook_id(rotated)  # the new URL, shown this once

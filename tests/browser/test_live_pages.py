@@ -185,7 +185,7 @@ def test_the_dashboard_follows_the_feed_and_rejections_stay_until_acknowledged(s
     row = "#dash-positions tr[data-key='NSE:INFY']"
     rendered = {"ltp": text(page, f"{row} [data-tick=ltp]"), "pnl": text(page, f"{row} [data-tick=pnl]"),
                 "day": text(page, "#dash-day-pnl"), "equity": text(page, "#dash-equity")}
-    assert rendered["ltp"] == f"{market + OFF_MARKET:,.2f}"
+    assert rendered["ltp"] == f"₹{market + OFF_MARKET:,.2f}"  # below a lakh, Indian grouping is the same
     page.wait_for_selector("#live-status[data-state=live]")
 
     # The first tick (the simulator's price) moves the last price, the position's P&L and the totals.

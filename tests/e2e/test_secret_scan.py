@@ -107,6 +107,8 @@ def _scenario(app, rec: Recorder, kite, password: str, skipped: list[str]) -> di
 
     # An API key, shown once on the page that creates it.
     resp = post_form(client, "/apikey", {"name": "scan", "scopes": ["orders", "read", "data"]})
+    assert resp.status_code == 302  # POST/redirect/GET: the key is shown on the page the redirect leads to
+    resp = client.get(resp.headers["Location"])
     assert resp.status_code == 200
     rec.exempt_last()
     match = re.search(r'<code class="secret" id="new-key">([^<]+)</code>', resp.get_data(as_text=True))
@@ -134,6 +136,8 @@ def _scenario(app, rec: Recorder, kite, password: str, skipped: list[str]) -> di
     # A strategy and its webhook.
     resp = post_form(client, "/strategy/new", {"name": "Scan strategy", "platform": "tradingview", "mode": "LONG",
                                               "start_time": "09:20", "end_time": "15:00", "squareoff_time": "15:15"})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:500]
+    resp = client.get(resp.headers["Location"])
     assert resp.status_code == 200, resp.get_data(as_text=True)[:500]
     rec.exempt_last()  # the page that shows the new webhook URL once
     page = resp.get_data(as_text=True)
