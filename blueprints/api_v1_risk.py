@@ -34,6 +34,8 @@ def killswitch():
         changed = risk.unkill(uid, actor=actor, ip=client_address())
     state = "on" if data.action == "on" else "off"
     message = f"Kill switch {state}" if changed else f"Kill switch was already {state}"
+    if not changed and data.action == "on":
+        message += "; open orders cancelled and positions closed again"
     return success({"message": message, "kill_switch": data.action == "on"})
 
 

@@ -90,6 +90,8 @@ def kill():
     _may_trade()
     if risk.kill(current_user.id, actor=_actor(), ip=client_address()):
         flash("Kill switch on: open orders cancelled, positions closed, new entries blocked.", "success")
+    else:
+        flash("Kill switch was already on; open orders cancelled and positions closed again.", "success")
     return redirect(url_for("risk.index"))
 
 
@@ -101,9 +103,15 @@ def unkill():
     return redirect(url_for("risk.index"))
 
 
+def _known_id(approval_id: int) -> None:
+    if not 0 < approval_id <= approvals.MAX_ID:  # beyond the column's range: no such approval
+        abort(404)
+
+
 @risk_bp.post("/approvals/<int:approval_id>/approve")
 def approve(approval_id: int):
     _may_trade()
+    _known_id(approval_id)
     try:
         row = approvals.approve(current_user.id, approval_id, _actor())
     except approvals.ApprovalError as exc:
@@ -119,6 +127,7 @@ def approve(approval_id: int):
 @risk_bp.post("/approvals/<int:approval_id>/reject")
 def reject(approval_id: int):
     _may_trade()
+    _known_id(approval_id)
     try:
         approvals.reject(current_user.id, approval_id, _actor(), request.form.get("reason"))
     except approvals.ApprovalError as exc:

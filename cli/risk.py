@@ -30,7 +30,7 @@ def kill_command(username: str) -> None:
     if risk.kill(uid, actor="cli"):
         click.echo(f"kill switch on for {username}: open orders cancelled, positions closed, entries blocked")
     else:
-        click.echo(f"kill switch was already on for {username}")
+        click.echo(f"kill switch was already on for {username}: open orders cancelled and positions closed again")
 
 
 @risk_cli.command("unkill")

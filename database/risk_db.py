@@ -98,6 +98,8 @@ class Approval(Base):
     strategy: Mapped[Optional[str]] = mapped_column(String(100))
     api_key_id: Mapped[Optional[int]] = mapped_column(Integer)
     signal_id: Mapped[Optional[int]] = mapped_column(Integer)
+    mode: Mapped[Optional[str]] = mapped_column(String(8))  # the mode the order was queued in: placed only there
+    broker: Mapped[Optional[str]] = mapped_column(String(32))  # and the broker (the paper venue's in analyze mode)
     alert: Mapped[Optional[str]] = mapped_column(Text)  # what made the order (the webhook's alert, the call)
     status: Mapped[str] = mapped_column(String(10), default=QUEUED)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -4,7 +4,8 @@
 limit is no limit; the account row carries the kill switch (`killed_at`, `killed_by`).
 `risk_days`: per user, mode, scope and trading day: peak and last net P&L, and the block of new entries
 once a loss or target limit was reached.
-`approvals`: orders waiting for a person's approval (queued -> approved, rejected, expired, failed).
+`approvals`: orders waiting for a person's approval (queued -> approved, rejected, expired, failed), with the
+mode and broker they were queued in (placed only there).
 All three start empty: no limit is set, nothing waits.
 
 Revision ID: a7c3e9f10001
@@ -74,6 +75,8 @@ def upgrade():
     sa.Column('strategy', sa.String(length=100), nullable=True),
     sa.Column('api_key_id', sa.Integer(), nullable=True),
     sa.Column('signal_id', sa.Integer(), nullable=True),
+    sa.Column('mode', sa.String(length=8), nullable=True),
+    sa.Column('broker', sa.String(length=32), nullable=True),
     sa.Column('alert', sa.Text(), nullable=True),
     sa.Column('status', sa.String(length=10), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),

@@ -304,7 +304,7 @@ def _confirm_closeall(user: User, chat_id: int, nonce: str, now: dt.datetime, *,
 def _decide(user: User, chat_id: int, arg: str, *, approve: bool) -> str:
     if user.role not in TRADE_ROLES:
         return "Viewers cannot approve orders."
-    if not arg.isdigit():
+    if not (arg.isascii() and arg.isdigit()) or not 0 < int(arg) <= approvals.MAX_ID:
         return "This button is not known."
     actor = f"telegram:{user.username}"[:64]
     try:

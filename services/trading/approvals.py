@@ -62,9 +62,14 @@ def recent(user_id: int, limit: int = 50) -> list[Approval]:
                                    .order_by(Approval.id.desc()).limit(limit)))
 
 
+MAX_ID = 2**31 - 1  # the ids' column is a 32-bit integer: a larger one names nothing
+
+
 def _claim(user_id: int, approval_id: int, status: str, actor: str, reason: str | None,
            now: dt.datetime) -> Approval:
     """Move a queued, unexpired approval to `status` (one decision wins across processes)."""
+    if not 0 < approval_id <= MAX_ID:
+        raise ApprovalError(f"Approval {approval_id} not found", 404)
     with unit_of_work(write=True):
         row = db.session.get(Approval, approval_id)
         if row is None or row.user_id != user_id:
@@ -97,15 +102,21 @@ def approve(user_id: int, approval_id: int, actor: str, now: dt.datetime | None 
     orderid, message = None, None
     try:
         venue = venues.venue_for(user_id)
-        inp = _order_input(data)
-        with risk.approved():
-            if row.kind == "smart":
-                placed = orders.place_smart_order(venue, inp, int(position_size or 0), signal_id=row.signal_id)
-            else:
-                placed = orders.place_order(venue, inp, signal_id=row.signal_id)
-        orderid = placed.orderid if placed is not None else None
+        message = _moved(row, venue)
+        if message is None:
+            inp = _order_input(data)
+            with risk.approved():
+                if row.kind == "smart":
+                    placed = orders.place_smart_order(venue, inp, int(position_size or 0), signal_id=row.signal_id)
+                else:
+                    placed = orders.place_order(venue, inp, signal_id=row.signal_id)
+            orderid = placed.orderid if placed is not None else None
     except OrderError as exc:
         message = exc.message
+    except Exception:  # never a 500 with the row left "approved": it failed, and the log says why
+        log.exception("approval %s of user %s: placing the order failed", approval_id, user_id)
+        db.session.rollback()
+        message = "The order could not be placed (an internal error; see the application log)"
     with unit_of_work():
         row = db.session.get(Approval, approval_id)
         row.orderid = orderid
@@ -113,6 +124,15 @@ def approve(user_id: int, approval_id: int, actor: str, now: dt.datetime | None 
             row.status, row.reason = FAILED, message[:1000]
     db.session.refresh(row)
     return row
+
+
+def _moved(row: Approval, venue: venues.Venue) -> str | None:
+    """Why the approval cannot be placed at `venue` (the account changed mode or broker since it was queued)."""
+    if row.mode is not None and row.mode != venue.mode.value:
+        return f"queued in {row.mode} mode; the account is now {venue.mode.value}: not placed"
+    if row.broker is not None and row.broker != venue.broker:
+        return f"queued at {row.broker}; the account now trades at {venue.broker}: not placed"
+    return None
 
 
 def reject(user_id: int, approval_id: int, actor: str, reason: str | None = None,

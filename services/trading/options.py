@@ -24,7 +24,7 @@ from services.market import options as market
 from services.market.options import Chain, OptionLookupError
 from services.market.quotes import QuoteData
 from services.market.symbol_index import SymbolInfo, get_symbol_info
-from services.trading import orders
+from services.trading import orders, risk
 from services.trading.errors import OrderError
 from services.trading.journal import OrderInput, Placed
 from services.trading.venues import Venue
@@ -210,6 +210,9 @@ def options_multi_order(venue: Venue, strategy: str, underlying: str, exchange: 
             info = _resolve(_chain(u, leg.expiry or u.expiry), ltp, leg.offset, leg.option_type, strike_int)
             out["symbol"], out["exchange"] = info.symbol, info.exchange
             placed = _place(venue, strategy, info, leg)
+        except risk.Queued as exc:  # held for approval (issue #19): accepted, placed once approved
+            results[i] = {**out, "status": "success", "message": exc.message, "pending_order_id": exc.approval_id}
+            continue
         except OrderError as exc:
             results[i] = {**out, "status": "error", "message": exc.message}
             continue

@@ -92,13 +92,39 @@ def place_order(venue: Venue, inp: OrderInput, *, signal_id: int | None = None,
     """Place one order at the venue. Raises OrderError (after journaling a rejected order)."""
     info = _tradable(inp, venue)
     inp = _canonical(inp, info)
-    risk.check_order(venue, inp, info)  # the kill switch, the day's block, per-order limits (issue #19)
-    held = risk.needs_approval(venue.user_id, inp.strategy)
-    if held is not None:
-        raise risk.Queued(risk.queue(venue.user_id, inp, held, signal_id=signal_id).id)
-    placed = _accepted(through(venue).place(venue, inp, info, signal_id=signal_id, parent_id=parent_id))
-    risk.after_order(venue)
+    if not risk.counts_orders(venue.user_id, inp.strategy):
+        _held(venue, inp, info, signal_id)
+        placed = _accepted(through(venue).place(venue, inp, info, signal_id=signal_id, parent_id=parent_id))
+    else:  # count, decide and place under one per-user lock: concurrent orders never overshoot the count
+        refused: OrderError | None = None
+        with unit_of_work(write=True):
+            _count_lock(venue.user_id)
+            try:
+                _held(venue, inp, info, signal_id)
+                placed = through(venue).place(venue, inp, info, signal_id=signal_id, parent_id=parent_id)
+            except OrderError as exc:  # a refusal's audit and alert, an approval's row: committed with this unit
+                refused = exc
+        if refused is not None:
+            raise refused
+        placed = _accepted(placed)
+    risk.after_order(venue, inp.strategy)
     return placed
+
+
+def _held(venue: Venue, inp: OrderInput, info: SymbolInfo, signal_id: int | None) -> None:
+    """The risk checks of an order about to be placed (issue #19): the kill switch, the day's block, the per-order
+    limits; then approval (RiskRefusal, Queued). An order that only reduces the position is never held."""
+    risk.check_order(venue, inp, info)
+    held = risk.needs_approval(venue.user_id, inp.strategy)
+    if held is not None and not risk.is_exit(inp.action, inp.quantity, risk.position(venue, info, inp.product)):
+        raise risk.Queued(risk.queue(venue.user_id, inp, held, signal_id=signal_id, venue=venue).id)
+
+
+def _count_lock(user_id: int) -> None:
+    """Per user, across processes, until the unit ends (PostgreSQL advisory lock; SQLite's write unit already
+    serialises writers): the order count and the order it lets through are one step."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"algobridge:orders:{user_id}"})
 
 
 def _smart_lock(user_id: int, inp: OrderInput) -> None:
@@ -125,14 +151,12 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
     info = _tradable(inp, venue, smart=True)
     inp = _canonical(inp, info)
     rules.lots(info, position_size, "position_size")
-    held = risk.needs_approval(venue.user_id, inp.strategy)
-    if held is not None:
-        raise risk.Queued(risk.queue(venue.user_id, inp, held, kind="smart", position_size=position_size,
-                                               signal_id=signal_id).id)
     side = through(venue)
     refused: OrderError | None = None
     with unit_of_work(write=True):
         _smart_lock(venue.user_id, inp)
+        if risk.counts_orders(venue.user_id, inp.strategy):
+            _count_lock(venue.user_id)
         try:
             current = side.position_quantity(venue, info, inp.product)
         except OrderError as exc:  # what the refusal recorded (an expired session) commits with this unit
@@ -145,7 +169,13 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
             rules.enforce(venue, inp.but(action=action, quantity=qty), info)  # the order as placed: whole lots
             try:
                 risk.check_order(venue, inp.but(action=action, quantity=qty), info, current=current)
-            except OrderError as exc:  # a risk limit's refusal: its alert commits with this unit
+                # approval once the order is known: an exit (or nothing to do) is never held
+                held = None if risk.is_exit(action, qty, current) else risk.needs_approval(venue.user_id,
+                                                                                             inp.strategy)
+                if held is not None:
+                    raise risk.Queued(risk.queue(venue.user_id, inp, held, kind="smart", position_size=position_size,
+                                                 signal_id=signal_id, venue=venue).id)
+            except OrderError as exc:  # a refusal's alert, an approval's row: committed with this unit
                 refused = exc
             else:
                 placed = side.place(venue, inp.but(action=action, quantity=qty), info, signal_id=signal_id)
@@ -154,7 +184,7 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
     log.info("smart order of user %s: %s:%s %s -> %s with %s %s", venue.user_id, inp.exchange, inp.symbol, current,
              position_size, action, qty)
     placed = _accepted(placed)
-    risk.after_order(venue)
+    risk.after_order(venue, inp.strategy)
     return placed
 
 
@@ -166,6 +196,9 @@ def basket_order(venue: Venue, strategy: str, inputs: list[OrderInput]) -> list[
         try:
             placed = place_order(venue, inp)
             results.append({"symbol": inp.symbol, "status": "success", "orderid": placed.orderid})
+        except risk.Queued as exc:  # held for approval: accepted (issue #19)
+            results.append({"symbol": inp.symbol, "status": "success", "message": exc.message,
+                            "pending_order_id": exc.approval_id})
         except OrderError as exc:
             results.append({"symbol": inp.symbol, "status": "error", "message": exc.message})
     return results
@@ -188,6 +221,9 @@ def split_order(venue: Venue, inp: OrderInput, splitsize: int) -> dict:
         try:
             placed = place_order(venue, inp.but(quantity=qty))
             results.append({"order_num": n, "quantity": qty, "status": "success", "orderid": placed.orderid})
+        except risk.Queued as exc:  # held for approval: accepted (issue #19)
+            results.append({"order_num": n, "quantity": qty, "status": "success", "message": exc.message,
+                            "pending_order_id": exc.approval_id})
         except OrderError as exc:
             results.append({"order_num": n, "quantity": qty, "status": "error", "message": exc.message})
     return {"split_size": splitsize, "total_quantity": inp.quantity, "results": results}
@@ -210,6 +246,9 @@ def modify_order(venue: Venue, orderid: str, inp: OrderInput) -> Placed:
         inp = inp.but(symbol=row.symbol, exchange=row.exchange.value, action=row.action.value)
     info = _tradable(inp, venue)
     inp = _canonical(inp, info)
+    # the order as modified meets the risk limits (issue #19): an exit only while it still only reduces
+    checked = inp if row is None else inp.but(strategy=row.strategy or "", product=row.product.value)
+    risk.check_order(venue, checked, info, modify=True)
     return _accepted(through(venue).modify(venue, orderid, row, inp, info))
 
 

@@ -28,10 +28,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from database import cache, db, upsert
 from database.alert_db import Alert
@@ -51,7 +51,7 @@ from services.trading.paper import account as paper_account
 from services.trading.paper import engine
 from services.trading.paper import exchange as paper_exchange
 from services.trading.venues import PAPER, Venue
-from vocabulary import OPEN_STATUSES, Action, needs_price
+from vocabulary import OPEN_STATUSES, Action, Exchange, Product, needs_price
 
 log = logging.getLogger("algobridge.risk")
 
@@ -61,6 +61,7 @@ KILL_SWITCH = "kill_switch"
 REASONS = {"max_loss": "maximum loss", "target": "target", "trailing_lock": "trailing profit lock",
            KILL_SWITCH: "kill switch"}
 
+CENT = Decimal("0.01")
 MONEY_FIELDS = ("max_loss", "target", "trail_trigger", "trail_gap", "max_order_value")
 COUNT_FIELDS = ("max_orders_per_minute", "max_orders_per_day", "max_open_positions", "max_order_quantity")
 
@@ -189,8 +190,11 @@ def _clean(values: Mapping[str, Any]) -> dict[str, Any]:
             amount = Decimal(str(v).strip())
         except InvalidOperation:
             raise RiskError(f"{name} must be an amount") from None
-        if not amount.is_finite() or amount <= 0 or amount >= Decimal("1e13"):
-            raise RiskError(f"{name} must be a positive amount")
+        if not amount.is_finite() or amount >= Decimal("1e13"):
+            raise RiskError(f"{name} must be a positive amount (at least 0.01)")
+        amount = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+        if amount < CENT:
+            raise RiskError(f"{name} must be a positive amount (at least 0.01)")
         out[name] = amount
     for name in COUNT_FIELDS:
         v = values.get(name)
@@ -225,6 +229,9 @@ def set_limits(user_id: int, kind: str, scope: str, values: Mapping[str, Any], *
     if kind != ACCOUNT and not scope:
         raise RiskError(f"a {kind} scope needs a name")
     clean = _clean(values)
+    if kind == APIKEY and any(clean[name] is not None for name in MONEY_FIELDS + COUNT_FIELDS):
+        raise RiskError("an API key scope takes no P&L or order limits: only 'orders wait for approval' applies "
+                        "there (set those limits on the account or a strategy)")
     with unit_of_work():
         row = _limit_row(user_id, kind, scope)
         before = {k: _plain(getattr(row, k)) for k in clean} if row.id else None
@@ -380,10 +387,62 @@ def day_book(user_id: int, mode: str, strategy: str | None, since: dt.datetime) 
     return Book(dict(net), cash, Decimal(charges))
 
 
+def _actual_positions(user_id: int, mode: str, since: dt.datetime) -> dict[Key, int]:
+    """The account's open net quantity per instrument: its positions in analyze mode, the day's journal (synced
+    with the broker's fills) in live mode."""
+    if mode == Mode.ANALYZE.value:
+        rows = db.session.execute(select(Position.symbol, Position.exchange, Position.product, Position.quantity)
+                                  .where(Position.user_id == user_id, Position.mode == Mode.ANALYZE,
+                                         Position.quantity != 0))
+        return {(s, e.value, p.value): int(q) for s, e, p, q in rows}
+    return day_book(user_id, mode, None, since).open
+
+
+def _closing_price(user_id: int, mode: str, strategy: str, key: Key, action: Action,
+                   since: dt.datetime) -> Decimal | None:
+    """The average price of the day's `action` fills of `key` under other names than `strategy` (what closed
+    the strategy's position elsewhere: the account's square-off, close all, the MIS cut-off), or None."""
+    sym, ex, prod = key
+    qty, value = db.session.execute(select(
+        func.sum(Order.filled_quantity), func.sum(Order.filled_quantity * Order.average_price)).where(
+        Order.user_id == user_id, Order.mode == Mode(mode), Order.placed_at >= since, Order.filled_quantity > 0,
+        Order.symbol == sym, Order.exchange == Exchange(ex), Order.product == Product(prod), Order.action == action,
+        or_(Order.strategy.is_(None), Order.strategy != strategy))).one()
+    if not qty:
+        return None
+    return Decimal(value) / Decimal(qty)
+
+
+def strategy_book(user_id: int, mode: str, strategy: str, since: dt.datetime) -> Book:
+    """`day_book` of a strategy, its open quantity per instrument capped by the account's actual position
+    (same sign, never more): a part closed under another name counts as closed at that close's price."""
+    book = day_book(user_id, mode, strategy, since)
+    if not book.open:
+        return book
+    actual = _actual_positions(user_id, mode, since)
+    net, cash = dict(book.net), book.cash
+    for k, q in book.open.items():
+        held = actual.get(k, 0)
+        if q > 0:
+            keep = min(q, held) if held > 0 else 0
+        else:
+            keep = max(q, held) if held < 0 else 0
+        if keep == q:
+            continue
+        price = _closing_price(user_id, mode, strategy, k, Action.SELL if q > 0 else Action.BUY, since)
+        if price is None:  # not closed by an order of the day (a carried position differs): counted as it was
+            continue
+        net[k] = keep
+        cash += Decimal(q - keep) * price
+    return Book(net, cash, book.charges)
+
+
 def _prices(pairs: Iterable[tuple[str, str]], ticks: Mapping[tuple[str, str], Any] | None,
-            venue: Venue | None = None) -> dict:
+            venue: Venue | None = None, *, mode: str = Mode.ANALYZE.value) -> dict:
     """Last prices: the ticks', else the venue's quote source (the live broker's quotes for a live venue, the
-    analyze-mode quotes otherwise)."""
+    analyze-mode quotes otherwise). In live mode (`mode`, or a live `venue`) the simulator never prices
+    anything: a pair the ticks and the broker did not price is missing from the answer."""
+    live_mode = mode == Mode.LIVE.value or (venue is not None and not venue.is_analyze)
     pairs = set(pairs)
     out: dict[tuple[str, str], Decimal] = {}
     for p in pairs:
@@ -401,7 +460,7 @@ def _prices(pairs: Iterable[tuple[str, str]], ticks: Mapping[tuple[str, str], An
         except OrderError as exc:
             log.warning("risk: live quotes of user %s unavailable: %s", venue.user_id, exc.message)
         missing = pairs - out.keys()
-    if missing:
+    if missing and not live_mode:
         for p, q in paper_account.quotes_for(missing).items():
             out[p] = q.ltp
     return out
@@ -441,12 +500,29 @@ def _sync_live(user_id: int, since: dt.datetime, now: dt.datetime, *, force: boo
         log.warning("risk: the live order book of user %s could not be read: %s", user_id, exc.message)
 
 
+_seen: dict[tuple, tuple[dict, Decimal, Decimal, bool]] = {}  # scope's day -> (limits, last P&L, peak, blocked)
+
+
+def _unchanged(key: tuple, raw: dict, lim: Limits, pnl: Decimal) -> bool:
+    """Did this process last write this P&L for the scope's day, under the same limits, with nothing reached?"""
+    seen = _seen.get(key)
+    if seen is None or seen[0] is not raw or seen[1] != pnl:
+        return False
+    return seen[3] or (pnl <= seen[2] and breach(lim, pnl, seen[2]) is None)
+
+
 def evaluate(user_id: int, mode: str, *, ticks: Mapping[tuple[str, str], Any] | None = None,
-             now: dt.datetime | None = None, force_sync: bool = False) -> list[Breach]:
-    """Evaluate the P&L limits of one account in one mode; act on what is reached. Returns the breaches."""
+             now: dt.datetime | None = None, force_sync: bool = False,
+             only: Iterable[tuple[str, str]] | None = None) -> list[Breach]:
+    """Evaluate the P&L limits of one account in one mode (the scopes `only` names, else all); act on what is
+    reached. Returns the breaches. A scope's day row is written only when its P&L moved (or a limit changed)."""
     risk = user_risk(user_id)
+    raw = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load(user_id))
+    wanted = set(only) if only is not None else None
     scopes = [(k.split(":", 1)[0], k.split(":", 1)[1], lim) for k, lim in risk.scopes.items()
               if lim.watches_pnl and not k.startswith(APIKEY)]
+    if wanted is not None:
+        scopes = [(k, s, lim) for k, s, lim in scopes if (k, s) in wanted]
     if not scopes:
         return []
     now = now or utcnow()
@@ -456,20 +532,34 @@ def evaluate(user_id: int, mode: str, *, ticks: Mapping[tuple[str, str], Any] | 
     found: list[Breach] = []
     venue: Venue | None = None
     for kind, scope, lim in scopes:
-        book = day_book(user_id, mode, scope if kind == STRATEGY else None, since)
+        book = strategy_book(user_id, mode, scope, since) if kind == STRATEGY else \
+            day_book(user_id, mode, None, since)
         if not book.net:
             continue
         open_pairs = {(k[0], k[1]) for k in book.open}
         if venue is None and mode == Mode.LIVE.value and open_pairs - set(ticks or {}):
             venue = _venue(user_id, mode)
-        pnl = book.pnl(_prices(open_pairs, ticks, venue))
+        prices = _prices(open_pairs, ticks, venue, mode=mode)
+        unpriced = open_pairs - prices.keys()
+        if unpriced:  # never a P&L (nor a square-off) on a made-up price: the last P&L stands
+            log.warning("risk: no %s price for %s of user %s: evaluation of %s skipped", mode,
+                        ", ".join(f"{s}:{e}" for s, e in sorted(unpriced)), user_id, scope or "the account")
+            continue
+        pnl = book.pnl(prices)
+        seen_key = (user_id, mode, kind, scope, day)
+        if _unchanged(seen_key, raw, lim, pnl):
+            continue
+        if len(_seen) > 50_000:  # past days' entries: forgotten now and then
+            _seen.clear()
         with unit_of_work(write=True):
             row = _day_row_locked(user_id, mode, kind, scope, day, now)
             row.last_pnl = pnl
             if row.blocked_reason is not None:
+                _seen[seen_key] = (raw, pnl, row.peak_pnl, True)
                 continue
             row.peak_pnl = max(row.peak_pnl, pnl)
             reason = breach(lim, pnl, row.peak_pnl)
+            _seen[seen_key] = (raw, pnl, row.peak_pnl, reason is not None)
             if reason is None:
                 continue
             row.blocked_reason, row.blocked_at = reason, now
@@ -549,13 +639,16 @@ def square_off(user_id: int, mode: str, kind: str, scope: str) -> None:
         log.warning("risk square-off of user %s (%s, %s) failed: %s", user_id, scope or "account", mode, exc.message)
 
 
-def after_order(venue: Venue, now: dt.datetime | None = None) -> None:
-    """After an order of `venue`'s user: evaluate the P&L limits (a fill may have reached one)."""
+def after_order(venue: Venue, strategy: str | None = None, now: dt.datetime | None = None) -> None:
+    """After an order of `venue`'s user (under `strategy`): evaluate the P&L limits the fill may have reached,
+    the account's and that strategy's only. A live order book is read at most every LIVE_SYNC_SECONDS (not
+    forced here: the scheduler's pass and the next evaluation catch up)."""
     risk = user_risk(venue.user_id)
     if risk.empty or not any(lim.watches_pnl for lim in risk.scopes.values()):
         return
+    only = [(ACCOUNT, "")] + ([(STRATEGY, strategy)] if strategy else [])
     try:
-        evaluate(venue.user_id, _mode(venue), now=now, force_sync=True)
+        evaluate(venue.user_id, _mode(venue), now=now, only=only)
     except Exception:  # the order stands; the scheduler evaluates again
         log.exception("risk evaluation after an order of user %s failed", venue.user_id)
 
@@ -592,6 +685,9 @@ def _position(venue: Venue, info: SymbolInfo, product: str) -> int:
     return live.position_quantity(venue, info, product)
 
 
+position = _position  # the signed net quantity of an instrument and product at the venue
+
+
 def is_exit(action: str, quantity: int, current: int) -> bool:
     """Does an order of `action` and `quantity` only reduce the position `current`? Pure."""
     if current == 0 or quantity > abs(current):
@@ -620,15 +716,16 @@ class RiskRefusal(OrderError):
 
 
 def check_order(venue: Venue, inp: OrderInput, info: SymbolInfo, *, current: int | None = None,
-                now: dt.datetime | None = None) -> None:
+                now: dt.datetime | None = None, modify: bool = False) -> None:
     """Refuse (RiskRefusal, an OrderError) an order the kill switch, a day's block or a per-order limit forbids.
+    `modify`: the order is an open order as modified: the order counts and open positions do not apply.
     Each refusal is an audit row, and an alert (at most one a minute per user and limit); both are written in a
     unit of their own (joining the caller's unit, when one is open, which commits them with its refusal)."""
     if user_risk(venue.user_id).empty:
         return
     now = now or utcnow()
     try:
-        _check_order(venue, inp, info, current, now)
+        _check_order(venue, inp, info, current, now, modify)
     except RiskRefusal as exc:
         _note_refusal(venue, inp, exc, now)
         raise
@@ -651,7 +748,9 @@ def _note_refusal(venue: Venue, inp: OrderInput, exc: RiskRefusal, now: dt.datet
                                  message=exc.message))
 
 
-def _check_order(venue: Venue, inp: OrderInput, info: SymbolInfo, current: int | None, now: dt.datetime) -> None:
+def _check_order(venue: Venue, inp: OrderInput, info: SymbolInfo, current: int | None, now: dt.datetime,
+                 modify: bool = False) -> None:
+    """`modify`: `inp` is an open order as modified (not a new order: the order counts do not apply)."""
     risk = user_risk(venue.user_id)
     scoped = [(ACCOUNT, "", risk.get(ACCOUNT))]
     if inp.strategy:
@@ -682,11 +781,17 @@ def _check_order(venue: Venue, inp: OrderInput, info: SymbolInfo, current: int |
         if lim.max_order_value is not None:
             pair = (info.symbol, info.exchange)
             price = Decimal(inp.price) if needs_price(inp.pricetype) else _prices([pair], None, venue).get(pair)
-            value = Decimal(inp.quantity) * (price or Decimal(0))
+            if price is None:
+                raise RiskRefusal(f"no {venue.label} price for {info.symbol} on {info.exchange}: the order's value "
+                                  f"cannot be checked against the maximum of {lim.max_order_value:.2f} per order for "
+                                  f"{what}; place a LIMIT order or retry", 400, "max_order_value", scope)
+            value = Decimal(inp.quantity) * price
             if value > lim.max_order_value:
                 raise RiskRefusal(f"order value {value:.2f} is above the maximum of {lim.max_order_value:.2f} per "
                                   f"order for {what}", 400, "max_order_value", scope)
         strategy = scope if kind == STRATEGY else None
+        if modify:
+            continue
         if lim.max_orders_per_minute is not None and \
                 _count(venue.user_id, mode, strategy, now - dt.timedelta(minutes=1)) >= lim.max_orders_per_minute:
             raise RiskRefusal(f"{what} has placed {lim.max_orders_per_minute} orders in the last minute, its "
@@ -707,7 +812,19 @@ def _open_positions(venue: Venue, strategy: str | None, now: dt.datetime) -> set
         rows = db.session.execute(select(Position.symbol, Position.exchange, Position.product).where(
             Position.user_id == venue.user_id, Position.mode == Mode.ANALYZE, Position.quantity != 0))
         return {(s, e.value, p.value) for s, e, p in rows}
-    return set(day_book(venue.user_id, _mode(venue), strategy, shapes.day_start(now)).open)
+    since = shapes.day_start(now)
+    if strategy is None:
+        return set(day_book(venue.user_id, _mode(venue), None, since).open)
+    return set(strategy_book(venue.user_id, _mode(venue), strategy, since).open)
+
+
+def counts_orders(user_id: int, strategy: str | None) -> bool:
+    """Does an orders-per-minute or per-day limit apply to an order of `strategy` (no query: the cache)?"""
+    risk = user_risk(user_id)
+    if risk.empty:
+        return False
+    return any(lim is not None and (lim.max_orders_per_minute is not None or lim.max_orders_per_day is not None)
+               for lim in (risk.get(ACCOUNT), risk.get(STRATEGY, strategy) if strategy else None))
 
 
 def needs_approval(user_id: int, strategy: str | None) -> Limits | None:
@@ -728,24 +845,30 @@ def needs_approval(user_id: int, strategy: str | None) -> Limits | None:
 # -- the kill switch ---------------------------------------------------------------------------------------
 def kill(user_id: int, *, actor: str, ip: str | None = None, now: dt.datetime | None = None) -> bool:
     """Switch the account's kill switch on: block entries (both modes), cancel open orders and close positions
-    at once. Returns False when it was already on (then nothing is done again)."""
+    at once. Returns False when it was already on: its open orders are cancelled and positions closed again
+    (what was placed or left since), audited so."""
     now = now or utcnow()
     with unit_of_work(write=True):
         row = _limit_row(user_id, ACCOUNT, "")
-        if row.killed_at is not None:
-            return False
-        row.killed_at, row.killed_by = now, actor[:64]
-        db.session.add(row)
-        db.session.add(Alert(user_id=user_id, severity="critical", kind="kill_switch",
-                             title="Kill switch on: positions squared off, new entries blocked",
-                             message=f"Switched on by {actor}. Open orders were cancelled and positions closed in "
-                                     "both modes; switch it off to trade again."))
-        db.session.add(AuditEvent(user_id=user_id, actor=actor, action="risk.kill", target_type="user",
-                                  target_id=str(user_id), ip=ip, after={"killed_at": now.isoformat()}))
-        _changed(user_id)
+        again = row.killed_at is not None
+        if again:
+            db.session.add(AuditEvent(user_id=user_id, actor=actor, action="risk.kill", target_type="user",
+                                      target_id=str(user_id), ip=ip,
+                                      after={"killed_at": row.killed_at.isoformat(), "already_on": True,
+                                             "squared_off_again_at": now.isoformat()}))
+        else:
+            row.killed_at, row.killed_by = now, actor[:64]
+            db.session.add(row)
+            db.session.add(Alert(user_id=user_id, severity="critical", kind="kill_switch",
+                                 title="Kill switch on: positions squared off, new entries blocked",
+                                 message=f"Switched on by {actor}. Open orders were cancelled and positions closed "
+                                         "in both modes; switch it off to trade again."))
+            db.session.add(AuditEvent(user_id=user_id, actor=actor, action="risk.kill", target_type="user",
+                                      target_id=str(user_id), ip=ip, after={"killed_at": now.isoformat()}))
+            _changed(user_id)
     for mode in (Mode.ANALYZE.value, Mode.LIVE.value):
         square_off(user_id, mode, ACCOUNT, "")
-    return True
+    return not again
 
 
 def unkill(user_id: int, *, actor: str, ip: str | None = None) -> bool:
@@ -810,9 +933,10 @@ def _alert_text(signal_id: int | None) -> str | None:
 
 
 def queue(user_id: int, inp: OrderInput, limits: Limits, *, kind: str = "place",
-          position_size: int | None = None, signal_id: int | None = None,
+          position_size: int | None = None, signal_id: int | None = None, venue: Venue | None = None,
           now: dt.datetime | None = None) -> Approval:
-    """Hold an order for approval; committed here. Raise `Queued(approval.id)` to answer the caller."""
+    """Hold an order for approval, with the mode and broker of `venue` (where it was to go); committed here (or
+    with the caller's unit). Raise `Queued(approval.id)` to answer the caller."""
     now = now or utcnow()
     order = _order_json(inp)
     if position_size is not None:
@@ -820,6 +944,8 @@ def queue(user_id: int, inp: OrderInput, limits: Limits, *, kind: str = "place",
     with unit_of_work():
         row = Approval(user_id=user_id, kind=kind, order=order, strategy=inp.strategy or None,
                        api_key_id=current_origin().get("api_key_id"), signal_id=signal_id,
+                       mode=venue.mode.value if venue is not None else None,
+                       broker=venue.broker if venue is not None else None,
                        alert=_alert_text(signal_id), status=QUEUED, created_at=now,
                        expires_at=now + dt.timedelta(seconds=limits.approval_ttl_seconds))
         db.session.add(row)

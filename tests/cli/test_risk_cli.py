@@ -42,7 +42,10 @@ def test_kill_status_unkill(runner, users):
     assert "alice: kill switch off" in run(runner, "status", "alice").output
     assert trading.place_order(alice, order(quantity=1)).status == "complete"
     assert venues.is_analyze(alice)
-    assert db.session.scalars(select(AuditEvent.actor).where(AuditEvent.action.like("risk.%"))).all() == ["cli", "cli"]
+    audit = db.session.execute(select(AuditEvent.action, AuditEvent.actor).where(AuditEvent.action.like("risk.%"))
+                               .order_by(AuditEvent.id)).all()
+    # the second kill squares off again, and says so in its own row
+    assert [tuple(r) for r in audit] == [("risk.kill", "cli"), ("risk.kill", "cli"), ("risk.unkill", "cli")]
 
 
 def test_unknown_user(runner, users):

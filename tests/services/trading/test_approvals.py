@@ -13,14 +13,17 @@ from database.alert_db import Alert
 from database.audit_db import AuditEvent
 from database.order_db import Order
 from database.risk_db import Approval
-from services.trading import approvals, risk
+from services.trading import approvals, risk, venues
+from tests.helpers import live as live_fixtures
 from tests.helpers import orders as fx
 from tests.helpers import trading
 from tests.helpers.clock import clock  # noqa: F401 - fixture
+from tests.helpers.live import connect_live
 from tests.helpers.orders import order, set_quote
 
 contract = fx.contract  # fixture
 users = fx.users  # fixture
+kite = live_fixtures.kite  # fixture
 
 
 @pytest.fixture
@@ -156,3 +159,59 @@ def test_a_webhook_alert_waits_with_its_payload(app, now, monkeypatch):
     done = approvals.approve(owner.id, row.id, "trader1")
     placed = db.session.scalars(select(Order).where(Order.orderid == done.orderid)).one()
     assert (placed.strategy, placed.signal_id, int(placed.quantity)) == ("Alpha", row.signal_id, 5)
+
+
+def test_exits_and_nothing_to_do_are_never_held(app, users, now):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1500", ask="1500")
+    trading.place_order(alice, order(quantity=10))
+    risk.set_limits(alice, "account", "", {"require_approval": True}, actor="t")
+    queued(alice, order(quantity=1))  # an entry waits
+    assert trading.place_order(alice, order(action="SELL", quantity=4)).status == "complete"  # an exit does not
+    assert trading.place_smart_order(alice, order(quantity=0), 6) is None  # nothing to do: nothing queued
+    trading.place_smart_order(alice, order(quantity=0), 2)  # down to 2: an exit
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 2
+    with pytest.raises(approvals.Queued):
+        trading.place_smart_order(alice, order(quantity=0), -3)  # through flat to short: an entry
+    assert db.session.scalar(select(func.count()).select_from(Approval)) == 2
+
+
+def test_a_held_order_of_a_basket_or_split_is_accepted(held, now):
+    results = trading.basket_order(held, "semi", [order(quantity=1), order(symbol="SBIN", quantity=2)])
+    assert [(r["status"], isinstance(r.get("pending_order_id"), int)) for r in results] == [("success", True)] * 2
+    split = trading.split_order(held, order(quantity=5, strategy="semi"), 2)
+    assert [(r["status"], r["quantity"], isinstance(r.get("pending_order_id"), int)) for r in split["results"]] == \
+        [("success", 2, True), ("success", 2, True), ("success", 1, True)]
+    assert orders_count() == 0
+    assert len(approvals.pending(held)) == 5
+
+
+def test_an_approval_is_placed_only_in_the_mode_it_was_queued_in(app, users, kite):
+    alice, _ = users
+    connect_live(alice, kite)
+    venues.set_analyze(alice, True)
+    risk.set_limits(alice, "account", "", {"require_approval": True}, actor="t")
+    set_quote("INFY", "1500", bid="1500", ask="1500")
+    aid = queued(alice, order(quantity=3))
+    assert (db.session.get(Approval, aid).mode, db.session.get(Approval, aid).broker) == ("analyze", "paper")
+    venues.set_analyze(alice, False)  # the account went live meanwhile
+    done = approvals.approve(alice, aid, "alice")
+    assert (done.status, done.reason) == ("failed", "queued in analyze mode; the account is now live: not placed")
+    assert kite.fake.trades == []
+    assert orders_count() == 0
+
+
+def test_hostile_ids_and_an_unexpected_error_fail_cleanly(held, now, monkeypatch):
+    for huge in (2**31, 2**63, 10**30, 0, -1):
+        with pytest.raises(approvals.ApprovalError) as caught:
+            approvals.approve(held, huge, "alice")
+        assert caught.value.status == 404
+    aid = queued(held, order(quantity=3, strategy="semi"))
+
+    def broken(*_a, **_kw):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(approvals.orders, "place_order", broken)
+    done = approvals.approve(held, aid, "alice")
+    assert (done.status, "internal error" in done.reason) == ("failed", True)
+    assert db.session.get(Approval, aid).status == "failed"

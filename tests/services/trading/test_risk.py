@@ -7,15 +7,16 @@ import datetime as dt
 from decimal import Decimal as D
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from database import db
 from database.alert_db import Alert
 from database.audit_db import AuditEvent
 from database.enums import OrderStatus
 from database.order_db import Order
-from database.risk_db import RiskDay
+from database.risk_db import RiskDay, RiskLimit
 from database.types import utcnow
+from database.unit import unit_of_work
 from services.trading import approvals, risk, venues
 from services.trading.orders import OrderError
 from services.trading.paper.engine import Quote
@@ -236,7 +237,6 @@ def test_kill_switch_squares_off_blocks_and_switches_back(app, users, now):
     trading.place_order(alice, order(quantity=10))
     resting = trading.place_order(alice, order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=1))
     assert risk.kill(alice, actor="test") is True
-    assert risk.kill(alice, actor="test") is False  # already on: nothing again
     assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0
     assert db.session.scalar(select(Order.status).where(Order.orderid == resting.orderid)) == OrderStatus.CANCELLED
     assert "kill switch" in refused(alice, order(quantity=1)).message
@@ -254,14 +254,43 @@ def test_kill_switch_squares_off_blocks_and_switches_back(app, users, now):
     assert db.session.scalar(select(func.count()).select_from(Alert).where(Alert.kind == "risk_refusal")) == 2
 
 
+def test_pressing_the_kill_switch_again_squares_off_again(app, users, now):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1500", ask="1500")
+    assert risk.kill(alice, actor="test") is True
+    with unit_of_work():  # a position the first press left (its square-off failed, a fill that raced it)
+        db.session.execute(update(RiskLimit).values(killed_at=None))
+    risk._changed(alice)
+    trading.place_order(alice, order(quantity=10))
+    resting = trading.place_order(alice, order(symbol="SBIN", pricetype="LIMIT", price="1", quantity=1))
+    with unit_of_work():
+        db.session.execute(update(RiskLimit).values(killed_at=now.now))
+    risk._changed(alice)
+
+    assert risk.kill(alice, actor="again") is False  # it was on: closed again all the same
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0
+    assert db.session.scalar(select(Order.status).where(Order.orderid == resting.orderid)) == OrderStatus.CANCELLED
+    again = db.session.scalars(select(AuditEvent).where(AuditEvent.actor == "again")).one()
+    assert (again.action, again.after["already_on"]) == ("risk.kill", True)
+
+
 def test_a_strategy_square_off_never_opens_the_other_way(app, users, now):
     alice, _ = users
     set_quote("INFY", "1500", bid="1500", ask="1500")
-    risk.set_limits(alice, "strategy", "s1", {"max_loss": "100"}, actor="t")
+    set_quote("SBIN", "800", bid="800", ask="800")
+    risk.set_limits(alice, "strategy", "s1", {"max_loss": "100", "max_open_positions": "1"}, actor="t")
     trading.place_order(alice, order(quantity=10, strategy="s1"))
-    trading.close_all_positions(alice)  # closed under another strategy's name: s1's own book still says long 10
-    assert risk.on_ticks(tick("1480"), now.now) == 1  # s1's book: -200
+    trading.close_all_positions(alice)  # closed under another strategy's name, at 1500
+    # s1's own book still says long 10: it is capped by the account's position (flat), closed at 1500
+    assert risk.on_ticks(tick("1480"), now.now) == 0
+    day = db.session.scalars(select(RiskDay)).one()
+    assert D(-5) < day.last_pnl <= 0  # the charges only, not -200
     assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0  # no sell of 10 that was not held
+    trading.place_order(alice, order(symbol="SBIN", quantity=1, strategy="s1"))  # INFY no longer counts as open
+    trading.place_order(alice, order(symbol="SBIN", action="SELL", quantity=1, strategy="s1"))
+
+    trading.place_order(alice, order(quantity=10, strategy="s1"))  # long 10 again, under s1, at 1500
+    assert risk.on_ticks(tick("1480"), now.now) == 1  # this one moves with the market: -200
     assert refused(alice, order(quantity=1, strategy="s1")).status == 403
 
 
@@ -297,3 +326,127 @@ def test_the_kill_switch_closes_the_live_account_from_analyze_mode(app, users, k
     assert kite.fake.latest(resting.orderid)["status"] == "CANCELLED"
     sells = [(t["tradingsymbol"], t["quantity"]) for t in kite.fake.trades if t["transaction_type"] == "SELL"]
     assert sells == [("INFY", 2)]
+
+
+def test_live_pnl_and_order_value_never_use_the_simulator(app, users, kite, monkeypatch):
+    alice, _ = users
+    connect_live(alice, kite)
+    syncs: list[bool] = []
+    sync = risk._sync_live
+    monkeypatch.setattr(risk, "_sync_live", lambda *a, force=False: (syncs.append(force), sync(*a, force=force)))
+    risk.set_limits(alice, "account", "", {"max_loss": "100"}, actor="t")
+    trading.place_order(alice, order(quantity=10))  # filled by the fake Kite at 1500.5
+    assert syncs == [False]  # after the order: no broker order book forced in the request
+    set_quote("INFY", "1000", bid="1000", ask="1000")  # what the simulator's side would say: -5005
+    kite.fake.fail_next(500, "GeneralException", path="/quote", times=50)
+    assert risk.evaluate_due(utcnow()) == 0  # no live price: skipped, never squared off on a made-up one
+    assert [t for t in kite.fake.trades if t["transaction_type"] == "SELL"] == []
+    assert db.session.scalars(select(RiskDay)).all() == []
+
+    risk.set_limits(alice, "account", "", {"max_order_quantity": "100"}, actor="t")
+    trading.place_order(alice, order(quantity=1))  # no value limit: a market order needs no price here
+    risk.set_limits(alice, "account", "", {"max_order_value": "1000000"}, actor="t")
+    err = refused(alice, order(quantity=1))
+    assert (err.status, "no live price for INFY" in err.message) == (400, True)
+    trading.place_order(alice, order(quantity=1, pricetype="LIMIT", price="1500.5"))  # valued at its price
+
+
+def test_a_modified_order_meets_the_limits(app, users, now):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1500", ask="1500")
+    risk.set_limits(alice, "account", "", {"max_order_quantity": "5"}, actor="t")
+    resting = trading.place_order(alice, order(pricetype="LIMIT", price="1", quantity=5))
+    err = refused_modify(alice, resting.orderid, order(pricetype="LIMIT", price="1", quantity=10))
+    assert (err.status, "quantity 10" in err.message) == (400, True)
+    trading.cancel_order(alice, resting.orderid)
+    trading.place_order(alice, order(quantity=5))
+    trading.place_order(alice, order(quantity=5))  # long 10
+    exit_ = trading.place_order(alice, order(action="SELL", pricetype="LIMIT", price="9999", quantity=5))
+    trading.modify_order(alice, exit_.orderid, order(action="SELL", pricetype="LIMIT", price="9999", quantity=10))
+    err = refused_modify(alice, exit_.orderid, order(action="SELL", pricetype="LIMIT", price="9999", quantity=11))
+    assert err.status == 400  # 11 would open a short: no longer an exit
+
+
+def refused_modify(uid, orderid, inp) -> OrderError:
+    with pytest.raises(OrderError) as caught:
+        trading.modify_order(uid, orderid, inp)
+    return caught.value
+
+
+def test_amounts_are_cents_and_an_api_key_takes_approval_only(app, users):
+    alice, _ = users
+    row = risk.set_limits(alice, "account", "", {"max_loss": "12.345", "target": "0.01"}, actor="t")
+    assert (row.max_loss, row.target) == (D("12.35"), D("0.01"))
+    for amount in ("0", "0.004", "-0.01", "1e400", "NaN"):
+        with pytest.raises(risk.RiskError, match="positive amount"):
+            risk.set_limits(alice, "account", "", {"max_loss": amount}, actor="t")
+    with pytest.raises(risk.RiskError, match="only 'orders wait for approval'"):
+        risk.set_limits(alice, "apikey", "7", {"max_loss": "100", "require_approval": True}, actor="t")
+    risk.set_limits(alice, "apikey", "7", {"require_approval": True}, actor="t")
+
+
+def test_after_an_order_only_its_scopes_are_evaluated_and_an_unchanged_pnl_writes_nothing(app, users, now):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1500", ask="1500")
+    for kind, scope in (("account", ""), ("strategy", "s1"), ("strategy", "s2")):
+        risk.set_limits(alice, kind, scope, {"max_loss": "1000"}, actor="t")
+    trading.place_order(alice, order(quantity=1, strategy="s2"))
+    trading.place_order(alice, order(quantity=1, strategy="s1"))
+    days = db.session.scalars(select(RiskDay.scope)).all()
+    assert sorted(days) == ["", "s1", "s2"]  # s2 from its own order; s1's order evaluated the account and s1
+    before = {r.scope: r.last_pnl for r in db.session.scalars(select(RiskDay))}
+    now.now += dt.timedelta(seconds=5)
+    set_quote("INFY", "1501", bid="1501", ask="1501")  # every scope's P&L moved
+    trading.place_order(alice, order(quantity=1, strategy="s1"))
+    db.session.expire_all()
+    after = {r.scope: r.last_pnl for r in db.session.scalars(select(RiskDay))}
+    assert after["s2"] == before["s2"]  # not evaluated after s1's order (its P&L moved too)
+    assert after["s1"] != before["s1"]
+    assert after[""] != before[""]
+
+    risk.on_ticks(tick("1490"), now.now)
+    writes: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        assert risk.on_ticks(tick("1490"), now.now) == 0  # the same P&L again: no write at all
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert writes == []
+    assert risk.on_ticks(tick("1489"), now.now) == 0
+    assert db.session.scalars(select(RiskDay.last_pnl).where(RiskDay.scope == "s2")).one() < 0
+
+
+def test_concurrent_orders_never_overshoot_the_order_count(app, users, now):
+    import threading
+
+    alice, _ = users
+    set_quote("SBIN", "800", bid="800", ask="800")
+    trading.place_order(alice, order(symbol="SBIN", quantity=1, product="CNC"))  # the funds row exists
+    risk.set_limits(alice, "account", "", {"max_orders_per_day": "3"}, actor="t")
+    barrier = threading.Barrier(6)
+    results: list = [None] * 6
+
+    def worker(i: int) -> None:
+        with app.app_context():
+            barrier.wait()
+            try:
+                results[i] = trading.place_order(alice, order(symbol="SBIN", quantity=1, product="CNC"))
+            except Exception as exc:  # noqa: BLE001 - counted below
+                results[i] = exc
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    refusals = [r for r in results if isinstance(r, Exception)]
+    assert all(isinstance(r, OrderError) and r.status == 429 for r in refusals), refusals
+    assert len(refusals) == 4  # 1 before and 2 of these: the maximum of 3 exactly
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Order)) == 3
