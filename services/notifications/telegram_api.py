@@ -8,9 +8,10 @@ so no message here ever carries a URL or a `requests` exception's text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 __all__ = ["MAX_TEXT", "TelegramApi", "TelegramError"]
 
@@ -39,12 +40,16 @@ class TelegramApi:
             raise ValueError("a bot token is needed")
         self._prefix = f"{base_url.rstrip('/')}/bot{token}/"
         self.timeout = timeout
+        # requests is imported here, not with the module: an app without a bot token never loads it (memory)
+        import requests
+
+        self._errors = requests.RequestException
         self.http = session or requests.Session()
 
     def call(self, method: str, params: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         try:
             resp = self.http.post(self._prefix + method, json=params or {}, timeout=timeout or self.timeout)
-        except requests.RequestException as exc:  # its text names the URL, and the URL the token
+        except self._errors as exc:  # its text names the URL, and the URL the token
             raise TelegramError(method, type(exc).__name__) from None
         try:
             body = resp.json()
