@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import http.cookiejar
 import json
 import logging
 import re
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import InvalidOperation
@@ -52,6 +50,7 @@ from brokers.base import (
     next_daily_expiry,
     split_range,
 )
+from brokers.common import Pacer, http_session
 
 if TYPE_CHECKING:
     import requests
@@ -104,40 +103,6 @@ def _token(token: str, what: str) -> str:
     return token
 
 
-class _Pacer:
-    """Spaces calls at least `interval` seconds apart across every thread, so a long history asked in
-    pieces stays under SmartAPI's rate limit instead of meeting its 403 half-way."""
-
-    def __init__(self, per_second: float):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            time.sleep(delay)
-
-
-def _http_session(pool_size: int) -> requests.Session:
-    # requests loads when an Angel One adapter is first built, not when the registry discovers it.
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # One session serves every user of this adapter: never carry a cookie from one to another.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
-
-
 class AngelOneBroker(Broker):
     name = "angelone"
     display_name = "Angel One"
@@ -176,14 +141,14 @@ class AngelOneBroker(Broker):
         self.root = (root or DEFAULT_ROOT).rstrip("/")
         self.instruments_url = instruments_url or DEFAULT_INSTRUMENTS_URL
         self.timeout = timeout
-        self.http = _http_session(pool_size)
+        self.http = http_session(pool_size)
         self._addresses = {
             "X-ClientLocalIP": client_local_ip,
             "X-ClientPublicIP": client_public_ip,
             "X-MACAddress": mac_address,
         }
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.history_pacer = _Pacer(history_per_second)
+        self.history_pacer = Pacer(history_per_second)
         # orderid -> (variety, uniqueorderid) of the orders placed through this adapter, newest last.
         self._orders: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._orders_lock = threading.Lock()
@@ -230,7 +195,7 @@ class AngelOneBroker(Broker):
         order_call: bool = False,
     ) -> Any:
         """One SmartAPI request: its `data` on success, a BrokerError for anything else."""
-        import requests  # late: see _http_session
+        import requests  # late: see brokers.common.http_session
 
         try:
             response = self.http.request(
@@ -573,7 +538,7 @@ class AngelOneClient(BrokerClient):
         """The scrip master (a public JSON file of ~35 MB, no session needed), streamed: rows are
         parsed as they arrive, mapped to the canonical row shape (`mapping.canonical_row`). The
         request is made here, so an unreachable file fails now rather than at the first row."""
-        import requests  # late: see _http_session
+        import requests  # late: see brokers.common.http_session
 
         url = self._broker.instruments_url
         try:
@@ -593,7 +558,7 @@ class AngelOneClient(BrokerClient):
 
     @staticmethod
     def _rows_of(response: requests.Response) -> Iterator[dict[str, str]]:
-        import requests  # late: see _http_session
+        import requests  # late: see brokers.common.http_session
 
         skipped = 0
         try:

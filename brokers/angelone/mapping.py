@@ -25,11 +25,11 @@ from brokers.base import (
     BrokerProfile,
     BrokerQuote,
     BrokerTrade,
-    DepthLevel,
     MarginOrder,
     OrderRequest,
     to_decimal,
 )
+from brokers.common import circuit_limit, depth_levels, to_int
 from vocabulary import OrderStatus, PriceType, Product
 
 log = logging.getLogger("algobridge.broker")
@@ -118,12 +118,6 @@ def price_type(value: str | None) -> str:
     return _PRICE_TYPES_IN.get(text, text)
 
 
-def _int(value: Any) -> int:
-    if value is None or value == "":
-        return 0
-    return int(Decimal(str(value)))
-
-
 def order_time(value: Any) -> dt.datetime | None:
     """ "20-Oct-2020 13:10:59" (IST) as an aware datetime; None for empty or unreadable values (a time
     is informative only: one odd value must not sink a whole book)."""
@@ -179,8 +173,8 @@ def to_order(row: Mapping[str, Any]) -> BrokerOrder:
         symbol=str(row["tradingsymbol"]),
         exchange=str(row["exchange"]),
         action=str(row["transactiontype"]).upper(),
-        quantity=_int(row.get("quantity")),
-        filled_quantity=_int(row.get("filledshares")),
+        quantity=to_int(row.get("quantity")),
+        filled_quantity=to_int(row.get("filledshares")),
         price=to_decimal(row.get("price")),
         average_price=to_decimal(row.get("averageprice")),
         trigger_price=to_decimal(row.get("triggerprice")),
@@ -209,7 +203,7 @@ def to_trade(row: Mapping[str, Any], today: dt.date) -> BrokerTrade:
         symbol=str(row["tradingsymbol"]),
         exchange=str(row["exchange"]),
         action=str(row["transactiontype"]).upper(),
-        quantity=_int(row.get("fillsize")),
+        quantity=to_int(row.get("fillsize")),
         average_price=to_decimal(row.get("fillprice")),
         product=product(row.get("producttype")),
         timestamp=moment,
@@ -219,7 +213,7 @@ def to_trade(row: Mapping[str, Any], today: dt.date) -> BrokerTrade:
 def to_position(row: Mapping[str, Any]) -> BrokerPosition:
     """A getPosition row. SmartAPI's documented row has the traded amounts but no P&L: where the broker
     sends none, it is what was sold less what was bought, plus the open quantity at the last price."""
-    quantity = _int(row.get("netqty"))
+    quantity = to_int(row.get("netqty"))
     ltp = to_decimal(row.get("ltp"))
     realised, unrealised = to_decimal(row.get("realised")), to_decimal(row.get("unrealised"))
     if row.get("pnl") not in (None, ""):
@@ -248,7 +242,7 @@ def to_holding(row: Mapping[str, Any]) -> BrokerHolding:
         symbol=str(row["tradingsymbol"]),
         exchange=str(row["exchange"]),
         product=product(row.get("product") or "DELIVERY"),
-        quantity=_int(row.get("quantity")),
+        quantity=to_int(row.get("quantity")),
         average_price=to_decimal(row.get("averageprice")),
         ltp=to_decimal(row.get("ltp")),
         pnl=to_decimal(row.get("profitandloss")),
@@ -280,24 +274,10 @@ def to_profile(data: Mapping[str, Any]) -> BrokerProfile:
 # -- market data -----------------------------------------------------------------------------------
 
 
-def _levels(levels: Any) -> tuple[DepthLevel, ...]:
-    result = []
-    for level in levels or ():
-        price = to_decimal(level.get("price"))
-        if price > 0:
-            result.append(DepthLevel(price, _int(level.get("quantity")), _int(level.get("orders"))))
-    return tuple(result)
-
-
-def _limit(value: Any) -> Decimal | None:
-    price = to_decimal(value)
-    return price if price > 0 else None
-
-
 def to_quote(data: Mapping[str, Any]) -> BrokerQuote:
     """One `fetched` entry of the FULL mode market quote."""
     depth = data.get("depth") or {}
-    bids, asks = _levels(depth.get("buy")), _levels(depth.get("sell"))
+    bids, asks = depth_levels(depth.get("buy")), depth_levels(depth.get("sell"))
     return BrokerQuote(
         open=to_decimal(data.get("open")),
         high=to_decimal(data.get("high")),
@@ -306,16 +286,16 @@ def to_quote(data: Mapping[str, Any]) -> BrokerQuote:
         ask=asks[0].price if asks else Decimal(0),
         bid=bids[0].price if bids else Decimal(0),
         prev_close=to_decimal(data.get("close")),
-        volume=_int(data.get("tradeVolume")),
-        oi=_int(data.get("opnInterest")),
+        volume=to_int(data.get("tradeVolume")),
+        oi=to_int(data.get("opnInterest")),
         timestamp=order_time(data.get("exchFeedTime")),
-        ltq=_int(data.get("lastTradeQty")),
-        total_buy_quantity=_int(data.get("totBuyQuan")),
-        total_sell_quantity=_int(data.get("totSellQuan")),
+        ltq=to_int(data.get("lastTradeQty")),
+        total_buy_quantity=to_int(data.get("totBuyQuan")),
+        total_sell_quantity=to_int(data.get("totSellQuan")),
         bids=bids,
         asks=asks,
-        upper_circuit=_limit(data.get("upperCircuit")),
-        lower_circuit=_limit(data.get("lowerCircuit")),
+        upper_circuit=circuit_limit(data.get("upperCircuit")),
+        lower_circuit=circuit_limit(data.get("lowerCircuit")),
     )
 
 
@@ -358,7 +338,7 @@ def to_candle(record: Any, oi: int = 0) -> BrokerCandle:
         high=to_decimal(high),
         low=to_decimal(low),
         close=to_decimal(last),
-        volume=_int(volume),
+        volume=to_int(volume),
         oi=oi,
     )
 

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import http.cookiejar
 import logging
 import re
-import threading
-import time
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -47,6 +44,7 @@ from brokers.base import (
     split_range,
     to_decimal,
 )
+from brokers.common import Pacer, http_session
 from brokers.dhan import mapping
 from brokers.dhan.errors import NO_HOLDINGS, dhan_errors, error_from_dhan, parse_body
 from vocabulary import needs_price, needs_trigger
@@ -69,39 +67,6 @@ _CSV_CHUNK = 64 * 1024
 _ORDER_ID = re.compile(r"[0-9]{1,24}")
 _CLIENT_ID = re.compile(r"[0-9A-Za-z]{1,20}")
 _CORRELATION = re.compile(r"[^0-9A-Za-z _-]")
-
-
-class _Pacer:
-    """Spaces calls at least `1 / per_second` apart across every thread (0: unpaced)."""
-
-    def __init__(self, per_second: float):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            time.sleep(delay)
-
-
-def _http_session(pool_size: int) -> requests.Session:
-    # requests loads when a Dhan adapter is built, not when the registry discovers the class.
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # One session serves every user of this adapter: never carry a cookie from one to another.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
 
 
 def _order_id(orderid: str) -> str:
@@ -158,9 +123,9 @@ class DhanBroker(Broker):
         self.root = (root or DEFAULT_ROOT).rstrip("/")
         self.instruments_url = instruments_url or DEFAULT_INSTRUMENTS_URL
         self.timeout = timeout
-        self.http = _http_session(pool_size)
-        self.quote_pacer = _Pacer(quotes_per_second)
-        self.data_pacer = _Pacer(data_per_second)
+        self.http = http_session(pool_size)
+        self.quote_pacer = Pacer(quotes_per_second)
+        self.data_pacer = Pacer(data_per_second)
 
     def close(self) -> None:
         self.http.close()
@@ -507,7 +472,7 @@ class DhanClient(BrokerClient):
 
     @staticmethod
     def _rows(response: requests.Response) -> Iterator[dict[str, str]]:
-        import requests  # late: see _http_session
+        import requests  # late: see brokers.common.http_session
 
         try:
             response.encoding = "utf-8"

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from decimal import InvalidOperation
 from typing import Any
 
 from brokers.base import BrokerError, ErrorKind
+from brokers.common import requests_exceptions
 
 log = logging.getLogger("algobridge.broker")
 
@@ -108,13 +108,6 @@ def error_from_dhan(body: Any, status: int | None, operation: str, *, order_call
     return BrokerError(text, status=status, kind=kind)
 
 
-def _requests_exceptions() -> tuple[type[BaseException] | tuple[()], type[BaseException] | tuple[()]]:
-    module = sys.modules.get("requests.exceptions")
-    if module is None:
-        return (), ()
-    return module.Timeout, module.RequestException
-
-
 @contextmanager
 def dhan_errors(operation: str) -> Iterator[None]:
     """Translate what the HTTP layer raises, or an answer without the documented shape, inside the block."""
@@ -122,10 +115,10 @@ def dhan_errors(operation: str) -> Iterator[None]:
         yield
     except BrokerError:
         raise
-    except _requests_exceptions()[0] as exc:
+    except requests_exceptions()[0] as exc:
         log.warning("Dhan %s timed out (%s)", operation, type(exc).__name__)
         raise BrokerError("Dhan did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
-    except _requests_exceptions()[1] as exc:
+    except requests_exceptions()[1] as exc:
         log.warning("Dhan %s could not reach the broker (%s)", operation, type(exc).__name__)
         raise BrokerError("Could not reach Dhan", status=503, kind=ErrorKind.NETWORK) from exc
     except (KeyError, IndexError, TypeError, ValueError, InvalidOperation, ZeroDivisionError) as exc:

@@ -26,11 +26,11 @@ from brokers.base import (
     BrokerPosition,
     BrokerQuote,
     BrokerTrade,
-    DepthLevel,
     ErrorKind,
     exchange_time,
     to_decimal,
 )
+from brokers.common import kite_shaped_quote, to_int
 from vocabulary import OrderStatus, PriceType, Product
 
 log = logging.getLogger("algobridge.broker")
@@ -143,20 +143,14 @@ def _time(value: Any) -> dt.datetime | None:
     return moment
 
 
-def _int(value: Any) -> int:
-    if value is None or value == "":
-        return 0
-    return int(Decimal(str(value)))
-
-
 def to_order(row: Mapping[str, Any]) -> BrokerOrder:
     return BrokerOrder(
         orderid=str(row["orderId"]),
         symbol=str(row.get("tradingSymbol") or ""),
         exchange=exchange_of(row.get("exchangeSegment")),
         action=str(row.get("transactionType") or "").upper(),
-        quantity=_int(row.get("quantity")),
-        filled_quantity=_int(row.get("filledQty")),
+        quantity=to_int(row.get("quantity")),
+        filled_quantity=to_int(row.get("filledQty")),
         price=to_decimal(row.get("price")),
         average_price=to_decimal(row.get("averageTradedPrice")),
         trigger_price=to_decimal(row.get("triggerPrice")),
@@ -177,7 +171,7 @@ def to_trade(row: Mapping[str, Any]) -> BrokerTrade:
         symbol=str(row.get("tradingSymbol") or ""),
         exchange=exchange_of(row.get("exchangeSegment")),
         action=str(row.get("transactionType") or "").upper(),
-        quantity=_int(row.get("tradedQuantity")),
+        quantity=to_int(row.get("tradedQuantity")),
         average_price=to_decimal(row.get("tradedPrice")),
         product=product(row.get("productType")),
         timestamp=_time(row.get("exchangeTime")) or _time(row.get("createTime")),
@@ -187,7 +181,7 @@ def to_trade(row: Mapping[str, Any]) -> BrokerTrade:
 def to_position(row: Mapping[str, Any]) -> BrokerPosition:
     """Dhan's positions carry no last price: it follows from the unrealised profit (per unit of the net
     quantity, times the contract's multiplier) on top of the average of the open side."""
-    quantity = _int(row.get("netQty"))
+    quantity = to_int(row.get("netQty"))
     if quantity > 0:
         average = to_decimal(row.get("buyAvg"))
     elif quantity < 0:
@@ -215,7 +209,7 @@ def to_position(row: Mapping[str, Any]) -> BrokerPosition:
 def to_holding(row: Mapping[str, Any]) -> BrokerHolding:
     """Dhan lists a holding once for the account (`exchange` "ALL"); we show it on NSE unless it is BSE's."""
     exchange = str(row.get("exchange") or "").upper()
-    quantity = _int(row.get("totalQty"))
+    quantity = to_int(row.get("totalQty"))
     average = to_decimal(row.get("avgCostPrice"))
     ltp = to_decimal(row.get("lastTradedPrice"))
     return BrokerHolding(
@@ -241,21 +235,6 @@ def to_funds(data: Mapping[str, Any]) -> BrokerFunds:
     )
 
 
-def _levels(levels: Any) -> tuple[DepthLevel, ...]:
-    # Dhan sends five levels a side, best first, padding the empty ones with zeros.
-    result = []
-    for level in levels or ():
-        price = to_decimal(level.get("price"))
-        if price > 0:
-            result.append(DepthLevel(price, _int(level.get("quantity")), _int(level.get("orders"))))
-    return tuple(result)
-
-
-def _limit(value: Any) -> Decimal | None:
-    price = to_decimal(value)
-    return price if price > 0 else None
-
-
 def _quote_time(value: Any) -> dt.datetime | None:
     # The quote's last_trade_time is "dd/mm/yyyy HH:MM:SS" (IST).
     if not value:
@@ -268,28 +247,7 @@ def _quote_time(value: Any) -> dt.datetime | None:
 
 
 def to_quote(data: Mapping[str, Any]) -> BrokerQuote:
-    ohlc = data.get("ohlc") or {}
-    depth = data.get("depth") or {}
-    bids, asks = _levels(depth.get("buy")), _levels(depth.get("sell"))
-    return BrokerQuote(
-        open=to_decimal(ohlc.get("open")),
-        high=to_decimal(ohlc.get("high")),
-        low=to_decimal(ohlc.get("low")),
-        ltp=to_decimal(data.get("last_price")),
-        ask=asks[0].price if asks else Decimal(0),
-        bid=bids[0].price if bids else Decimal(0),
-        prev_close=to_decimal(ohlc.get("close")),
-        volume=_int(data.get("volume")),
-        oi=_int(data.get("oi")),
-        timestamp=_quote_time(data.get("last_trade_time")),
-        ltq=_int(data.get("last_quantity")),
-        total_buy_quantity=_int(data.get("buy_quantity")),
-        total_sell_quantity=_int(data.get("sell_quantity")),
-        bids=bids,
-        asks=asks,
-        upper_circuit=_limit(data.get("upper_circuit_limit")),
-        lower_circuit=_limit(data.get("lower_circuit_limit")),
-    )
+    return kite_shaped_quote(data, _quote_time(data.get("last_trade_time")))
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -333,8 +291,8 @@ def to_candles(data: Mapping[str, Any]) -> list[BrokerCandle]:
     for n, stamp in enumerate(stamps):
         moment = dt.datetime.fromtimestamp(float(stamp), DHAN_TZ)
         candles.append(BrokerCandle(timestamp=moment, open=to_decimal(opens[n]), high=to_decimal(highs[n]),
-                                    low=to_decimal(lows[n]), close=to_decimal(closes[n]), volume=_int(volumes[n]),
-                                    oi=_int(ois[n]) if n < len(ois) else 0))
+                                    low=to_decimal(lows[n]), close=to_decimal(closes[n]), volume=to_int(volumes[n]),
+                                    oi=to_int(ois[n]) if n < len(ois) else 0))
     return candles
 
 

@@ -14,11 +14,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import http.cookiejar
 import logging
 import re
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -50,6 +47,7 @@ from brokers.base import (
     split_range,
     to_decimal,
 )
+from brokers.common import Pacer, http_session
 from brokers.zerodha import mapping
 from brokers.zerodha.errors import error_from_kite, kite_errors
 from vocabulary import PriceType, needs_price, needs_trigger
@@ -102,40 +100,6 @@ def _order_id(orderid: str) -> str:
     return orderid
 
 
-class _Pacer:
-    """Spaces calls at least `interval` seconds apart across every thread, so a long history asked
-    in pieces stays under Kite's rate limit instead of meeting a 429 half-way."""
-
-    def __init__(self, per_second: float):
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._lock = threading.Lock()
-        self._next = 0.0
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            time.sleep(delay)
-
-
-def _http_session(pool_size: int) -> requests.Session:
-    # requests and kiteconnect load when a Zerodha session is first used, not at every start (memory budget)
-    import requests
-    from requests.adapters import HTTPAdapter
-
-    session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    # One session serves every user of this adapter: never carry a cookie from one to another.
-    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
-    return session
-
-
 class ZerodhaBroker(Broker):
     name = "zerodha"
     display_name = "Zerodha (Kite Connect)"
@@ -178,8 +142,8 @@ class ZerodhaBroker(Broker):
         self._login_url = login_url or DEFAULT_LOGIN_URL
         self.timeout = timeout
         self.market_protection = to_decimal(market_protection)
-        self.http = _http_session(pool_size)
-        self.history_pacer = _Pacer(history_per_second)
+        self.http = http_session(pool_size)
+        self.history_pacer = Pacer(history_per_second)
         self.ticker_root = ticker_root or DEFAULT_TICKER_ROOT
 
     def close(self) -> None:
@@ -187,7 +151,7 @@ class ZerodhaBroker(Broker):
 
     def kite(self, access_token: str | None = None) -> KiteConnect:
         """A Kite client on the adapter's shared HTTP session."""
-        from kiteconnect import KiteConnect  # late: see _http_session
+        from kiteconnect import KiteConnect  # late: see brokers.common.http_session
 
         kite = KiteConnect(self.api_key, access_token=access_token, root=self.root, timeout=self.timeout)
         kite.reqsession = self.http
@@ -468,7 +432,7 @@ class KiteClient(BrokerClient):
 
     @staticmethod
     def _csv_rows(response: requests.Response) -> Iterator[dict[str, str]]:
-        import requests  # late: see _http_session
+        import requests  # late: see brokers.common.http_session
 
         try:
             response.encoding = "utf-8"

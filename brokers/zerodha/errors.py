@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from decimal import InvalidOperation
 
 from brokers.base import BrokerError, ErrorKind
+from brokers.common import requests_exceptions
 
 log = logging.getLogger("algobridge.broker")
 
@@ -68,13 +69,6 @@ def _kite_exception() -> type[BaseException] | tuple[()]:
     return module.KiteException if module is not None else ()
 
 
-def _requests_exceptions() -> tuple[type[BaseException] | tuple[()], type[BaseException] | tuple[()]]:
-    module = sys.modules.get("requests.exceptions")
-    if module is None:
-        return (), ()
-    return module.Timeout, module.RequestException
-
-
 @contextmanager
 def kite_errors(operation: str, *, order_call: bool = False) -> Iterator[None]:
     """Translate whatever the Kite client raises inside the block into a BrokerError."""
@@ -86,10 +80,10 @@ def kite_errors(operation: str, *, order_call: bool = False) -> Iterator[None]:
         raise error_from_kite(
             type(exc).__name__, str(exc), getattr(exc, "code", None), operation, order_call=order_call
         ) from exc
-    except _requests_exceptions()[0] as exc:
+    except requests_exceptions()[0] as exc:
         log.warning("Zerodha %s timed out (%s)", operation, type(exc).__name__)
         raise BrokerError("Zerodha did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
-    except _requests_exceptions()[1] as exc:
+    except requests_exceptions()[1] as exc:
         log.warning("Zerodha %s could not reach the broker (%s)", operation, type(exc).__name__)
         raise BrokerError("Could not reach Zerodha", status=503, kind=ErrorKind.NETWORK) from exc
     except (KeyError, IndexError, TypeError, ValueError, InvalidOperation) as exc:

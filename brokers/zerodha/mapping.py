@@ -24,11 +24,11 @@ from brokers.base import (
     BrokerProfile,
     BrokerQuote,
     BrokerTrade,
-    DepthLevel,
     MarginOrder,
     exchange_time,
     to_decimal,
 )
+from brokers.common import kite_shaped_quote, to_int
 from vocabulary import OrderStatus, PriceType, Product
 
 log = logging.getLogger("algobridge.broker")
@@ -101,20 +101,14 @@ def _time(value: Any) -> dt.datetime | None:
         return None
 
 
-def _int(value: Any) -> int:
-    if value is None or value == "":
-        return 0
-    return int(value)
-
-
 def to_order(row: Mapping[str, Any]) -> BrokerOrder:
     return BrokerOrder(
         orderid=str(row["order_id"]),
         symbol=row["tradingsymbol"],
         exchange=row["exchange"],
         action=str(row["transaction_type"]).upper(),
-        quantity=_int(row.get("quantity")),
-        filled_quantity=_int(row.get("filled_quantity")),
+        quantity=to_int(row.get("quantity")),
+        filled_quantity=to_int(row.get("filled_quantity")),
         price=to_decimal(row.get("price")),
         average_price=to_decimal(row.get("average_price")),
         trigger_price=to_decimal(row.get("trigger_price")),
@@ -135,7 +129,7 @@ def to_trade(row: Mapping[str, Any]) -> BrokerTrade:
         symbol=row["tradingsymbol"],
         exchange=row["exchange"],
         action=str(row["transaction_type"]).upper(),
-        quantity=_int(row.get("quantity")),
+        quantity=to_int(row.get("quantity")),
         average_price=to_decimal(row.get("average_price")),
         product=product(row.get("product")),
         # A trade's order_timestamp is a bare time of day; the fill time is the one that matters.
@@ -148,7 +142,7 @@ def to_position(row: Mapping[str, Any]) -> BrokerPosition:
         symbol=row["tradingsymbol"],
         exchange=row["exchange"],
         product=product(row.get("product")),
-        quantity=_int(row.get("quantity")),
+        quantity=to_int(row.get("quantity")),
         average_price=to_decimal(row.get("average_price")),
         ltp=to_decimal(row.get("last_price")),
         pnl=to_decimal(row.get("pnl")),
@@ -162,7 +156,7 @@ def to_holding(row: Mapping[str, Any]) -> BrokerHolding:
         symbol=row["tradingsymbol"],
         exchange=row["exchange"],
         product=product(row.get("product") or "CNC"),
-        quantity=_int(row.get("quantity")),  # Kite's net quantity: settled plus T1
+        quantity=to_int(row.get("quantity")),  # Kite's net quantity: settled plus T1
         average_price=to_decimal(row.get("average_price")),
         ltp=to_decimal(row.get("last_price")),
         pnl=to_decimal(row.get("pnl")),
@@ -186,45 +180,8 @@ def to_funds(margins: Mapping[str, Any]) -> BrokerFunds:
     return BrokerFunds(**total)
 
 
-def _levels(levels: Any) -> tuple[DepthLevel, ...]:
-    # Kite sends five levels a side, best first, and pads the empty ones with zeros.
-    result = []
-    for level in levels or ():
-        price = to_decimal(level.get("price"))
-        if price > 0:
-            result.append(DepthLevel(price, _int(level.get("quantity")), _int(level.get("orders"))))
-    return tuple(result)
-
-
-def _limit(value: Any) -> Decimal | None:
-    # Indices and some contracts have no circuit limits; Kite sends 0 for them.
-    price = to_decimal(value)
-    return price if price > 0 else None
-
-
 def to_quote(data: Mapping[str, Any]) -> BrokerQuote:
-    ohlc = data.get("ohlc") or {}
-    depth = data.get("depth") or {}
-    bids, asks = _levels(depth.get("buy")), _levels(depth.get("sell"))
-    return BrokerQuote(
-        open=to_decimal(ohlc.get("open")),
-        high=to_decimal(ohlc.get("high")),
-        low=to_decimal(ohlc.get("low")),
-        ltp=to_decimal(data.get("last_price")),
-        ask=asks[0].price if asks else Decimal(0),
-        bid=bids[0].price if bids else Decimal(0),
-        prev_close=to_decimal(ohlc.get("close")),
-        volume=_int(data.get("volume")),
-        oi=_int(data.get("oi")),
-        timestamp=_time(data.get("timestamp")),
-        ltq=_int(data.get("last_quantity")),
-        total_buy_quantity=_int(data.get("buy_quantity")),
-        total_sell_quantity=_int(data.get("sell_quantity")),
-        bids=bids,
-        asks=asks,
-        upper_circuit=_limit(data.get("upper_circuit_limit")),
-        lower_circuit=_limit(data.get("lower_circuit_limit")),
-    )
+    return kite_shaped_quote(data, _time(data.get("timestamp")))
 
 
 # -- history ---------------------------------------------------------------------------------------
@@ -264,8 +221,8 @@ def to_candle(record: Mapping[str, Any]) -> BrokerCandle:
         high=to_decimal(record["high"]),
         low=to_decimal(record["low"]),
         close=to_decimal(record["close"]),
-        volume=_int(record.get("volume")),
-        oi=_int(record.get("oi")),
+        volume=to_int(record.get("volume")),
+        oi=to_int(record.get("oi")),
     )
 
 
