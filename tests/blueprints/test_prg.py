@@ -18,23 +18,18 @@ from database.auth_db import ApiKey
 from database.enums import Role
 from database.strategy_db import Strategy, StrategySymbolMapping
 from database.user_db import User
-from extensions import limiter
 from services.market import calendar, master_contract, symbol_index
-from tests.helpers.accounts import login, make_user, post_form, use_test_hasher
+from tests.helpers.accounts import pages_env, post_form, sign_in
 
 
 @pytest.fixture(autouse=True)
 def _env(app, monkeypatch):
-    use_test_hasher(monkeypatch)
-    limiter.reset()
-    yield
-    limiter.reset()
+    yield from pages_env(monkeypatch)
 
 
 def signed_in(app, username: str, role: Role = Role.TRADER):
-    make_user(username, role)
     client = app.test_client()
-    assert login(client, username).status_code == 302
+    sign_in(client, username, role)
     return client
 
 

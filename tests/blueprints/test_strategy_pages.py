@@ -12,30 +12,19 @@ from database import db
 from database.audit_db import AuditEvent
 from database.enums import Role
 from database.strategy_db import Strategy, StrategySymbolMapping
-from extensions import limiter
-from services.market import master_contract, symbol_index
-from tests.helpers.accounts import csrf_token, login, make_user, post_form, use_test_hasher
+from services.market import symbol_index
+from tests.helpers.accounts import csrf_token, pages_env, post_form, sign_in
+from tests.helpers.api import load_symbols
 
 
 @pytest.fixture(autouse=True)
 def _env(app, monkeypatch):
-    use_test_hasher(monkeypatch)
-    limiter.reset()
-    yield
-    limiter.reset()
+    yield from pages_env(monkeypatch)
 
 
 @pytest.fixture
 def symbols(app):
-    master_contract.ensure_sample_contract(rows=2000)
-    symbol_index.reload()
-
-
-def signed_in(client, username="trader1", role=Role.TRADER):
-    user = make_user(username, role)
-    resp = login(client, username)
-    assert resp.status_code == 302, resp.get_data(as_text=True)
-    return user
+    load_symbols()
 
 
 def strategies_of(user_id: int) -> list[Strategy]:
@@ -65,7 +54,7 @@ def shown_webhook_id(resp, path: str = "strategy") -> str:
 
 
 def test_create_shows_the_webhook_url_once_and_a_tradingview_alert(client):
-    user = signed_in(client)
+    user = sign_in(client)
     resp = create(client)
     assert resp.status_code == 200  # the page the creation redirected to (POST/redirect/GET) shows the URL once
     assert resp.headers["Cache-Control"] == "no-store"
@@ -95,7 +84,7 @@ def test_create_shows_the_webhook_url_once_and_a_tradingview_alert(client):
 
 
 def test_both_mode_alert_has_position_size_and_chartink_gets_its_own_url(client):
-    user = signed_in(client)
+    user = sign_in(client)
     create(client, name="Both ways", mode="BOTH")
     shown = create(client, name="Scanner", platform="chartink", mode="LONG")
     webhook_id = shown_webhook_id(shown, "chartink")
@@ -122,7 +111,7 @@ def test_both_mode_alert_has_position_size_and_chartink_gets_its_own_url(client)
     ],
 )
 def test_invalid_strategy_forms_are_refused_with_a_message(client, overrides, message):
-    user = signed_in(client)
+    user = sign_in(client)
     resp = create(client, **overrides)
     assert resp.status_code == 400
     assert message in resp.get_data(as_text=True)
@@ -130,7 +119,7 @@ def test_invalid_strategy_forms_are_refused_with_a_message(client, overrides, me
 
 
 def test_positional_strategy_needs_no_hours_and_names_are_unique_per_user(client):
-    user = signed_in(client)
+    user = sign_in(client)
     data = {k: v for k, v in NEW.items() if k != "is_intraday"}
     assert post_form(client, "/strategy/new", data).status_code == 302
     (s,) = strategies_of(user.id)
@@ -143,7 +132,7 @@ def test_positional_strategy_needs_no_hours_and_names_are_unique_per_user(client
 
 
 def test_edit_activate_deactivate_and_delete_with_confirmation(client):
-    user = signed_in(client)
+    user = sign_in(client)
     create(client)
     (s,) = strategies_of(user.id)
     sid = s.id
@@ -192,7 +181,7 @@ def test_edit_activate_deactivate_and_delete_with_confirmation(client):
 
 
 def test_actions_without_a_csrf_token_are_refused(client):
-    user = signed_in(client)
+    user = sign_in(client)
     create(client)
     (s,) = strategies_of(user.id)
     assert client.post(f"/strategy/{s.id}/delete").status_code == 400
@@ -208,7 +197,7 @@ def mappings_of(strategy_id: int) -> list[tuple]:
 
 
 def test_symbol_mappings_are_checked_against_the_symbol_master(client, symbols):
-    user = signed_in(client)
+    user = sign_in(client)
     create(client)
     (s,) = strategies_of(user.id)
     view = f"/strategy/{s.id}"
@@ -256,7 +245,7 @@ def test_symbol_mappings_are_checked_against_the_symbol_master(client, symbols):
 
 def test_other_users_strategies_are_not_found(app, symbols):
     owner_client, other_client = app.test_client(), app.test_client()
-    owner = signed_in(owner_client, "owner1")
+    owner = sign_in(owner_client, "owner1")
     webhook_id = shown_webhook_id(create(owner_client))
     (s,) = strategies_of(owner.id)
     view = f"/strategy/{s.id}"
@@ -264,7 +253,7 @@ def test_other_users_strategies_are_not_found(app, symbols):
                                                  "product": "MIS"}, form_url=view)
     (mapping_id,) = [m.id for m in db.session.scalars(select(StrategySymbolMapping))]
 
-    signed_in(other_client, "admin2", Role.ADMIN)  # not even an admin sees another user's strategies
+    sign_in(other_client, "admin2", Role.ADMIN)  # not even an admin sees another user's strategies
     assert "Nifty breakout" not in other_client.get("/strategy").get_data(as_text=True)
     assert webhook_id[:6] not in other_client.get("/strategy").get_data(as_text=True)
     for url in (view, f"{view}/edit", f"{view}/delete"):
@@ -281,8 +270,8 @@ def test_other_users_strategies_are_not_found(app, symbols):
 
 def test_viewers_can_look_but_not_change(app, client):
     trader_client = app.test_client()
-    signed_in(trader_client, "trader9")
-    viewer = signed_in(client, "viewer1", Role.VIEWER)
+    sign_in(trader_client, "trader9")
+    viewer = sign_in(client, "viewer1", Role.VIEWER)
     assert client.get("/strategy").status_code == 200
     assert "New strategy" not in client.get("/strategy").get_data(as_text=True)
     assert client.get("/strategy/new").status_code == 403
@@ -308,7 +297,7 @@ def test_anonymous_visitors_go_to_sign_in(client):
     ("NOPE", "09:15", "15:00", "15:15"),        # not an exchange: NSE's
 ])
 def test_a_new_strategy_defaults_to_its_exchanges_session(client, hours, start, end, squareoff):
-    signed_in(client)
+    sign_in(client)
     html = client.get("/strategy/new" + (f"?hours={hours}" if hours else "")).get_data(as_text=True)
     for name, value in (("start_time", start), ("end_time", end), ("squareoff_time", squareoff)):
         assert re.search(rf'name="{name}"[^>]*value="{value}"', html), (name, value)

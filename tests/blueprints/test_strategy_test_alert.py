@@ -14,32 +14,21 @@ from database import db
 from database.enums import Role
 from database.order_db import Order, Signal
 from database.strategy_db import Strategy
-from extensions import limiter
 from services.accounts import settings as user_settings
-from services.market import master_contract, symbol_index
 from services.strategies import webhooks
-from tests.helpers.accounts import login, make_user, post_form, use_test_hasher
+from tests.helpers.accounts import pages_env, post_form, sign_in
+from tests.helpers.api import load_symbols
 from tests.helpers.clock import local
 
 
 @pytest.fixture(autouse=True)
 def _env(app, monkeypatch):
-    use_test_hasher(monkeypatch)
-    limiter.reset()
-    yield
-    limiter.reset()
+    yield from pages_env(monkeypatch)
 
 
 @pytest.fixture
 def symbols(app):
-    master_contract.ensure_sample_contract(rows=2000)
-    symbol_index.reload()
-
-
-def signed_in(client, username="trader1", role=Role.TRADER):
-    user = make_user(username, role)
-    assert login(client, username).status_code == 302
-    return user
+    load_symbols()
 
 
 STRATEGY = {"name": "Test me", "platform": "tradingview", "mode": "LONG", "start_time": "09:20", "end_time": "15:00",
@@ -71,7 +60,7 @@ def send_test(client, sid: int):
 
 
 def test_a_test_alert_places_an_analyze_order_even_in_live_mode(app, client, symbols):
-    user = signed_in(client)
+    user = sign_in(client)
     sid = new_strategy(client, user)
     user_settings.set_analyze(user.id, False)  # live mode, without a broker: a real alert would be refused
     page = send_test(client, sid)
@@ -87,7 +76,7 @@ def test_a_test_alert_places_an_analyze_order_even_in_live_mode(app, client, sym
 
 
 def test_refusals_are_shown_with_their_message(app, client, symbols, monkeypatch):
-    user = signed_in(client)
+    user = sign_in(client)
     sid = new_strategy(client, user, mapped=False)
     page = html.unescape(client.get(f"/strategy/{sid}").get_data(as_text=True))
     assert "Map a symbol below first" in page
@@ -113,13 +102,13 @@ def test_refusals_are_shown_with_their_message(app, client, symbols, monkeypatch
 
 
 def test_a_viewer_cannot_send_one_and_nobody_sends_another_users(app, client, symbols):
-    owner = signed_in(client, "owner1")
+    owner = sign_in(client, "owner1")
     sid = new_strategy(client, owner)
     other = app.test_client()
-    signed_in(other, "viewer1", Role.VIEWER)
+    sign_in(other, "viewer1", Role.VIEWER)
     assert post_form(other, f"/strategy/{sid}/test-alert", form_url="/settings").status_code == 403
     third = app.test_client()
-    signed_in(third, "trader2")
+    sign_in(third, "trader2")
     assert post_form(third, f"/strategy/{sid}/test-alert", form_url="/settings").status_code == 404
     db.session.rollback()
     assert db.session.scalars(select(Signal)).all() == []
@@ -132,7 +121,7 @@ def webhook_url_shown(page: str) -> str:
 
 
 def test_webhook_urls_use_public_url_and_warn_on_loopback(app, client, monkeypatch):
-    user = signed_in(client)
+    user = sign_in(client)
     resp = post_form(client, "/strategy/new", STRATEGY, follow_redirects=True)
     page = html.unescape(resp.get_data(as_text=True))
     # no PUBLIC_URL: the address the page was opened at (the test client's http://localhost), a loopback one
@@ -168,7 +157,7 @@ def test_the_loopback_check():
 
 
 def test_sample_alerts_follow_the_platform_and_mode(app, client, symbols):
-    user = signed_in(client)
+    user = sign_in(client)
     new_strategy(client, user, name="Both", mode="BOTH")
     db.session.rollback()
     (both,) = db.session.scalars(select(Strategy).where(Strategy.name == "Both"))

@@ -13,9 +13,8 @@ from sqlalchemy import select
 from database import db
 from database.enums import Role
 from database.user_db import LoginAttempt
-from extensions import limiter
 from services.accounts import two_factor
-from tests.helpers.accounts import PASSWORD, csrf_token, login, logout, make_user, post_form, use_test_hasher
+from tests.helpers.accounts import PASSWORD, csrf_token, login, logout, make_user, pages_env, post_form
 from tests.helpers.clock import Clock
 
 
@@ -28,10 +27,7 @@ def clock(app, monkeypatch):
 
 @pytest.fixture(autouse=True)
 def _env(app, monkeypatch):
-    use_test_hasher(monkeypatch)
-    limiter.reset()
-    yield
-    limiter.reset()
+    yield from pages_env(monkeypatch)
 
 
 def enrol(client, clock) -> tuple[str, list[str]]:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from brokers.base import BrokerError, ErrorKind, MarginOrder, OrderRequest
+from brokers.base import BrokerError, DepthLevel, ErrorKind, MarginOrder, OrderRequest
 from brokers.dhan import DhanBroker, DhanClient, mapping
 from brokers.registry import get_broker_class
 from services.market import master_contract
@@ -292,7 +292,7 @@ def test_quotes_and_depth_by_segment_and_security_id(client, dhan):
     assert quotes[("NSE", "NIFTY")].ltp == Decimal("24000.0")
     infy = quotes[("NSE", "INFY")]
     assert len(infy.bids) == len(infy.asks) == 5
-    assert infy.bids[0] == mapping.DepthLevel(Decimal("1500.45"), 100, 3)
+    assert infy.bids[0] == DepthLevel(Decimal("1500.45"), 100, 3)
     assert infy.bid == Decimal("1500.45")
     assert infy.ask == Decimal("1500.55")
     assert (infy.prev_close, infy.volume, infy.ltq, infy.total_buy_quantity) == (Decimal("1495.5"), 123456, 5, 4000)

@@ -20,21 +20,15 @@ Skipped only when /usr/bin/chromium is missing outside CI (as tests/browser/test
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, require_chromium
+from tests.helpers.browser import ROOT, chromium, require_chromium, web_server
 
-ROOT = Path(__file__).resolve().parents[2]
 AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
 USERNAME, PASSWORD = "owner", "browser-test-pass"
 TIMEOUT_MS = 15_000
@@ -42,7 +36,6 @@ WIDTHS = (1366, 1920, 390)
 HEIGHT = 900
 
 require_chromium()
-from playwright.sync_api import sync_playwright  # noqa: E402 - only once the browser is known to be there
 
 # An API key and a strategy for the signed-up owner, written in the instance's database beside the server.
 SEED = """
@@ -102,53 +95,12 @@ CELLS_JS = """(orderid) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    """`python app.py` (gunicorn, the embedded SQLite default) on a free port, on a fresh instance; yields
-    (base URL, the environment, for the seed script)."""
-    instance = tmp_path / "instance"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update({
-        "INSTANCE_PATH": str(instance), "DATABASE_URL": f"sqlite:///{instance / 'algobridge.db'}",
-        "AUTO_MIGRATE": "true", "SAMPLE_CONTRACT": "true", "SCHEDULER_ENABLED": "false",
-        "REDIS_URL": "", "ANALYZE_MARKET_HOURS": "always",  # orders fill at any hour
-        "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": "1", "WEB_THREADS": "4", "LOG_LEVEL": "WARNING",
-        "SECRET_KEY": secrets.token_urlsafe(48), "API_KEY_PEPPER": secrets.token_urlsafe(48),
-        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-    })
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,  # noqa: S603
-                                stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 45
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code in (200, 503):
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer in 45 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield base, env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    """`python app.py` on a free port, on a fresh instance; yields (base URL, the environment, for the seed
+    script)."""
+    with web_server(tmp_path, SCHEDULER_ENABLED="false") as running:
+        yield running
 
 
 @pytest.fixture
@@ -222,80 +174,74 @@ def sign_in(page, base: str) -> None:
 
 
 def test_every_page_fits_reads_and_passes_axe(server, shots):
-    if IN_CI and not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing in CI: scripts/test.sh should have installed it")
     base, env = server
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            contexts = {theme: browser.new_context(viewport={"width": WIDTHS[0], "height": HEIGHT}, color_scheme=theme)
-                        for theme in ("light", "dark")}
-            views = {}
-            for theme, context in contexts.items():
-                page = context.new_page()
-                page.set_default_timeout(TIMEOUT_MS)
-                views[theme] = Pages(page, theme, base, shots, problems)
+    with chromium() as browser:
+        contexts = {theme: browser.new_context(viewport={"width": WIDTHS[0], "height": HEIGHT}, color_scheme=theme)
+                    for theme in ("light", "dark")}
+        views = {}
+        for theme, context in contexts.items():
+            page = context.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            views[theme] = Pages(page, theme, base, shots, problems)
 
-            # Before anyone signed up: the setup page, in both themes; the light one signs the owner up.
+        # Before anyone signed up: the setup page, in both themes; the light one signs the owner up.
+        for view in views.values():
+            view.visit("setup", "/setup", nav=False)
+        light = views["light"].page
+        light.fill("input[name=username]", USERNAME)
+        light.fill("input[name=password]", PASSWORD)
+        light.fill("input[name=confirm]", PASSWORD)
+        light.click("main button[type=submit]")
+        light.wait_for_url(f"{base}/dashboard")
+        views["dark"].visit("login", "/auth/login", nav=False)
+        sign_in(views["dark"].page, base)
+
+        # The theme button: dark, kept in a cookie the server renders from, then light again.
+        toggle_theme(light, base)
+        open_menus(light)
+        # static/js/format.js writes money and moments as the pages' filters do.
+        assert light.evaluate("() => [Algobridge.inr(-12345678.9), Algobridge.inr(0.004), Algobridge.inr(null),"
+                              " Algobridge.inr(42, {plus: true}), Algobridge.inr(1234.5, {sign: false}),"
+                              " Algobridge.xtime(Date.UTC(2026, 11, 7, 8, 35, 9)),"
+                              " Algobridge.xtime(Date.UTC(2026, 11, 7, 8, 35, 9), 'hm')]") == [
+            "-₹1,23,45,678.90", "₹0.00", "–", "+₹42.00", "1,234.50", "07 Dec 14:05:09 IST", "14:05 IST"]
+
+        data = seed(env)
+        key = data["key"]
+        opened = place(base, key, pricetype="LIMIT", price="1")
+        assert opened["status"] == "success", opened
+        refused = place(base, key, quantity=10_000_000)  # far beyond the paper account's funds: rejected
+        assert refused["status"] == "error", refused
+        book = requests.post(f"{base}/api/v1/orderbook", json={"apikey": key}, timeout=10).json()
+        rejected = next(o for o in book["data"]["orders"] if o["order_status"] == "rejected")
+        for order in ({"quantity": 10}, {"action": "SELL", "quantity": 5}, {"symbol": "TCS", "quantity": 2}):
+            filled = place(base, key, **order)
+            assert filled["status"] == "success", filled
+
+        pages = [
+            ("dashboard", "/dashboard"), ("orderbook", "/orderbook"), ("tradebook", "/tradebook"),
+            ("positions", "/positions"), ("holdings", "/holdings"), ("roundtrips", "/roundtrips"),
+            ("broker", "/broker"), ("apikey", "/apikey"), ("strategies", "/strategy"),
+            ("strategy-new", "/strategy/new"), ("strategy-view", f"/strategy/{data['strategy']}"),
+            ("symbols", "/symbols"), ("history", "/history"), ("option-chain", "/options/chain"),
+            ("calendar", "/calendar"), ("settings", "/settings"), ("users", "/users"),
+            ("user-new", "/users/new"), ("logs-api", "/logs/api"), ("logs-traffic", "/logs/traffic"),
+            ("logs-latency", "/logs/latency"), ("logs-system", "/logs/system"),
+            ("logs-alerts", "/logs/alerts?state=all"), ("logs-audit", "/logs/audit"),
+            ("two-factor-setup", "/auth/two-factor/setup"),
+            ("modify-order", f"/orderbook/{opened['orderid']}/modify"),
+        ]
+        for name, path in pages:
             for view in views.values():
-                view.visit("setup", "/setup", nav=False)
-            light = views["light"].page
-            light.fill("input[name=username]", USERNAME)
-            light.fill("input[name=password]", PASSWORD)
-            light.fill("input[name=confirm]", PASSWORD)
-            light.click("main button[type=submit]")
-            light.wait_for_url(f"{base}/dashboard")
-            views["dark"].visit("login", "/auth/login", nav=False)
-            sign_in(views["dark"].page, base)
+                view.visit(name, path)
+                if name == "orderbook":
+                    check_order_book(view, opened["orderid"], rejected["orderid"])
 
-            # The theme button: dark, kept in a cookie the server renders from, then light again.
-            toggle_theme(light, base)
-            open_menus(light)
-            # static/js/format.js writes money and moments as the pages' filters do.
-            assert light.evaluate("() => [Algobridge.inr(-12345678.9), Algobridge.inr(0.004), Algobridge.inr(null),"
-                                  " Algobridge.inr(42, {plus: true}), Algobridge.inr(1234.5, {sign: false}),"
-                                  " Algobridge.xtime(Date.UTC(2026, 11, 7, 8, 35, 9)),"
-                                  " Algobridge.xtime(Date.UTC(2026, 11, 7, 8, 35, 9), 'hm')]") == [
-                "-₹1,23,45,678.90", "₹0.00", "–", "+₹42.00", "1,234.50", "07 Dec 14:05:09 IST", "14:05 IST"]
-
-            data = seed(env)
-            key = data["key"]
-            opened = place(base, key, pricetype="LIMIT", price="1")
-            assert opened["status"] == "success", opened
-            refused = place(base, key, quantity=10_000_000)  # far beyond the paper account's funds: rejected
-            assert refused["status"] == "error", refused
-            book = requests.post(f"{base}/api/v1/orderbook", json={"apikey": key}, timeout=10).json()
-            rejected = next(o for o in book["data"]["orders"] if o["order_status"] == "rejected")
-            for order in ({"quantity": 10}, {"action": "SELL", "quantity": 5}, {"symbol": "TCS", "quantity": 2}):
-                filled = place(base, key, **order)
-                assert filled["status"] == "success", filled
-
-            pages = [
-                ("dashboard", "/dashboard"), ("orderbook", "/orderbook"), ("tradebook", "/tradebook"),
-                ("positions", "/positions"), ("holdings", "/holdings"), ("roundtrips", "/roundtrips"),
-                ("broker", "/broker"), ("apikey", "/apikey"), ("strategies", "/strategy"),
-                ("strategy-new", "/strategy/new"), ("strategy-view", f"/strategy/{data['strategy']}"),
-                ("symbols", "/symbols"), ("history", "/history"), ("option-chain", "/options/chain"),
-                ("calendar", "/calendar"), ("settings", "/settings"), ("users", "/users"),
-                ("user-new", "/users/new"), ("logs-api", "/logs/api"), ("logs-traffic", "/logs/traffic"),
-                ("logs-latency", "/logs/latency"), ("logs-system", "/logs/system"),
-                ("logs-alerts", "/logs/alerts?state=all"), ("logs-audit", "/logs/audit"),
-                ("two-factor-setup", "/auth/two-factor/setup"),
-                ("modify-order", f"/orderbook/{opened['orderid']}/modify"),
-            ]
-            for name, path in pages:
-                for view in views.values():
-                    view.visit(name, path)
-                    if name == "orderbook":
-                        check_order_book(view, opened["orderid"], rejected["orderid"])
-
-            # Signed out: the sign-in page in the light theme too.
-            light.click("form.signout button")
-            light.wait_for_url("**/auth/login")
-            views["light"].check("login", nav=False)
-        finally:
-            browser.close()
+        # Signed out: the sign-in page in the light theme too.
+        light.click("form.signout button")
+        light.wait_for_url("**/auth/login")
+        views["light"].check("login", nav=False)
     assert not problems, "\n".join(problems)
 
 

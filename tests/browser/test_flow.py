@@ -11,26 +11,18 @@ Skipped only when /usr/bin/chromium is missing outside CI; in CI
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, require_chromium
+from tests.helpers.browser import chromium, require_chromium, web_server
 
-ROOT = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "owner", "browser-test-pass"
 TIMEOUT_MS = 15_000
 
 require_chromium()
-from playwright.sync_api import sync_playwright  # noqa: E402 - only once the browser is known to be there
 
 # Non-transparent pixels of a canvas (Chart.js draws into its 2d context).
 PAINTED_PIXELS_JS = """(id) => {
@@ -43,53 +35,11 @@ PAINTED_PIXELS_JS = """(id) => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def server(tmp_path):
-    """`python app.py` (gunicorn, the embedded SQLite default) on a free port, on a fresh instance."""
-    instance = tmp_path / "instance"
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update({
-        "INSTANCE_PATH": str(instance), "DATABASE_URL": f"sqlite:///{instance / 'algobridge.db'}",
-        "AUTO_MIGRATE": "true", "SAMPLE_CONTRACT": "true", "SCHEDULER_ENABLED": "true",
-        "SCHEDULER_INTERVAL": "1", "SNAPSHOT_INTERVAL": "1", "REDIS_URL": "",
-        "ANALYZE_MARKET_HOURS": "always",  # the flow runs at any hour  # snapshots for the equity curve
-        "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": "1", "WEB_THREADS": "4", "LOG_LEVEL": "WARNING",
-        "SECRET_KEY": secrets.token_urlsafe(48), "API_KEY_PEPPER": secrets.token_urlsafe(48),
-        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-    })
-    log_path = tmp_path / "server.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log_file,  # noqa: S603
-                                stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 45
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-            try:
-                if requests.get(f"{base}/health", timeout=2).status_code in (200, 503):
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer in 45 s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
+    """`python app.py` on a free port, on a fresh instance, snapshots every second for the equity curve."""
+    with web_server(tmp_path, SCHEDULER_ENABLED="true", SCHEDULER_INTERVAL="1", SNAPSHOT_INTERVAL="1") as (base, _):
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
 
 
 @pytest.fixture
@@ -101,16 +51,10 @@ def shots(tmp_path):
 
 
 def test_setup_order_cancel_latency_logout(server, shots):
-    if IN_CI and not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing in CI: scripts/test.sh should have installed it")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(TIMEOUT_MS)
-            run_flow(page, server, shots)
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(TIMEOUT_MS)
+        run_flow(page, server, shots)
 
 
 def run_flow(page, base: str, shots: Path) -> None:

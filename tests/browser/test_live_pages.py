@@ -17,22 +17,25 @@ feed package is not there to be run.
 from __future__ import annotations
 
 import importlib.util
-import os
-import secrets
-import socket
 import subprocess
 import sys
-import time
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 
-from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS, IN_CI, require_chromium
+from tests.helpers.browser import (
+    ROOT,
+    chromium,
+    free_port,
+    listening,
+    require_chromium,
+    start,
+    stop,
+    wait_until,
+    web_server,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 USERNAME, PASSWORD = "owner", "browser-test-pass"
 TIMEOUT_MS = 15_000
 OFF_MARKET = Decimal("7.35")  # how far from the simulator the stored quote the page renders is
@@ -40,7 +43,6 @@ OFF_MARKET = Decimal("7.35")  # how far from the simulator the stored quote the 
 require_chromium()
 if importlib.util.find_spec("feed") is None or importlib.util.find_spec("feed.__main__") is None:
     pytest.skip("the feed package (python -m feed) is not in this tree", allow_module_level=True)
-from playwright.sync_api import sync_playwright  # noqa: E402 - only once the browser is known to be there
 
 STORE_QUOTE = """
 import sys
@@ -54,91 +56,26 @@ with app.app_context(), unit_of_work():
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-
-
-def wait_until(ready, what: str, proc: subprocess.Popen, log_path: Path, seconds: float = 45) -> None:
-    deadline = time.monotonic() + seconds
-    while not ready():
-        if proc.poll() is not None:
-            pytest.fail(f"{what} exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} did not start in {seconds:.0f} s:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-
-
 @pytest.fixture
 def stack(tmp_path):
     """The web server and the feed on a fresh instance: (base URL, environment)."""
-    instance = tmp_path / "instance"
-    port, ws_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env.update({
-        "INSTANCE_PATH": str(instance), "DATABASE_URL": f"sqlite:///{instance / 'algobridge.db'}",
-        "AUTO_MIGRATE": "true", "SAMPLE_CONTRACT": "true", "SCHEDULER_ENABLED": "true", "REDIS_URL": "",
-        "ANALYZE_MARKET_HOURS": "always",  # ticks at any hour
-        "HOST": "127.0.0.1", "PORT": str(port), "WEB_WORKERS": "1", "WEB_THREADS": "4", "LOG_LEVEL": "WARNING",
-        "WEBSOCKET_HOST": "127.0.0.1", "WEBSOCKET_PORT": str(ws_port), "WEBSOCKET_WITH_WEB": "false",
-        "SECRET_KEY": secrets.token_urlsafe(48), "API_KEY_PEPPER": secrets.token_urlsafe(48),
-        "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-    })
-    base = f"http://127.0.0.1:{port}"
-    procs = []
-    try:
-        web_log = tmp_path / "web.log"
-        with open(web_log, "wb") as out:
-            web = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,  # noqa: S603
-                                   stdout=out, stderr=subprocess.STDOUT)
-        procs.append(web)
-
-        def web_ready() -> bool:
-            try:
-                return requests.get(f"{base}/health", timeout=2).status_code in (200, 503)
-            except requests.ConnectionError:
-                return False
-
-        wait_until(web_ready, "the web server", web, web_log)
+    ws_port = free_port()
+    with web_server(tmp_path, SCHEDULER_ENABLED="true", WEBSOCKET_HOST="127.0.0.1", WEBSOCKET_PORT=str(ws_port),
+                    WEBSOCKET_WITH_WEB="false") as (base, env):
         # After the web server: it migrated the database and loaded the sample contract the feed reads.
         feed_log = tmp_path / "feed.log"
-        with open(feed_log, "wb") as out:
-            feed = subprocess.Popen([sys.executable, "-m", "feed"], cwd=ROOT, env=env,  # noqa: S603
-                                    stdout=out, stderr=subprocess.STDOUT)
-        procs.append(feed)
-        wait_until(lambda: listening(ws_port), "the feed", feed, feed_log)
-        yield base, env
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+        feed = start(["-m", "feed"], env, feed_log)
+        try:
+            wait_until(lambda: listening(ws_port), "the feed", feed, feed_log)
+            yield base, env
+        finally:
+            stop(feed)
 
 
 @pytest.fixture
 def browser():
-    if IN_CI and not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(f"{CHROMIUM} is missing in CI: scripts/test.sh should have installed it")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as browser:
+        yield browser
 
 
 def api(base: str, name: str, **body) -> dict:

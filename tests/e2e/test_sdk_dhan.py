@@ -3,28 +3,16 @@ fake DhanHQ v2 server behind it): orders, books, funds, quotes, depth, margin, i
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 
 from tests.helpers import dhan as dhan_fixtures
 from tests.helpers import sdk
+from tests.helpers.clock import weekdays_back
 from tests.helpers.dhan import connect_dhan_with_contract
 from tests.helpers.sdk import ok, sdk_client
 
 server = sdk.server
 dhan = dhan_fixtures.dhan
-
-
-def _last_weekdays(n: int) -> tuple[str, str]:
-    end = dt.date.today() - dt.timedelta(days=1)
-    while end.weekday() >= 5:
-        end -= dt.timedelta(days=1)
-    start = end
-    while n > 1:
-        start -= dt.timedelta(days=1)
-        n -= start.weekday() < 5
-    return start.isoformat(), end.isoformat()
 
 
 def test_sdk_in_live_mode_on_dhan(server, dhan):
@@ -68,7 +56,7 @@ def test_sdk_in_live_mode_on_dhan(server, dhan):
     assert isinstance(frame, pd.DataFrame), frame
     assert {"NIFTY26DEC30FUT", "NIFTY26DEC3024000CE", "NIFTY26DEC3024000PE"} <= set(frame["symbol"])
 
-    start, end = _last_weekdays(2)
+    start, end = weekdays_back(2)
     candles = client.history(symbol="INFY", exchange="NSE", interval="5m", start_date=start, end_date=end)
     assert isinstance(candles, pd.DataFrame), candles
     assert len(candles) > 0

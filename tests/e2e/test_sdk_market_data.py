@@ -3,29 +3,17 @@ Algobridge on a real port: analyze mode on SQLite and PostgreSQL, and live mode 
 
 from __future__ import annotations
 
-import datetime as dt
-
 import pandas as pd
 import pytest
 
 from tests.helpers import live as live_fixtures
 from tests.helpers import sdk
+from tests.helpers.clock import weekdays_back
 from tests.helpers.live import connect_live_with_contract
 from tests.helpers.sdk import ok, sdk_client
 
 server = sdk.server
 kite = live_fixtures.kite
-
-
-def _weekdays_back(n: int) -> tuple[str, str]:
-    end = dt.date.today() - dt.timedelta(days=1)
-    while end.weekday() >= 5:
-        end -= dt.timedelta(days=1)
-    start = end
-    while n > 1:
-        start -= dt.timedelta(days=1)
-        n -= start.weekday() < 5
-    return start.isoformat(), end.isoformat()
 
 
 def check_market_data(client, *, analyze: bool) -> None:
@@ -55,7 +43,7 @@ def check_market_data(client, *, analyze: bool) -> None:
     assert "1m" in intervals["minutes"]
     assert "D" in intervals["days"]
 
-    start, end = _weekdays_back(2)
+    start, end = weekdays_back(2)
     candles = client.history(symbol="INFY", exchange="NSE", interval="5m", start_date=start, end_date=end)
     assert isinstance(candles, pd.DataFrame), candles
     assert len(candles) > 0

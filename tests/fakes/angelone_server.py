@@ -31,7 +31,7 @@ import threading
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,9 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.serving import RunningFake, running
 
 IST = ZoneInfo("Asia/Kolkata")
 API_KEY = "angelfakekey"
@@ -636,36 +637,16 @@ def candle_series(row: dict[str, str], minutes: int, start: dt.datetime, end: dt
     return out
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-class RunningAngel:
+class RunningAngel(RunningFake):
     """A FakeAngel served on 127.0.0.1 on a free port, in a background thread."""
 
+    fake: FakeAngel
+
     def __init__(self, fake: FakeAngel):
-        self.fake = fake
-        self._server = make_server("127.0.0.1", 0, fake, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        super().__init__(fake)
         self.instruments_url = self.url + INSTRUMENTS_PATH
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> RunningAngel:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
-@contextmanager
-def running_angel(**settings: Any) -> Iterator[RunningAngel]:
+def running_angel(**settings: Any) -> AbstractContextManager[RunningAngel]:
     """Serve a fresh FakeAngel(**settings) for the duration of the block."""
-    server = RunningAngel(FakeAngel(**settings)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(RunningAngel(FakeAngel(**settings)))

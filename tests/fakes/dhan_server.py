@@ -29,16 +29,17 @@ import os
 import secrets
 import threading
 from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.serving import RunningFake, running
 
 IST = ZoneInfo("Asia/Kolkata")
 CLIENT_ID = "1000000009"
@@ -640,36 +641,16 @@ def _append(out: dict[str, list[Any]], candle: tuple, with_oi: bool, seed: int) 
         out["open_interest"].append(1000000 + seed % 300000)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-class RunningDhan:
+class RunningDhan(RunningFake):
     """A FakeDhan served on 127.0.0.1 on a free port, in a background thread."""
 
+    fake: FakeDhan
+
     def __init__(self, fake: FakeDhan):
-        self.fake = fake
-        self._server = make_server("127.0.0.1", 0, fake, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        super().__init__(fake)
         self.instruments_url = self.url + INSTRUMENTS_PATH
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> RunningDhan:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
-@contextmanager
-def running_dhan(**settings: Any) -> Iterator[RunningDhan]:
+def running_dhan(**settings: Any) -> AbstractContextManager[RunningDhan]:
     """Serve a fresh FakeDhan(**settings) for the duration of the block."""
-    server = RunningDhan(FakeDhan(**settings)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(RunningDhan(FakeDhan(**settings)))

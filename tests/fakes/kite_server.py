@@ -31,7 +31,7 @@ import threading
 import zlib
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -39,8 +39,9 @@ from zoneinfo import ZoneInfo
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from tests.fakes.serving import RunningFake, running
 
 IST = ZoneInfo("Asia/Kolkata")
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -1010,37 +1011,16 @@ def candle_series(row: tuple[str, ...], minutes: int, start: dt.datetime, end: d
     return candles
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-
-class RunningKite:
+class RunningKite(RunningFake):
     """A FakeKite served on 127.0.0.1 on a free port, in a background thread."""
 
+    fake: FakeKite
+
     def __init__(self, fake: FakeKite):
-        self.fake = fake
-        self._server = make_server("127.0.0.1", 0, fake, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        super().__init__(fake)
         self.login_url = f"{self.url}/connect/login"
-        # A short poll interval: shutdown() waits for it, once per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self) -> RunningKite:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
 
-@contextmanager
-def running_kite(**settings: Any) -> Iterator[RunningKite]:
+def running_kite(**settings: Any) -> AbstractContextManager[RunningKite]:
     """Serve a fresh FakeKite(**settings) for the duration of the block."""
-    server = RunningKite(FakeKite(**settings)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    return running(RunningKite(FakeKite(**settings)))

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.serving import serving
+
 TOKEN = "123456:fake-bot-token"
 
 
@@ -168,13 +170,9 @@ def running_telegram(fake: FakeTelegram | None = None) -> Iterator[tuple[FakeTel
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.daemon_threads = True
     server.fake = fake  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-telegram",
-                              daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        for gate in list(fake.gates.values()):
-            gate.set()
-        server.shutdown()
-        server.server_close()
+    with serving(server, name="fake-telegram", poll_interval=0.05):
+        try:
+            yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            for gate in list(fake.gates.values()):
+                gate.set()

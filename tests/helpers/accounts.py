@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 from argon2 import PasswordHasher, profiles
 from flask.testing import FlaskClient
@@ -15,6 +16,7 @@ from flask.testing import FlaskClient
 from database import db
 from database.enums import Role
 from database.user_db import User
+from extensions import limiter
 
 PASSWORD = "correct-horse-battery"
 TEST_HASHER = PasswordHasher.from_parameters(profiles.CHEAPEST)
@@ -63,6 +65,15 @@ def make_user(username: str = "trader1", role: Role | str = Role.TRADER, *, pass
     return user
 
 
+def pages_env(monkeypatch) -> Iterator[None]:
+    """The body of a page test module's autouse fixture (`yield from pages_env(monkeypatch)`): cheap
+    password hashing, and the rate limits fresh before and after the test."""
+    use_test_hasher(monkeypatch)
+    limiter.reset()
+    yield
+    limiter.reset()
+
+
 def csrf_token(client, url: str) -> str:
     """GET `url` and return the CSRF token of its form (the session cookie keeps the secret)."""
     resp = client.get(url)
@@ -82,6 +93,14 @@ def post_form(client, url: str, data: dict | None = None, *, form_url: str | Non
 
 def login(client, username: str, password: str = PASSWORD, **kwargs):
     return post_form(client, "/auth/login", {"username": username, "password": password}, **kwargs)
+
+
+def sign_in(client, username: str = "trader1", role: Role | str = Role.TRADER) -> User:
+    """Make `username` and sign `client` in as them."""
+    user = make_user(username, role)
+    resp = login(client, username)
+    assert resp.status_code == 302, resp.get_data(as_text=True)
+    return user
 
 
 def logout(client, *, form_url: str = "/dashboard", **kwargs):

@@ -14,25 +14,18 @@ from services.accounts import broker_login
 from services.market import master_contract, symbol_index
 from services.trading import venues
 from tests.fakes.angelone_server import API_KEY, RunningAngel, running_angel
-from tests.helpers.live import session_client
-
-_SETTINGS = ("ANGELONE_API_KEY", "ANGELONE_ROOT_URL", "ANGELONE_INSTRUMENTS_URL")
+from tests.helpers.live import app_settings, session_client
 
 
 @contextlib.contextmanager
 def app_on_fake_angel(app) -> Iterator[RunningAngel]:
     """A fake SmartAPI on a local port, with the app's Angel One settings pointed at it (restored after)."""
-    with running_angel() as server:
-        saved = {k: app.config.get(k) for k in _SETTINGS}
-        app.config.update(
-            ANGELONE_API_KEY=API_KEY, ANGELONE_ROOT_URL=server.url, ANGELONE_INSTRUMENTS_URL=server.instruments_url
-        )
-        broker_login.reset_brokers()
-        try:
-            yield server
-        finally:
-            app.config.update(saved)
-            broker_login.reset_brokers()
+    with running_angel() as server, app_settings(
+        app,
+        {"ANGELONE_API_KEY": API_KEY, "ANGELONE_ROOT_URL": server.url,
+         "ANGELONE_INSTRUMENTS_URL": server.instruments_url},
+    ):
+        yield server
 
 
 @pytest.fixture

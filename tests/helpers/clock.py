@@ -38,3 +38,16 @@ def clock(app, monkeypatch):
 def local(app, *args) -> dt.datetime:
     """Exchange time (EXCHANGE_TIMEZONE) -> aware UTC."""
     return dt.datetime(*args, tzinfo=config.exchange_tz(app.config)).astimezone(dt.UTC)
+
+
+def weekdays_back(n: int, today: dt.date | None = None) -> tuple[str, str]:
+    """(first, last) ISO dates of the `n` weekdays before `today` (default: today's date), the span of a
+    history request that has candles whatever the day the test runs."""
+    end = (today or dt.date.today()) - dt.timedelta(days=1)
+    while end.weekday() >= 5:
+        end -= dt.timedelta(days=1)
+    start = end
+    while n > 1:
+        start -= dt.timedelta(days=1)
+        n -= start.weekday() < 5
+    return start.isoformat(), end.isoformat()

@@ -13,27 +13,20 @@ from services.accounts import broker_login
 from services.market import master_contract, symbol_index
 from services.trading import venues
 from tests.fakes.dhan_server import CLIENT_ID, RunningDhan, running_dhan
-from tests.helpers.live import session_client
-
-_SETTINGS = ("DHAN_ROOT_URL", "DHAN_INSTRUMENTS_URL")
+from tests.helpers.live import app_settings, session_client
 
 
 @contextlib.contextmanager
 def app_on_fake_dhan(app) -> Iterator[RunningDhan]:
     """A fake Dhan on a local port, with the app's Dhan settings pointed at it (restored after). The adapter's
     pacing (Dhan's one quote request a second) is switched off: the fake has no rate limit to respect."""
-    with running_dhan() as server:
-        saved = {k: app.config[k] for k in _SETTINGS}
-        app.config.update(DHAN_ROOT_URL=server.url, DHAN_INSTRUMENTS_URL=server.instruments_url)
-        broker_login.reset_brokers()
-        try:
-            with app.app_context():
-                adapter = broker_login.broker("dhan")
-                adapter.quote_pacer.interval = adapter.data_pacer.interval = 0.0
-            yield server
-        finally:
-            app.config.update(saved)
-            broker_login.reset_brokers()
+    with running_dhan() as server, app_settings(
+        app, {"DHAN_ROOT_URL": server.url, "DHAN_INSTRUMENTS_URL": server.instruments_url}
+    ):
+        with app.app_context():
+            adapter = broker_login.broker("dhan")
+            adapter.quote_pacer.interval = adapter.data_pacer.interval = 0.0
+        yield server
 
 
 @pytest.fixture

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import pytest
 
@@ -14,22 +15,39 @@ from services.market import master_contract, symbol_index
 from services.trading import venues
 from tests.fakes.kite_server import API_KEY, API_SECRET, RunningKite, running_kite
 
-_SETTINGS = ("ZERODHA_API_KEY", "ZERODHA_API_SECRET", "ZERODHA_ROOT_URL", "ZERODHA_LOGIN_URL", "SESSION_EXPIRY_TIME")
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def app_settings(app, values: Mapping[str, Any], *, keep: Iterable[str] = ()) -> Iterator[None]:
+    """The app's settings set to `values` for the block, and the brokers built again from them; after it,
+    those settings (and the ones named in `keep`, which the block may change) are restored and the brokers
+    built again."""
+    names = {*values, *keep}
+    saved = {k: app.config.get(k, _MISSING) for k in names}
+    app.config.update(values)
+    broker_login.reset_brokers()
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is _MISSING:
+                app.config.pop(k, None)
+            else:
+                app.config[k] = v
+        broker_login.reset_brokers()
 
 
 @contextlib.contextmanager
 def app_on_fake_kite(app) -> Iterator[RunningKite]:
     """A fake Kite on a local port, with the app's Zerodha settings pointed at it (restored after)."""
-    with running_kite() as server:
-        saved = {k: app.config[k] for k in _SETTINGS}
-        app.config.update(ZERODHA_API_KEY=API_KEY, ZERODHA_API_SECRET=API_SECRET,
-                          ZERODHA_ROOT_URL=server.url, ZERODHA_LOGIN_URL=server.login_url)
-        broker_login.reset_brokers()
-        try:
-            yield server
-        finally:
-            app.config.update(saved)
-            broker_login.reset_brokers()
+    with running_kite() as server, app_settings(
+        app,
+        {"ZERODHA_API_KEY": API_KEY, "ZERODHA_API_SECRET": API_SECRET, "ZERODHA_ROOT_URL": server.url,
+         "ZERODHA_LOGIN_URL": server.login_url},
+        keep=("SESSION_EXPIRY_TIME",),
+    ):
+        yield server
 
 
 @pytest.fixture
