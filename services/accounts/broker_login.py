@@ -181,6 +181,8 @@ def login_advice(name: str, exc: BrokerError) -> str:
     if exc.kind == "network":
         return f"{name} could not be reached. Check the server's internet connection and try again."
     if exc.kind in ("token", "input"):
+        if get_broker_class(name).login_kind == "form":
+            return f"{name} refused the login ({exc.message}). Check what you typed and connect again."
         return (f"{name} refused the login ({exc.message}). The login link is valid once and for a few "
                 "minutes: connect again from the Broker page.")
     return f"{name} answered with an error ({exc.message}). Try connecting again in a minute."

@@ -62,7 +62,9 @@ def test_a_wrong_totp_or_an_empty_field_is_refused_with_advice(app, angel, monke
     wrong = str((int(fields["totp"]) + 1) % 1_000_000).zfill(6)
     resp = post_form(client, _URL, {**fields, "totp": wrong}, form_url="/broker")
     assert resp.status_code == 400
-    assert "Angel One" in resp.get_data(as_text=True) or "angelone" in resp.get_data(as_text=True)
+    text = resp.get_data(as_text=True)
+    assert "angelone refused the login (" in text
+    assert "Check what you typed and connect again." in text
     logins = angel.fake.calls_to("loginByPassword")
     resp = post_form(client, _URL, {**fields, "pin": "  "}, form_url="/broker")
     assert resp.status_code == 400

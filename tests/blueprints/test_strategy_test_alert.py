@@ -80,7 +80,7 @@ def test_refusals_are_shown_with_their_message(app, client, symbols, monkeypatch
     sid = new_strategy(client, user, mapped=False)
     page = html.unescape(client.get(f"/strategy/{sid}").get_data(as_text=True))
     assert "Map a symbol below first" in page
-    assert 'action="/strategy/{sid}/test-alert"' not in page
+    assert f'action="/strategy/{sid}/test-alert"' not in page
     page = send_test(client, sid)
     assert "refused (400): Map a symbol to this strategy first" in page
 
