@@ -51,6 +51,7 @@ class Client:
     subs: dict[tuple[str, str, str, int], None] = field(default_factory=dict)  # (source, symbol, exchange, mode)
     orders: bool = True
     closed: bool = False
+    dropping: bool = False  # found too slow: its drop is scheduled, so later ticks of the batch skip it
 
 
 class FeedServer:
@@ -228,7 +229,7 @@ class FeedServer:
         items = p.instruments(msg, with_mode=True)
         source = self._source_for(client.user_id, await self.run(lambda: venues.is_analyze(client.user_id)))
         problems = await self.run(lambda: {(s, e): source.lookup(s, e) for s, e, _ in items})
-        results, added = [], defaultdict(list)
+        results, added = [], set()
         for symbol, exchange, raw_mode in items:
             try:
                 mode = p.parse_mode(raw_mode)
@@ -246,17 +247,16 @@ class FeedServer:
             if sub not in client.subs:
                 client.subs[sub] = None
                 self.wants.setdefault((source.key, symbol, exchange), {}).setdefault(mode, set()).add(client)
-                added[mode].append((symbol, exchange))
+                added.add((source.key, symbol, exchange))
             results.append({"symbol": symbol, "exchange": exchange, "status": "success", "mode": p.MODE_NAMES[mode],
                             "depth": msg.get("depth", 5) if mode == p.DEPTH else None})
         try:
-            await self._upstream(source, [(source.key, s, e) for group in added.values() for s, e in group])
+            await self._upstream(source, list(added))
         except Exception as exc:  # a live user without a session, a broker refusing the stream
-            for sub in [s for s in client.subs if s[0] == source.key and (s[1], s[2]) in
-                        {i for g in added.values() for i in g}]:
+            for sub in [s for s in client.subs if s[:3] in added]:
                 self._forget(client, sub)
             # Else the upstream would stay marked as held, and the same subscription after a login never reach it.
-            await self._release({(source.key, s, e) for g in added.values() for s, e in g})
+            await self._release(added)
             message = getattr(exc, "message", None) or str(exc)
             results = [{**r, "status": "error", "message": message} if r["status"] == "success" else r
                        for r in results]
@@ -390,14 +390,15 @@ class FeedServer:
             return
         if broker is None:
             broker = self.broker_of(source_key)
-        slow = []
+        slow = set()
         for mode, clients in list(modes.items()):
-            if not clients:
+            live = [c for c in clients if not c.dropping]
+            if not live:
                 continue
-            conns = [c.ws for c in clients]
-            broadcast(conns, tick.frame(mode, broker).decode())
-            slow += [c for c in clients if self._behind(c.ws)]
+            broadcast([c.ws for c in live], tick.frame(mode, broker).decode())
+            slow.update(c for c in live if self._behind(c.ws))
         for c in slow:
+            c.dropping = True  # once, however many of its instruments and modes this batch ticks
             self.dropped_slow += 1
             log.warning("feed client %s of user %s is too slow: disconnected", c.id, c.user_id)
             asyncio.get_running_loop().create_task(self.drop(c, SLOW_CLIENT, "slow client"))

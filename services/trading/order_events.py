@@ -31,7 +31,7 @@ _CHUNK = 500  # ids per IN list
 _OPEN = frozenset(s.value for s in OPEN_STATUSES)
 _COLUMNS = (Order.id, Order.user_id, Order.orderid, Order.broker, Order.mode, Order.symbol, Order.exchange,
             Order.action, Order.pricetype, Order.product, Order.quantity, Order.price, Order.trigger_price,
-            Order.filled_quantity, Order.average_price, Order.status, Order.status_message, Order.updated_at)
+            Order.filled_quantity, Order.average_price, Order.status, Order.status_message)
 
 
 @dataclass(frozen=True, slots=True)
