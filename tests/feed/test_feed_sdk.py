@@ -124,3 +124,33 @@ def test_limits_per_key(app, feed, monkeypatch):
         while (answer := json.loads(first.recv(timeout=WAIT_S)))["type"] != "subscribe":
             pass
         assert [s["status"] for s in answer["subscriptions"]] == ["success", "error"]
+
+
+def test_a_slow_client_is_dropped_once_whatever_it_subscribed(app, feed):
+    """Every instrument and mode of a batch finds the same slow client behind: it is closed with 4008 and counted
+    once, and no frame is written to it after it was found behind."""
+    from feed.server import SLOW_CLIENT
+
+    _user, _row, key = user_with_key("slowpoke")
+    with connect(feed.url) as ws:
+        ws.send(json.dumps({"action": "authenticate", "api_key": key}))
+        assert json.loads(ws.recv(timeout=WAIT_S))["status"] == "success"
+        for mode in ("LTP", "QUOTE"):
+            ws.send(json.dumps({"action": "subscribe", "mode": mode, "symbols": [
+                {"symbol": "INFY", "exchange": "NSE"}, {"symbol": "SBIN", "exchange": "NSE"}]}))
+            while json.loads(ws.recv(timeout=WAIT_S))["type"] != "subscribe":
+                pass
+        feed.buffer_limit = -1  # from the next batch on, any connection counts as behind
+        assert _close_code(ws) == SLOW_CLIENT
+    assert feed.dropped_slow == 1  # four subscriptions, one client, one drop
+
+
+def _close_code(ws) -> int | None:
+    """Read until the server closes the connection; its close code."""
+    from websockets.exceptions import ConnectionClosed
+
+    while True:
+        try:
+            ws.recv(timeout=WAIT_S)
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd is not None else None
