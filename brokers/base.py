@@ -460,6 +460,15 @@ class BrokerStream(ABC):
         """Disconnect for good (no reconnect); `on_status("closed", ...)` follows. Idempotent."""
 
 
+def check_history_range(start: dt.datetime, end: dt.datetime) -> None:
+    """What every adapter's `history` checks first: aware times (ValueError: a bug of the caller) in
+    order (a 400 INPUT BrokerError: a range the user asked for)."""
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware")
+    if start > end:
+        raise BrokerError("The history range ends before it starts", status=400, kind=ErrorKind.INPUT)
+
+
 def split_range(start: dt.datetime, end: dt.datetime, span: dt.timedelta) -> Iterator[tuple[dt.datetime, dt.datetime]]:
     """[start, end] cut into consecutive pieces no longer than `span`, for brokers that cap the range
     of one history request. Pieces do not overlap: each starts a second after the last one ended

@@ -10,26 +10,38 @@ from __future__ import annotations
 
 import datetime as dt
 import http.cookiejar
+import logging
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from brokers.base import BrokerQuote, DepthLevel, to_decimal
+from brokers.base import BrokerError, BrokerQuote, DepthLevel, ErrorKind, to_decimal
 
 if TYPE_CHECKING:
     import requests
+
+log = logging.getLogger("algobridge.broker")
 
 
 class Pacer:
     """Spaces calls at least `1 / per_second` seconds apart across every thread (0: unpaced), so a
     long history asked in pieces stays under a broker's rate limit instead of meeting its 429 (or
-    403) half-way."""
+    403) half-way. `clock` and `sleep` are time.monotonic and time.sleep but for tests."""
 
-    def __init__(self, per_second: float):
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._next = 0.0
 
@@ -37,11 +49,53 @@ class Pacer:
         if not self.interval:
             return
         with self._lock:
-            now = time.monotonic()
+            now = self._clock()
             delay = self._next - now
             self._next = max(now, self._next) + self.interval
         if delay > 0:
-            time.sleep(delay)
+            self._sleep(delay)
+
+    def idle(self) -> bool:
+        """Whether a call now would not wait (so the pacer holds no state worth keeping)."""
+        with self._lock:
+            return self._next <= self._clock()
+
+
+class KeyedPacer:
+    """One Pacer per key (an account: a broker's limits are per client, not per app), so one user's
+    long history does not hold up another's. Pacers that have nothing to wait for are dropped once
+    there are many, so keys that change daily (access tokens) do not pile up."""
+
+    _PRUNE_AT = 256
+
+    def __init__(
+        self,
+        per_second: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.interval = 1.0 / per_second if per_second > 0 else 0.0
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._pacers: dict[str, Pacer] = {}
+
+    def pacer(self, key: str) -> Pacer:
+        """The key's Pacer (the same one for every call with the key)."""
+        with self._lock:
+            pacer = self._pacers.get(key)
+            if pacer is None:
+                if len(self._pacers) >= self._PRUNE_AT:
+                    self._pacers = {k: p for k, p in self._pacers.items() if not p.idle()}
+                pacer = self._pacers[key] = Pacer(0, clock=self._clock, sleep=self._sleep)
+            pacer.interval = self.interval  # follows a change of the interval (tests unpace)
+            return pacer
+
+    def wait(self, key: str) -> None:
+        if not self.interval:
+            return
+        self.pacer(key).wait()
 
 
 def http_session(pool_size: int) -> requests.Session:
@@ -66,6 +120,29 @@ def requests_exceptions() -> tuple[type[BaseException] | tuple[()], type[BaseExc
     if module is None:
         return (), ()
     return module.Timeout, module.RequestException
+
+
+MAX_MESSAGE = 300  # characters of a broker's error message passed on
+
+
+def short_message(message: Any) -> str:
+    """A broker's error message on one line, cut to MAX_MESSAGE characters."""
+    message = " ".join(str(message).split())
+    return message if len(message) <= MAX_MESSAGE else message[: MAX_MESSAGE - 1] + "…"
+
+
+@contextmanager
+def network_errors(label: str, operation: str) -> Iterator[None]:
+    """The HTTP library's failures inside the block as BrokerErrors: a timeout is 504, anything else
+    that kept the request from the broker `label` (e.g. "Dhan") is 503; both of kind NETWORK."""
+    try:
+        yield
+    except requests_exceptions()[0] as exc:
+        log.warning("%s %s timed out (%s)", label, operation, type(exc).__name__)
+        raise BrokerError(f"{label} did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
+    except requests_exceptions()[1] as exc:
+        log.warning("%s %s could not reach the broker (%s)", label, operation, type(exc).__name__)
+        raise BrokerError(f"Could not reach {label}", status=503, kind=ErrorKind.NETWORK) from exc
 
 
 def to_int(value: Any) -> int:

@@ -46,11 +46,12 @@ from brokers.base import (
     MarginOrder,
     OrderRequest,
     OrderResult,
+    check_history_range,
     merge_candles,
     next_daily_expiry,
     split_range,
 )
-from brokers.common import Pacer, http_session
+from brokers.common import KeyedPacer, http_session, network_errors
 
 if TYPE_CHECKING:
     import requests
@@ -148,7 +149,7 @@ class AngelOneBroker(Broker):
             "X-MACAddress": mac_address,
         }
         self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self.history_pacer = Pacer(history_per_second)
+        self.history_pacer = KeyedPacer(history_per_second)  # per client code: keyed by its token
         # orderid -> (variety, uniqueorderid) of the orders placed through this adapter, newest last.
         self._orders: OrderedDict[str, tuple[str, str]] = OrderedDict()
         self._orders_lock = threading.Lock()
@@ -195,9 +196,7 @@ class AngelOneBroker(Broker):
         order_call: bool = False,
     ) -> Any:
         """One SmartAPI request: its `data` on success, a BrokerError for anything else."""
-        import requests  # late: see brokers.common.http_session
-
-        try:
+        with network_errors("Angel One", operation):
             response = self.http.request(
                 method,
                 self.root + path,
@@ -205,12 +204,6 @@ class AngelOneBroker(Broker):
                 data=json.dumps(body) if body is not None else None,
                 timeout=self.timeout,
             )
-        except requests.Timeout as exc:
-            log.warning("Angel One %s timed out (%s)", operation, type(exc).__name__)
-            raise BrokerError("Angel One did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
-        except requests.RequestException as exc:
-            log.warning("Angel One %s could not reach the broker (%s)", operation, type(exc).__name__)
-            raise BrokerError("Could not reach Angel One", status=503, kind=ErrorKind.NETWORK) from exc
         return self._answer(response, operation, order_call=order_call)
 
     @staticmethod
@@ -480,15 +473,12 @@ class AngelOneClient(BrokerClient):
         if brexchange not in mapping.HISTORY_EXCHANGES:
             raise BrokerError(f"Angel One has no history for {brexchange}", status=400, kind=ErrorKind.INPUT)
         token = _token(token, f"{brexchange}:{brsymbol}")
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("start and end must be timezone-aware")
-        if start > end:
-            raise BrokerError("The history range ends before it starts", status=400, kind=ErrorKind.INPUT)
+        check_history_range(start, end)
         angel_interval, max_days = mapping.INTERVALS[interval]
         want_oi = oi and brexchange in _DERIVATIVE_EXCHANGES
         batches = []
         for first, last in split_range(start, end, dt.timedelta(days=max_days)):
-            self._broker.history_pacer.wait()
+            self._broker.history_pacer.wait(self._access_token)
             body = {
                 "exchange": brexchange,
                 "symboltoken": token,

@@ -14,10 +14,10 @@ import logging
 import re
 
 from brokers.base import BrokerError, ErrorKind
+from brokers.common import short_message
 
 log = logging.getLogger("algobridge.broker")
 
-_MAX_MESSAGE = 300
 
 CODES: dict[str, ErrorKind] = {
     # the session
@@ -51,11 +51,6 @@ CODES: dict[str, ErrorKind] = {
 }
 # "Access denied because of exceeding rate limit" (HTTP 403, SmartAPI documentation: Rate Limit)
 _RATE_TEXT = re.compile(r"exceeding\s+(access\s+)?rate", re.IGNORECASE)
-
-
-def short(message: str) -> str:
-    message = " ".join(str(message).split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
 
 
 def kind_for(code: str, status: int | None, message: str = "", *, order_call: bool = False) -> ErrorKind:
@@ -97,7 +92,7 @@ def error_from_angel(
     code: str, message: str, http_status: int | None, operation: str, *, order_call: bool = False
 ) -> BrokerError:
     code = str(code or "").strip()
-    text = short(message)
+    text = short_message(message)
     kind = kind_for(code, http_status, text, order_call=order_call)
     level = logging.WARNING if kind in (ErrorKind.NETWORK, ErrorKind.BROKER) else logging.INFO
     log.log(level, "Angel One %s failed: %s (HTTP %s): %s", operation, code or "-", http_status, text)

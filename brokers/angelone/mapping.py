@@ -317,8 +317,7 @@ HISTORY_EXCHANGES = frozenset({"NSE", "NFO", "BSE", "BFO", "MCX"})
 
 
 def history_time(moment: dt.datetime) -> str:
-    if moment.tzinfo is None:
-        raise ValueError("moment must be timezone-aware")
+    """An aware moment (the adapter checked) as getCandleData's fromdate/todate, IST wall time."""
     return moment.astimezone(ANGEL_TZ).strftime(HISTORY_TIME_FORMAT)
 
 
@@ -329,8 +328,9 @@ def candle_time(value: Any) -> dt.datetime:
     return moment.astimezone(ANGEL_TZ)
 
 
-def to_candle(record: Any, oi: int = 0) -> BrokerCandle:
-    """[timestamp, open, high, low, close, volume], as getCandleData sends each candle."""
+def to_candle(record: Any) -> BrokerCandle:
+    """[timestamp, open, high, low, close, volume], as getCandleData sends each candle (no open
+    interest: the adapter adds getOIData's)."""
     moment, first, high, low, last, volume = record[:6]
     return BrokerCandle(
         timestamp=candle_time(moment),
@@ -339,7 +339,6 @@ def to_candle(record: Any, oi: int = 0) -> BrokerCandle:
         low=to_decimal(low),
         close=to_decimal(last),
         volume=to_int(volume),
-        oi=oi,
     )
 
 

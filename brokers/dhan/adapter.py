@@ -40,11 +40,12 @@ from brokers.base import (
     MarginOrder,
     OrderRequest,
     OrderResult,
+    check_history_range,
     merge_candles,
     split_range,
     to_decimal,
 )
-from brokers.common import Pacer, http_session
+from brokers.common import KeyedPacer, http_session
 from brokers.dhan import mapping
 from brokers.dhan.errors import NO_HOLDINGS, dhan_errors, error_from_dhan, parse_body
 from vocabulary import needs_price, needs_trigger
@@ -124,8 +125,8 @@ class DhanBroker(Broker):
         self.instruments_url = instruments_url or DEFAULT_INSTRUMENTS_URL
         self.timeout = timeout
         self.http = http_session(pool_size)
-        self.quote_pacer = Pacer(quotes_per_second)
-        self.data_pacer = Pacer(data_per_second)
+        self.quote_pacer = KeyedPacer(quotes_per_second)  # Dhan limits each client id
+        self.data_pacer = KeyedPacer(data_per_second)
 
     def close(self) -> None:
         self.http.close()
@@ -317,7 +318,7 @@ class DhanClient(BrokerClient):
         ids = [i for i in ids if i.isdigit()]
         if not ids:
             return {}
-        self._broker.quote_pacer.wait()
+        self._broker.quote_pacer.wait(self.client_id)
         try:
             data = self._call("POST", "/marketfeed/ltp", "holdings prices",
                               body={mapping.SEGMENTS["NSE"]: [int(i) for i in ids]})
@@ -352,7 +353,7 @@ class DhanClient(BrokerClient):
             body: dict[str, list[int]] = {}
             for seg, security in keys[start : start + QUOTE_BATCH]:
                 body.setdefault(seg, []).append(int(security))
-            self._broker.quote_pacer.wait()
+            self._broker.quote_pacer.wait(self.client_id)
             data = self._call("POST", "/marketfeed/quote", "quotes", body=body)
             with dhan_errors("quotes"):
                 for seg, rows in (data.get("data") or {}).items():
@@ -377,10 +378,7 @@ class DhanClient(BrokerClient):
         data APIs' rate limit."""
         if interval not in self.HISTORY_INTERVALS:
             raise BrokerError(f"Dhan has no {interval!r} candles", status=400, kind=ErrorKind.INPUT)
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("start and end must be timezone-aware")
-        if start > end:
-            raise BrokerError("The history range ends before it starts", status=400, kind=ErrorKind.INPUT)
+        check_history_range(start, end)
         base = {
             "securityId": mapping.security_id(token),
             "exchangeSegment": mapping.segment(brexchange, token),
@@ -407,7 +405,7 @@ class DhanClient(BrokerClient):
         return [c for c in merge_candles(batches) if start <= c.timestamp <= end]
 
     def _candles(self, path: str, body: dict[str, Any]) -> list[BrokerCandle]:
-        self._broker.data_pacer.wait()
+        self._broker.data_pacer.wait(self.client_id)
         data = self._call("POST", path, "history", body=body)
         with dhan_errors("history"):
             return mapping.to_candles(data)

@@ -18,11 +18,10 @@ from decimal import InvalidOperation
 from typing import Any
 
 from brokers.base import BrokerError, ErrorKind
-from brokers.common import requests_exceptions
+from brokers.common import network_errors, short_message
 
 log = logging.getLogger("algobridge.broker")
 
-_MAX_MESSAGE = 300
 
 # Trading API errors (annexure).
 TRADING_KINDS: dict[str, ErrorKind] = {
@@ -56,11 +55,6 @@ DATA_KINDS: dict[str, ErrorKind] = {
 NO_HOLDINGS = "DH-1111"
 
 _CODE = re.compile(r"^(DH-\d{3,4}|\d{3})$")
-
-
-def _short(message: str) -> str:
-    message = " ".join(str(message).split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
 
 
 def parse_body(body: Any) -> tuple[str, str]:
@@ -101,8 +95,8 @@ def error_from_dhan(body: Any, status: int | None, operation: str, *, order_call
     code, message = parse_body(body)
     kind = kind_for(code, status, order_call=order_call)
     level = logging.WARNING if kind in (ErrorKind.NETWORK, ErrorKind.BROKER) else logging.INFO
-    log.log(level, "Dhan %s failed: %s (HTTP %s): %s", operation, code or "-", status, _short(message))
-    text = _short(message) or f"Dhan {operation} failed (HTTP {status})"
+    log.log(level, "Dhan %s failed: %s (HTTP %s): %s", operation, code or "-", status, short_message(message))
+    text = short_message(message) or f"Dhan {operation} failed (HTTP {status})"
     if code and code not in text:
         text = f"{text} ({code})"
     return BrokerError(text, status=status, kind=kind)
@@ -112,15 +106,10 @@ def error_from_dhan(body: Any, status: int | None, operation: str, *, order_call
 def dhan_errors(operation: str) -> Iterator[None]:
     """Translate what the HTTP layer raises, or an answer without the documented shape, inside the block."""
     try:
-        yield
+        with network_errors("Dhan", operation):
+            yield
     except BrokerError:
         raise
-    except requests_exceptions()[0] as exc:
-        log.warning("Dhan %s timed out (%s)", operation, type(exc).__name__)
-        raise BrokerError("Dhan did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
-    except requests_exceptions()[1] as exc:
-        log.warning("Dhan %s could not reach the broker (%s)", operation, type(exc).__name__)
-        raise BrokerError("Could not reach Dhan", status=503, kind=ErrorKind.NETWORK) from exc
     except (KeyError, IndexError, TypeError, ValueError, InvalidOperation, ZeroDivisionError) as exc:
         log.warning("Dhan %s returned an unexpected answer (%r)", operation, exc, exc_info=True)
         raise BrokerError(f"Unexpected answer from Dhan to {operation}", status=502, kind=ErrorKind.BROKER) from exc

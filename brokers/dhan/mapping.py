@@ -298,26 +298,8 @@ def to_candles(data: Mapping[str, Any]) -> list[BrokerCandle]:
 
 # -- instruments -----------------------------------------------------------------------------------
 
-# The compact instrument list's columns (DhanHQ v2, instrument list). The detailed list has no
-# exchange trading symbol (SEM_TRADING_SYMBOL "removed"), which Dhan's books name instruments by.
-COMPACT_COLUMNS = (
-    "SEM_EXM_EXCH_ID",
-    "SEM_SEGMENT",
-    "SEM_SMST_SECURITY_ID",
-    "SEM_INSTRUMENT_NAME",
-    "SEM_EXPIRY_CODE",
-    "SEM_TRADING_SYMBOL",
-    "SEM_LOT_UNITS",
-    "SEM_CUSTOM_SYMBOL",
-    "SEM_EXPIRY_DATE",
-    "SEM_STRIKE_PRICE",
-    "SEM_OPTION_TYPE",
-    "SEM_TICK_SIZE",
-    "SEM_EXPIRY_FLAG",
-    "SEM_EXCH_INSTRUMENT_TYPE",
-    "SEM_SERIES",
-    "SM_SYMBOL_NAME",
-)
+# Rows of the compact instrument list (DhanHQ v2): the detailed list has no exchange trading symbol
+# (SEM_TRADING_SYMBOL "removed"), which Dhan's books name instruments by.
 # (SEM_EXM_EXCH_ID, derivative class) -> our exchange. Futures and options by SEM_INSTRUMENT_NAME.
 _DERIVATIVE_EXCHANGES = {
     ("NSE", "FNO"): "NFO",

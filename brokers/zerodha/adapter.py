@@ -41,6 +41,7 @@ from brokers.base import (
     OrderRequest,
     OrderResult,
     StreamTick,
+    check_history_range,
     exchange_time,
     merge_candles,
     next_daily_expiry,
@@ -362,10 +363,7 @@ class KiteClient(BrokerClient):
             raise BrokerError(
                 f"No Zerodha instrument token for {brexchange}:{brsymbol}", status=400, kind=ErrorKind.INPUT
             )
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("start and end must be timezone-aware")
-        if start > end:
-            raise BrokerError("The history range ends before it starts", status=400, kind=ErrorKind.INPUT)
+        check_history_range(start, end)
         kite_interval, max_days = mapping.INTERVALS[interval]
         batches = []
         with kite_errors("history"):

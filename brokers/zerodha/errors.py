@@ -16,11 +16,10 @@ from contextlib import contextmanager
 from decimal import InvalidOperation
 
 from brokers.base import BrokerError, ErrorKind
-from brokers.common import requests_exceptions
+from brokers.common import network_errors, short_message
 
 log = logging.getLogger("algobridge.broker")
 
-_MAX_MESSAGE = 300
 
 # error_type (Kite's exception name) -> our kind. MarginException and HoldingException are documented
 # but unknown to the client library, which raises GeneralException for them; see `kind_for`.
@@ -48,18 +47,13 @@ def kind_for(error_type: str, status: int | None, *, order_call: bool = False) -
     return kind
 
 
-def _short(message: str) -> str:
-    message = " ".join(str(message).split())
-    return message if len(message) <= _MAX_MESSAGE else message[: _MAX_MESSAGE - 1] + "…"
-
-
 def error_from_kite(
     error_type: str, message: str, status: int | None, operation: str, *, order_call: bool = False
 ) -> BrokerError:
     kind = kind_for(error_type, status, order_call=order_call)
     level = logging.WARNING if kind in (ErrorKind.NETWORK, ErrorKind.BROKER) else logging.INFO
-    log.log(level, "Zerodha %s failed: %s (HTTP %s): %s", operation, error_type, status, _short(message))
-    return BrokerError(_short(message) or f"Zerodha {operation} failed", status=status, kind=kind)
+    log.log(level, "Zerodha %s failed: %s (HTTP %s): %s", operation, error_type, status, short_message(message))
+    return BrokerError(short_message(message) or f"Zerodha {operation} failed", status=status, kind=kind)
 
 
 def _kite_exception() -> type[BaseException] | tuple[()]:
@@ -73,19 +67,14 @@ def _kite_exception() -> type[BaseException] | tuple[()]:
 def kite_errors(operation: str, *, order_call: bool = False) -> Iterator[None]:
     """Translate whatever the Kite client raises inside the block into a BrokerError."""
     try:
-        yield
+        with network_errors("Zerodha", operation):
+            yield
     except BrokerError:
         raise
     except _kite_exception() as exc:
         raise error_from_kite(
             type(exc).__name__, str(exc), getattr(exc, "code", None), operation, order_call=order_call
         ) from exc
-    except requests_exceptions()[0] as exc:
-        log.warning("Zerodha %s timed out (%s)", operation, type(exc).__name__)
-        raise BrokerError("Zerodha did not answer in time", status=504, kind=ErrorKind.NETWORK) from exc
-    except requests_exceptions()[1] as exc:
-        log.warning("Zerodha %s could not reach the broker (%s)", operation, type(exc).__name__)
-        raise BrokerError("Could not reach Zerodha", status=503, kind=ErrorKind.NETWORK) from exc
     except (KeyError, IndexError, TypeError, ValueError, InvalidOperation) as exc:
         # An answer without the documented shape: the broker's problem, not a crash of ours.
         log.warning("Zerodha %s returned an unexpected answer (%r)", operation, exc, exc_info=True)

@@ -4,8 +4,6 @@ refused token ending the session with its alert."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import select
 
 from database import db
@@ -18,17 +16,10 @@ from services.accounts import broker_login
 from tests.fakes.dhan_server import CLIENT_ID
 from tests.helpers import dhan as dhan_fixtures
 from tests.helpers.api import post, raise_limits, user_with_key
+from tests.helpers.clock import weekdays_back
 from tests.helpers.dhan import connect_dhan, connect_dhan_with_contract
 
 dhan = dhan_fixtures.dhan  # fixture: the app on a fake Dhan
-
-
-def _weekdays_back(days: int) -> tuple[str, str]:
-    end = dt.date.today() - dt.timedelta(days=1)
-    while end.weekday() >= 5:
-        end -= dt.timedelta(days=1)
-    start = end - dt.timedelta(days=days)
-    return start.isoformat(), end.isoformat()
 
 
 def test_live_trading_on_dhan_through_the_api(app, dhan, monkeypatch):
@@ -83,7 +74,7 @@ def test_live_trading_on_dhan_through_the_api(app, dhan, monkeypatch):
     assert hedged.status_code == 200, hedged.json
     assert hedged.json["data"]["total_margin_required"] == 198450.0  # Dhan's multi-order calculator, hedged
 
-    start, end = _weekdays_back(3)
+    start, end = weekdays_back(3)
     history = post(client, "history", {"apikey": key, "symbol": "INFY", "exchange": "NSE", "interval": "15m",
                                        "start_date": start, "end_date": end})
     assert history.status_code == 200, history.json

@@ -18,15 +18,12 @@ Use `running_angel()` (a context manager) to serve it on 127.0.0.1 on a free por
 
 from __future__ import annotations
 
-import base64
 import copy
 import datetime as dt
-import hashlib
 import hmac
 import itertools
 import json
 import secrets
-import struct
 import threading
 import uuid
 from collections import Counter, deque
@@ -41,13 +38,14 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from services.accounts.two_factor import code_at
 from tests.fakes.serving import RunningFake, running
 
 IST = ZoneInfo("Asia/Kolkata")
 API_KEY = "angelfakekey"
 CLIENT_CODE = "A123456"
 PIN = "4321"
-TOTP_SECRET = "JBSWY3DPEHPK3PXP"  # base32, as Angel's "enable TOTP" page shows it
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"  # base32 (160 bits), as Angel's "enable TOTP" page shows it
 INSTRUMENTS_PATH = "/OpenAPI_File/files/OpenAPIScripMaster.json"
 INSTRUMENTS = json.loads((Path(__file__).with_name("angelone_instruments.json")).read_text())
 
@@ -100,16 +98,6 @@ class Fault:
     body: bytes | None = None  # a raw body instead of SmartAPI's envelope
     content_type: str = "application/json"
     times: int = 1
-
-
-def totp(secret: str, moment: dt.datetime, step: int = 30, digits: int = 6) -> str:
-    """RFC 6238 (HMAC-SHA1), what an authenticator app shows at `moment`."""
-    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
-    counter = int(moment.timestamp()) // step
-    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
-    return f"{code:0{digits}d}"
 
 
 def _next_midnight(moment: dt.datetime) -> dt.datetime:
@@ -179,7 +167,7 @@ class FakeAngel:
         return self.clock().astimezone(IST)
 
     def current_totp(self) -> str:
-        return totp(self.totp_secret, self.now())
+        return code_at(self.totp_secret, self.now())
 
     def login_fields(self) -> dict[str, str]:
         """The login form as a user fills it in now."""
@@ -288,7 +276,7 @@ class FakeAngel:
         if body.get("clientcode") != self.client_code or body.get("password") != self.pin:
             raise AngelError("AB1000", "Invalid Email Or Password")
         now = self.now()
-        valid = {totp(self.totp_secret, now + dt.timedelta(seconds=30 * k)) for k in (-1, 0, 1)}
+        valid = {code_at(self.totp_secret, now + dt.timedelta(seconds=30 * k)) for k in (-1, 0, 1)}
         if str(body.get("totp")) not in valid:
             raise AngelError("AB1050", "Invalid totp")
         token = "eyJ" + secrets.token_urlsafe(24)

@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from tests.fakes.kite_server import minute_price
 from tests.fakes.serving import RunningFake, running
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -584,11 +585,6 @@ class FakeDhan:
             return Response(fh.read(), content_type="text/csv")
 
 
-def _minute_price(seed: int, base: float, day: dt.date, minute: int) -> float:
-    n = day.toordinal()
-    return base * (1 + 0.03 * math.sin(n * 0.37 + seed % 11) + 0.004 * math.sin((minute + 1) / 9.0 + seed % 7))
-
-
 def candle_series(row: dict[str, str], segment: str, minutes: int | None, start: dt.datetime, end: dt.datetime,
                   now: dt.datetime, with_oi: bool) -> dict[str, list[Any]]:
     """The fake's candles of one instrument starting within [start, end] (IST) and not after `now`, in
@@ -605,7 +601,7 @@ def candle_series(row: dict[str, str], segment: str, minutes: int | None, start:
     end = min(end, now)
 
     def price(day: dt.date, minute: int) -> float:
-        return round(round(_minute_price(seed, base, day, minute) / tick) * tick, 2)
+        return round(round(minute_price(seed, base, day, minute) / tick) * tick, 2)
 
     day = start.astimezone(IST).date()
     while day <= end.astimezone(IST).date():

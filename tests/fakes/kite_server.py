@@ -961,7 +961,7 @@ def _tick(value: float, tick: float) -> float:
     return round(round(value / tick) * tick, 2)
 
 
-def _minute_price(seed: int, base: float, day: dt.date, minute: int) -> float:
+def minute_price(seed: int, base: float, day: dt.date, minute: int) -> float:
     """The close of the instrument's `minute`-th minute of `day` (-1: the day's open): a slow swing
     across days plus a faster one within the day, the same whatever range is asked for."""
     n = day.toordinal()
@@ -984,8 +984,8 @@ def candle_series(row: tuple[str, ...], minutes: int, start: dt.datetime, end: d
             n = day.toordinal()
             if not minutes:
                 moment = dt.datetime.combine(day, dt.time(0, 0), tzinfo=IST)
-                first = _tick(_minute_price(seed, base, day, -1), tick)
-                last = _tick(_minute_price(seed, base, day, session - 1), tick)
+                first = _tick(minute_price(seed, base, day, -1), tick)
+                last = _tick(minute_price(seed, base, day, session - 1), tick)
                 high, low = _tick(max(first, last) * 1.006, tick), _tick(min(first, last) * 0.994, tick)
                 volume = 300000 + (seed * 7 + n * 131) % 200000
                 oi = 1000000 + (seed + n * 17) % 300000 if derivative else 0
@@ -997,7 +997,7 @@ def candle_series(row: tuple[str, ...], minutes: int, start: dt.datetime, end: d
                     if moment < start or moment > end:
                         continue
                     steps = range(offset, min(offset + minutes, session))
-                    prices = [_tick(_minute_price(seed, base, day, k), tick) for k in (offset - 1, *steps)]
+                    prices = [_tick(minute_price(seed, base, day, k), tick) for k in (offset - 1, *steps)]
                     candle_open, closes_ = prices[0], prices[1:]
                     high = max(candle_open, *closes_) + tick
                     low = min(candle_open, *closes_) - tick
