@@ -409,6 +409,15 @@ def session(exchange: str, day: dt.date) -> Session | None:
     return result
 
 
+def is_trading_day(exchange: str, day: dt.date) -> bool:
+    """Whether the exchange has a session on `day`; in a year the calendar does not know, whether `day` is a
+    regular weekday (Monday to Friday)."""
+    try:
+        return session(exchange, day) is not None
+    except CalendarUnavailable:
+        return day.weekday() < 5
+
+
 def is_open(exchange: str, now: dt.datetime) -> bool:
     """Whether the exchange is in session at `now` (open <= now < close). False in a year the calendar does
     not know: a session there is not known to exist."""

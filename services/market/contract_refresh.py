@@ -92,15 +92,12 @@ def _zone() -> Any:
 
 
 def exchange_date(moment: dt.datetime) -> dt.date:
-    return moment.astimezone(_zone()).date()
+    return calendar.local_date(moment)
 
 
 def is_trading_day(day: dt.date) -> bool:
     """Whether NSE has a session on `day` (a regular weekday outside the years the calendar ships)."""
-    try:
-        return calendar.session(CALENDAR_EXCHANGE, day) is not None
-    except calendar.CalendarUnavailable:
-        return day.weekday() < 5
+    return calendar.is_trading_day(CALENDAR_EXCHANGE, day)
 
 
 def trading_day_of(day: dt.date) -> dt.date:
@@ -121,16 +118,9 @@ def due_at(day: dt.date) -> dt.datetime | None:
 
 # -- what is loaded, what was done ---------------------------------------------------------------------------
 def loaded_contract() -> Loaded | None:
-    """The contract in `sym_tokens`: the broker whose import succeeded last (the rule of
-    master_contract.refresh_sample_contract)."""
-    rows = db.session.execute(
-        select(MasterContractStatus.broker, MasterContractStatus.finished_at)
-        .where(MasterContractStatus.state == ImportState.DONE, MasterContractStatus.finished_at.is_not(None))
-    ).all()
-    if not rows:
-        return None
-    broker, finished_at = max(rows, key=lambda r: r.finished_at)
-    return Loaded(broker, finished_at)
+    """The contract in `sym_tokens`: the broker whose import succeeded last (master_contract.loaded_status)."""
+    status = master_contract.loaded_status()
+    return None if status is None else Loaded(status.broker, status.finished_at)
 
 
 def loaded_broker() -> str | None:
@@ -222,27 +212,40 @@ def _raise(exc: BaseException) -> Any:
 
 
 # -- claim, download, outcome --------------------------------------------------------------------------------
+def _write_record(session: Any, update: Callable[[dict[str, Any]], bool | None]) -> dict[str, Any] | None:
+    """In the caller's write unit `session`: read the record with its row locked, let `update` change it in
+    place, and store it (adding the row before the first). Answers the record stored, or None when `update`
+    answered False (nothing stored)."""
+    row = session.scalars(select(Setting).where(Setting.user_id.is_(None), Setting.key == SETTING_KEY)
+                          .with_for_update()).first()
+    rec = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
+    if update(rec) is False:
+        return None
+    if row is None:
+        session.add(Setting(user_id=None, key=SETTING_KEY, value=rec))
+    else:
+        row.value = rec
+    return rec
+
+
 def _claim(broker: str, trigger: str, now: dt.datetime, still_due: Callable[[dict[str, Any]], bool]) -> bool:
     """Take the refresh for this call: in one unit of work, with the settings row locked, check that it is still
     due and mark it running. False when another worker has it, or did it meanwhile."""
     today = exchange_date(now).isoformat()
+
+    def take(rec: dict[str, Any]) -> bool:
+        if not still_due(rec):
+            return False
+        attempts = int(rec.get("attempts") or 0) + 1 if rec.get("day") == today else 1
+        rec.update(state=RUNNING, broker=broker, trigger=trigger, day=today, attempts=attempts,
+                   started_at=now.isoformat(), finished_at=None, error=None, symbols=None)
+        return True
+
     try:
         with unit_of_work(write=True) as session:  # SQLite: BEGIN IMMEDIATE, one writer from here to the commit
-            row = session.scalars(select(Setting).where(Setting.user_id.is_(None), Setting.key == SETTING_KEY)
-                                  .with_for_update()).first()
-            rec = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
-            if not still_due(rec):
-                return False
-            attempts = int(rec.get("attempts") or 0) + 1 if rec.get("day") == today else 1
-            rec.update(state=RUNNING, broker=broker, trigger=trigger, day=today, attempts=attempts,
-                       started_at=now.isoformat(), finished_at=None, error=None, symbols=None)
-            if row is None:
-                session.add(Setting(user_id=None, key=SETTING_KEY, value=rec))
-            else:
-                row.value = rec
+            return _write_record(session, take) is not None
     except IntegrityError:  # another worker inserted the row first: it has the refresh
         return False
-    return True
 
 
 def _note_waiting(broker: str, now: dt.datetime) -> None:
@@ -251,19 +254,18 @@ def _note_waiting(broker: str, now: dt.datetime) -> None:
     rec = record()
     if rec.get("state") == WAITING and rec.get("day") == today and rec.get("broker") == broker:
         return
+
+    def wait(rec: dict[str, Any]) -> bool:
+        if _running(rec, now):
+            return False
+        rec.update(state=WAITING, broker=broker, trigger=SCHEDULE, day=today, started_at=now.isoformat(),
+                   finished_at=None, error=None, symbols=None)
+        return True
+
     try:
         with unit_of_work(write=True) as session:
-            row = session.scalars(select(Setting).where(Setting.user_id.is_(None), Setting.key == SETTING_KEY)
-                                  .with_for_update()).first()
-            rec = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
-            if _running(rec, now):
+            if _write_record(session, wait) is None:
                 return
-            rec.update(state=WAITING, broker=broker, trigger=SCHEDULE, day=today, started_at=now.isoformat(),
-                       finished_at=None, error=None, symbols=None)
-            if row is None:
-                session.add(Setting(user_id=None, key=SETTING_KEY, value=rec))
-            else:
-                row.value = rec
     except IntegrityError:
         return
     log.info("the master contract refresh of %s waits for a %s session", today, broker)
@@ -301,18 +303,15 @@ def _download(broker: str, open_client: Callable[[], Any], now: dt.datetime) -> 
 def _finish(broker: str, now: dt.datetime, *, state: str, error: str | None = None, symbols: int | None = None,
             previous: dict[str, Any] | None = None) -> None:
     finished = utcnow()
-    with unit_of_work(write=True) as session:
-        row = session.scalars(select(Setting).where(Setting.user_id.is_(None), Setting.key == SETTING_KEY)
-                              .with_for_update()).first()
-        rec = dict(row.value) if row is not None and isinstance(row.value, dict) else {}
+
+    def end(rec: dict[str, Any]) -> None:
         rec.update(state=state, broker=broker, finished_at=finished.isoformat(),
                    error=error[:2000] if error else None, symbols=symbols)
         if state == DONE:
             rec.update(refreshed_at=finished.isoformat(), refreshed_broker=broker)
-        if row is None:
-            session.add(Setting(user_id=None, key=SETTING_KEY, value=rec))
-        else:
-            row.value = rec
+
+    with unit_of_work(write=True) as session:
+        rec = _write_record(session, end) or {}
         if state != FAILED:
             return
         if previous is not None:

@@ -771,6 +771,15 @@ def ensure_sample_contract(rows: int = SAMPLE_ROWS, now: dt.datetime | None = No
         return None
 
 
+def loaded_status(statuses: Iterable[MasterContractStatus] | None = None) -> MasterContractStatus | None:
+    """The import status row of the contract in `sym_tokens`: the last import that succeeded (None before the
+    first). `statuses`: the status rows, when the caller has read them already."""
+    if statuses is None:
+        statuses = db.session.execute(select(MasterContractStatus)).scalars().all()
+    done = [r for r in statuses if r.state == ImportState.DONE and r.finished_at is not None]
+    return max(done, key=lambda r: r.finished_at, default=None)
+
+
 def refresh_sample_contract(now: dt.datetime | None = None) -> ImportResult | None:
     """Generate the sample contract again, at the size it was generated with, when it is the loaded contract
     and was made for an exchange date before `now`'s: the day's weekly expiries, chains centred on the day's
@@ -788,8 +797,7 @@ def refresh_sample_contract(now: dt.datetime | None = None) -> ImportResult | No
     if any(r.state == ImportState.RUNNING and r.started_at and utcnow() - r.started_at < dt.timedelta(hours=1)
            for r in statuses):
         return None  # another broker's import may be about to replace the contract: never race it
-    done = [r for r in statuses if r.state == ImportState.DONE and r.finished_at is not None]
-    loaded = max(done, key=lambda r: r.finished_at, default=None)
+    loaded = loaded_status(statuses)
     if loaded is None or loaded.broker != SAMPLE_BROKER or _generated_on(loaded) >= today:
         return None
     # The size it was generated with, not its row count: that includes the strikes it kept, and would grow.

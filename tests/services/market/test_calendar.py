@@ -172,6 +172,17 @@ def test_a_year_without_data_is_unknown_to_the_api_and_the_regular_week_to_order
     assert calendar.session("NSE", dt.date(2025, 12, 31)).open == local(app, 2025, 12, 31, 9, 15)
 
 
+def test_a_trading_day_is_a_day_with_a_session_and_a_weekday_in_a_year_without_data(app):
+    assert calendar.is_trading_day("NSE", day_of(TUESDAY)) is True
+    assert calendar.is_trading_day("NSE", dt.date(2026, 12, 5)) is False  # a Saturday
+    assert calendar.is_trading_day("NSE", dt.date(2026, 1, 26)) is False  # Republic Day
+    assert calendar.is_trading_day("MCX", dt.date(2026, 3, 3)) is True  # Holi: MCX's evening session
+    assert 2030 not in calendar.shipped_years()
+    assert calendar.is_trading_day("NSE", dt.date(2030, 1, 1)) is True  # a Tuesday: no holiday list to say no
+    assert calendar.is_trading_day("NSE", dt.date(2030, 1, 5)) is False  # a Saturday
+    assert calendar.is_trading_day("NSE", dt.date(2030, 1, 6)) is False  # a Sunday
+
+
 # -- next_open ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("exchange", "now", "expected"), [
     ("NSE", (2026, 12, 4, 16, 0), (2026, 12, 7, 9, 15)),    # Friday evening -> Monday
