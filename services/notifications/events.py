@@ -26,7 +26,6 @@ import os
 import secrets
 import socket
 import threading
-from typing import Any
 
 from flask import Flask, Response, current_app
 from sqlalchemy import func, select
@@ -36,6 +35,7 @@ from database import db
 from database import telegram_db as store
 from database.alert_db import Alert
 from database.enums import Role
+from database.risk_db import QUEUED, Approval
 from database.types import utcnow
 from database.unit import unit_of_work
 from database.user_db import User
@@ -43,7 +43,6 @@ from services.market import calendar
 from services.notifications import telegram
 from services.notifications.outbox import Outbox
 from services.notifications.telegram_api import TelegramApi, TelegramError
-from services.trading import approvals
 from services.trading.order_events import JournalWatcher, OrderRow
 from services.trading.shapes import num
 
@@ -58,13 +57,6 @@ POLL_TIMEOUT = 5  # seconds a getUpdates call waits for updates: also the longes
 # alerts told otherwise: rejections by the journal's watch, waiting orders with their buttons (`approvals`)
 SILENT_KINDS = frozenset({"order_rejected", "approval_queued"})
 EXTENSION_KEY = "algobridge.telegram"
-
-
-def _trading_day(day: dt.date) -> bool:
-    try:
-        return calendar.session("NSE", day) is not None
-    except calendar.CalendarUnavailable:
-        return day.weekday() < 5
 
 
 def fill_text(row: OrderRow) -> str:
@@ -85,7 +77,7 @@ class Notifier:
         self.summary_time = summary_time
         self.watcher = JournalWatcher()
         self.alerts_told: set[int] = set()
-        self.approvals_told: set[Any] = set()
+        self.approvals_told: set[int] = set()
 
     # -- the lease --------------------------------------------------------------------------------------------
     def take_lease(self, now: dt.datetime | None = None) -> bool:
@@ -102,7 +94,7 @@ class Notifier:
         """Call with the lease held."""
         now = now or utcnow()
         chats = store.chats_by_user()
-        calls = self.orders(chats) + self.alerts(chats, now) + self.approvals(chats) + self.summary(chats, now)
+        calls = self.orders(chats) + self.alerts(chats, now) + self.approvals(chats, now) + self.summary(chats, now)
         db.session.remove()
         return calls
 
@@ -151,21 +143,17 @@ class Notifier:
             calls += [telegram.say(chat, text) for chat in targets]
         return calls
 
-    def approvals(self, chats: dict[int, int]) -> list[telegram.Call]:
+    def approvals(self, chats: dict[int, int], now: dt.datetime) -> list[telegram.Call]:
         if not chats:
             return []
+        rows = db.session.scalars(select(Approval).where(
+            Approval.status == QUEUED, Approval.expires_at > now, Approval.user_id.in_(list(chats)))
+            .order_by(Approval.id))
         calls, waiting = [], set()
-        for user_id, chat in chats.items():
-            try:
-                pending = list(approvals.pending(user_id))
-            except Exception:  # one user's queue failing must not silence the others
-                log.exception("pending approvals of user %s unreadable", user_id)
-                continue
-            for a in pending:
-                key = telegram.field_of(a, "id")
-                waiting.add(key)
-                if key not in self.approvals_told:
-                    calls.append(telegram.approval_message(chat, a))
+        for a in rows:
+            waiting.add(a.id)
+            if a.id not in self.approvals_told:
+                calls.append(telegram.approval_message(chats[a.user_id], a))
         self.approvals_told = waiting  # decided or expired ones are forgotten
         return calls
 
@@ -175,7 +163,7 @@ class Notifier:
         if raw.lower() in ("", "off"):
             return []
         local = now.astimezone(config_module.exchange_tz(current_app.config))
-        if local.time() < config_module.parse_time_of_day(raw) or not _trading_day(local.date()):
+        if local.time() < config_module.parse_time_of_day(raw) or not calendar.is_trading_day("NSE", local.date()):
             return []
         with unit_of_work(write=True):
             lease = store.lease(LEASE)

@@ -53,12 +53,6 @@ class Outbox:
             return False
         return True
 
-    def send_message(self, chat_id: int, text: str, buttons: list[list[dict]] | None = None) -> bool:
-        params: dict[str, Any] = {"chat_id": chat_id, "text": text[:4096]}
-        if buttons:
-            params["reply_markup"] = {"inline_keyboard": buttons}
-        return self.put("sendMessage", params)
-
     def flush(self, timeout: float) -> bool:
         """Wait until every queued call is done with (sent or dropped); False on timeout."""
         with self._idle:

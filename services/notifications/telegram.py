@@ -23,16 +23,17 @@ import datetime as dt
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable
 from typing import Any
 
 from database import db
 from database import telegram_db as store
 from database.audit_db import AuditEvent
-from database.enums import Role
+from database.risk_db import Approval
 from database.types import utcnow
 from database.unit import unit_of_work
 from database.user_db import User
+from services.accounts.users import TRADE_ROLES
+from services.notifications.telegram_api import MAX_TEXT
 from services.trading import approvals, books, orders, portfolio, venues
 from services.trading.errors import OrderError
 
@@ -46,7 +47,6 @@ CODE_TTL = dt.timedelta(minutes=10)
 CLOSEALL_TTL = dt.timedelta(minutes=2)
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read off a screen and typed on a phone
 CODE_LENGTH = 8
-TRADE_ROLES = (Role.ADMIN, Role.TRADER)
 WEB_STRATEGY = "Telegram"
 
 HELP = ("Commands:\n/positions - open positions\n/pnl - profit and loss now\n/mode - analyze or live\n"
@@ -110,7 +110,7 @@ def _link(chat: dict, code: str, now: dt.datetime) -> str:
 
 # -- updates ------------------------------------------------------------------------------------------------
 def say(chat_id: int, text: str, buttons: list[list[dict]] | None = None) -> Call:
-    params: dict[str, Any] = {"chat_id": chat_id, "text": text[:4096]}
+    params: dict[str, Any] = {"chat_id": chat_id, "text": text[:MAX_TEXT]}
     if buttons:
         params["reply_markup"] = {"inline_keyboard": buttons}
     return ("sendMessage", params)
@@ -231,19 +231,13 @@ _COMMANDS = {"positions": _positions, "pnl": _pnl, "mode": _mode, "closeall": _c
 
 
 # -- approvals ----------------------------------------------------------------------------------------------
-def field_of(obj: Any, name: str, default: Any = None) -> Any:
-    return obj.get(name, default) if isinstance(obj, dict) else getattr(obj, name, default)
-
-
-def approval_message(chat_id: int, approval: Any) -> Call:
+def approval_message(chat_id: int, approval: Approval) -> Call:
     """A waiting order, with its Approve and Reject buttons."""
-    aid = field_of(approval, "id")
-    order = field_of(approval, "order") or {}
-    if not isinstance(order, dict):
-        order = {}
+    aid = approval.id
+    order = approval.order if isinstance(approval.order, dict) else {}
     what = " ".join(str(order.get(k, "")) for k in ("action", "quantity", "symbol", "exchange", "pricetype",
                                                       "product") if order.get(k) not in (None, ""))
-    strategy = field_of(approval, "strategy")
+    strategy = approval.strategy
     text = f"Approval needed #{aid}: {what or 'an order'}" + (f" (strategy {strategy})" if strategy else "")
     buttons = [[{"text": "Approve", "callback_data": f"ap:{aid}"}, {"text": "Reject", "callback_data": f"rj:{aid}"}]]
     return say(chat_id, text, buttons)
@@ -320,8 +314,3 @@ def _decide(user: User, chat_id: int, arg: str, *, approve: bool) -> str:
         return f"Approval #{arg} rejected: the order will not be placed."
     return f"Approval #{arg} approved: order {result.orderid} placed."
 
-
-def chats_for(user_ids: Iterable[int]) -> dict[int, int]:
-    """user id -> chat id, for the linked users among `user_ids`."""
-    links = store.chats_by_user()
-    return {u: links[u] for u in user_ids if u in links}

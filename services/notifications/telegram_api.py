@@ -65,16 +65,7 @@ class TelegramApi:
         raise TelegramError(method, str(body.get("description") or "failed")[:200], code,
                             float(retry_after) if isinstance(retry_after, int | float) else None)
 
-    # -- the methods used -----------------------------------------------------------------------------
-    def send_message(self, chat_id: int, text: str, buttons: list[list[dict]] | None = None) -> Any:
-        params: dict[str, Any] = {"chat_id": chat_id, "text": text[:MAX_TEXT]}
-        if buttons:
-            params["reply_markup"] = {"inline_keyboard": buttons}
-        return self.call("sendMessage", params)
-
-    def answer_callback(self, callback_query_id: str, text: str = "") -> Any:
-        return self.call("answerCallbackQuery", {"callback_query_id": callback_query_id, "text": text[:200]})
-
+    # -- the method used directly (the rest go through the outbox's `call`) -------------------------------
     def get_updates(self, offset: int | None, timeout: int) -> list[dict]:
         """Long polling: waits up to `timeout` seconds for updates at or after `offset` (which confirms the ones
         before it)."""

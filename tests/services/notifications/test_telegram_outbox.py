@@ -9,6 +9,7 @@ import socket
 import pytest
 
 from config import ConfigError, load_config
+from services.notifications import telegram
 from services.notifications.outbox import Outbox
 from services.notifications.telegram_api import TelegramApi, TelegramError
 from tests.fakes.telegram_server import TOKEN, running_telegram
@@ -21,31 +22,31 @@ def fake():
         yield server
 
 
-def test_send_message_with_buttons_and_answer_a_button(fake):
+def test_a_message_with_buttons_and_an_answer_to_a_button(fake):
     api = TelegramApi(TOKEN, fake.url)
     buttons = [[{"text": "Approve", "callback_data": "ap:1"}]]
-    result = api.send_message(42, "x" * 5000, buttons)
+    result = api.call(*telegram.say(42, "x" * 5000, buttons))
     assert result["chat"] == {"id": 42}
     assert fake.messages == [{"chat_id": 42, "text": "x" * 4096, "reply_markup": {"inline_keyboard": buttons}}]
-    assert api.answer_callback("cq1", "done") is True
+    assert api.call("answerCallbackQuery", {"callback_query_id": "cq1", "text": "done"}) is True
     assert fake.answers == [{"callback_query_id": "cq1", "text": "done"}]
 
 
 def test_errors_become_exceptions_without_the_token(fake):
     fake.fail_next("sendMessage", retry_after=7)
     with pytest.raises(TelegramError) as info:
-        TelegramApi(TOKEN, fake.url).send_message(1, "hi")
+        TelegramApi(TOKEN, fake.url).call(*telegram.say(1, "hi"))
     assert (info.value.code, info.value.retry_after, info.value.retryable) == (429, 7, True)
 
     with pytest.raises(TelegramError) as info:
-        TelegramApi("999:wrong", fake.url).send_message(1, "hi")
+        TelegramApi("999:wrong", fake.url).call(*telegram.say(1, "hi"))
     assert (info.value.code, info.value.description, info.value.retryable) == (401, "Unauthorized", False)
 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
     with pytest.raises(TelegramError) as info:
-        TelegramApi(TOKEN, closed, timeout=2).send_message(1, "hi")
+        TelegramApi(TOKEN, closed, timeout=2).call(*telegram.say(1, "hi"))
     assert info.value.code is None
     assert info.value.retryable
     assert TOKEN not in str(info.value)
@@ -66,7 +67,7 @@ def test_the_outbox_retries_a_429_then_delivers_once(fake):
     api = TelegramApi(TOKEN, fake.url)
     box = Outbox(api.call, max_wait=0.01)
     fake.fail_next("sendMessage", times=2, retry_after=30)  # honoured up to max_wait
-    assert box.send_message(1, "filled")
+    assert box.put(*telegram.say(1, "filled"))
     assert box.flush(10)
     assert fake.texts() == ["filled"]
     assert fake.calls == ["sendMessage"] * 3
@@ -77,9 +78,9 @@ def test_the_outbox_retries_a_429_then_delivers_once(fake):
 def test_the_outbox_drops_after_its_tries_and_at_once_when_refused(fake):
     box = Outbox(TelegramApi(TOKEN, fake.url).call, tries=3, max_wait=0.001)
     fake.fail_next("sendMessage", times=3)
-    box.send_message(1, "lost")
+    box.put(*telegram.say(1, "lost"))
     box.put("sendMessage", {"chat_id": "not-a-chat", "text": "refused"})  # 400: no retry
-    box.send_message(1, "after")
+    box.put(*telegram.say(1, "after"))
     assert box.flush(10)
     assert fake.texts() == ["after"]
     assert fake.calls == ["sendMessage"] * 5
@@ -90,11 +91,11 @@ def test_the_outbox_drops_after_its_tries_and_at_once_when_refused(fake):
 def test_put_never_waits_for_a_slow_telegram(fake):
     fake.hold("sendMessage")
     box = Outbox(TelegramApi(TOKEN, fake.url).call, maxsize=2)
-    assert box.send_message(1, "one")
+    assert box.put(*telegram.say(1, "one"))
     assert fake.wait_held("sendMessage")  # the sender is stuck in Telegram with "one"
-    assert box.send_message(1, "two")
-    assert box.send_message(1, "three")
-    assert box.send_message(1, "four") is False  # full: dropped, not waited for
+    assert box.put(*telegram.say(1, "two"))
+    assert box.put(*telegram.say(1, "three"))
+    assert box.put(*telegram.say(1, "four")) is False  # full: dropped, not waited for
     assert fake.messages == []
     fake.release("sendMessage")
     assert box.flush(10)
