@@ -7,7 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from blueprints.access import check_role
+from blueprints.access import check_role, role_required
 from database.enums import Role
 from database.risk_db import ACCOUNT, APIKEY, STRATEGY
 from extensions import client_address
@@ -18,7 +18,6 @@ from services.trading.risk import COUNT_FIELDS, MONEY_FIELDS, RiskError
 
 risk_bp = Blueprint("risk", __name__, url_prefix="/risk")
 
-TRADE_ROLES = (Role.ADMIN, Role.TRADER)
 FIELDS = MONEY_FIELDS + COUNT_FIELDS
 LABELS = {"max_loss": "Max loss for the day", "target": "Target for the day", "trail_trigger": "Trailing lock arms at",
           "trail_gap": "Trailing lock gap", "max_order_value": "Max value per order",
@@ -29,11 +28,6 @@ LABELS = {"max_loss": "Max loss for the day", "target": "Target for the day", "t
 @risk_bp.before_request
 def _signed_in():
     return check_role({Role.ADMIN, Role.TRADER, Role.VIEWER})
-
-
-def _may_trade() -> None:
-    if current_user.role not in TRADE_ROLES:
-        abort(403)
 
 
 def _actor() -> str:
@@ -47,7 +41,7 @@ def _page(status: int = 200):
     keys = [(k.id, k.name) for k in api_keys.list_keys(uid) if k.revoked_at is None]
     return render_template("risk/index.html", rows=rows, state=risk.state(uid), fields=FIELDS, labels=LABELS,
                            pending=approvals.pending(uid), recent=approvals.recent(uid, 20),
-                           can_trade=current_user.role in TRADE_ROLES, strategy_names=strategy_names,
+                           can_trade=current_user.can_trade, strategy_names=strategy_names,
                            keys=keys, ACCOUNT=ACCOUNT, STRATEGY=STRATEGY, APIKEY=APIKEY), status
 
 
@@ -57,8 +51,8 @@ def index():
 
 
 @risk_bp.post("/limits")
+@role_required("admin", "trader")
 def limits():
-    _may_trade()
     form = request.form
     kind = form.get("scope_kind", ACCOUNT)
     scope = form.get("scope", "")
@@ -75,8 +69,8 @@ def limits():
 
 
 @risk_bp.post("/limits/delete")
+@role_required("admin", "trader")
 def delete_limits():
-    _may_trade()
     if risk.delete_limits(current_user.id, request.form.get("scope_kind", ""), request.form.get("scope", ""),
                           actor=_actor()):
         flash("Limits removed.", "success")
@@ -86,8 +80,8 @@ def delete_limits():
 
 
 @risk_bp.post("/kill")
+@role_required("admin", "trader")
 def kill():
-    _may_trade()
     if risk.kill(current_user.id, actor=_actor(), ip=client_address()):
         flash("Kill switch on: open orders cancelled, positions closed, new entries blocked.", "success")
     else:
@@ -96,8 +90,8 @@ def kill():
 
 
 @risk_bp.post("/unkill")
+@role_required("admin", "trader")
 def unkill():
-    _may_trade()
     if risk.unkill(current_user.id, actor=_actor(), ip=client_address()):
         flash("Kill switch off.", "success")
     return redirect(url_for("risk.index"))
@@ -109,8 +103,8 @@ def _known_id(approval_id: int) -> None:
 
 
 @risk_bp.post("/approvals/<int:approval_id>/approve")
+@role_required("admin", "trader")
 def approve(approval_id: int):
-    _may_trade()
     _known_id(approval_id)
     try:
         row = approvals.approve(current_user.id, approval_id, _actor())
@@ -125,8 +119,8 @@ def approve(approval_id: int):
 
 
 @risk_bp.post("/approvals/<int:approval_id>/reject")
+@role_required("admin", "trader")
 def reject(approval_id: int):
-    _may_trade()
     _known_id(approval_id)
     try:
         approvals.reject(current_user.id, approval_id, _actor(), request.form.get("reason"))

@@ -31,14 +31,12 @@ MONEY = Numeric(18, 4)
 ACCOUNT = "account"
 STRATEGY = "strategy"
 APIKEY = "apikey"
-SCOPE_KINDS = (ACCOUNT, STRATEGY, APIKEY)
 
 QUEUED = "queued"
 APPROVED = "approved"
 REJECTED = "rejected"
 EXPIRED = "expired"
 FAILED = "failed"  # approved, but the venue refused the order
-APPROVAL_STATUSES = (QUEUED, APPROVED, REJECTED, EXPIRED, FAILED)
 
 
 class RiskLimit(Base):

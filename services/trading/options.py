@@ -168,12 +168,13 @@ def _order(strategy: str, info: SymbolInfo, leg: OptionLeg) -> OrderInput:
                       trigger_price=leg.trigger_price, disclosed_quantity=leg.disclosed_quantity)
 
 
-def _place(venue: Venue, strategy: str, info: SymbolInfo, leg: OptionLeg) -> Placed | dict:
-    """One order through the order path, or a split (splitorder's answer) when the leg has a splitsize."""
+def _place(venue: Venue, strategy: str, info: SymbolInfo, leg: OptionLeg, *, evaluate: bool = True) -> Placed | dict:
+    """One order through the order path, or a split (splitorder's answer) when the leg has a splitsize.
+    `evaluate` False: the P&L limits are not evaluated after it (the caller does, once)."""
     inp = _order(strategy, info, leg)
     if leg.splitsize > 0:
-        return orders.split_order(venue, inp, leg.splitsize)
-    return orders.place_order(venue, inp)
+        return orders.split_order(venue, inp, leg.splitsize, evaluate=evaluate)
+    return orders.place_order(venue, inp, evaluate=evaluate)
 
 
 def options_order(venue: Venue, strategy: str, underlying: str, exchange: str, leg: OptionLeg,
@@ -197,11 +198,13 @@ def options_multi_order(venue: Venue, strategy: str, underlying: str, exchange: 
                         now: dt.datetime | None = None) -> dict:
     """The `optionsmultiorder` answer. All legs resolve against one last price of the underlying; BUY legs
     are placed before SELL legs (margin: the hedges first), each group in request order; a leg that fails
-    is reported in its result and the others go on. Results come in request order, numbered from 1."""
+    is reported in its result and the others go on. Results come in request order, numbered from 1. The P&L
+    limits are evaluated once, after the last leg."""
     u = _underlying(underlying, exchange, expiry, _today(now or utcnow()))
     ltp = _Quotes(venue).must_ltp(u.spot)
     order = sorted(range(len(legs)), key=lambda i: (legs[i].action != Action.BUY, i))
     results: dict[int, dict] = {}
+    any_placed = False
     for i in order:
         leg = legs[i]
         out = {"leg": i + 1, "symbol": None, "exchange": u.exchange, "offset": leg.offset,
@@ -209,7 +212,7 @@ def options_multi_order(venue: Venue, strategy: str, underlying: str, exchange: 
         try:
             info = _resolve(_chain(u, leg.expiry or u.expiry), ltp, leg.offset, leg.option_type, strike_int)
             out["symbol"], out["exchange"] = info.symbol, info.exchange
-            placed = _place(venue, strategy, info, leg)
+            placed = _place(venue, strategy, info, leg, evaluate=False)
         except risk.Queued as exc:  # held for approval (issue #19): accepted, placed once approved
             results[i] = {**out, "status": "success", "message": exc.message, "pending_order_id": exc.approval_id}
             continue
@@ -217,6 +220,7 @@ def options_multi_order(venue: Venue, strategy: str, underlying: str, exchange: 
             results[i] = {**out, "status": "error", "message": exc.message}
             continue
         if isinstance(placed, dict):
+            any_placed = any_placed or any("orderid" in r for r in placed["results"])
             failed = [r for r in placed["results"] if r["status"] != "success"]
             out.update(total_quantity=placed["total_quantity"], split_size=placed["split_size"],
                        split_results=placed["results"])
@@ -226,8 +230,11 @@ def options_multi_order(venue: Venue, strategy: str, underlying: str, exchange: 
             else:
                 out["status"] = "success"
         else:
+            any_placed = True
             out.update(status="success", orderid=placed.orderid)
         results[i] = out
+    if any_placed:
+        risk.after_order(venue, strategy)
     return {"underlying": u.text, "underlying_ltp": _num(ltp), "results": [results[i] for i in range(len(legs))]}
 
 

@@ -88,8 +88,9 @@ def _canonical(inp: OrderInput, info: SymbolInfo) -> OrderInput:
 
 # -- placing -----------------------------------------------------------------------------------------
 def place_order(venue: Venue, inp: OrderInput, *, signal_id: int | None = None,
-                parent_id: int | None = None) -> Placed:
-    """Place one order at the venue. Raises OrderError (after journaling a rejected order)."""
+                parent_id: int | None = None, evaluate: bool = True) -> Placed:
+    """Place one order at the venue. Raises OrderError (after journaling a rejected order). `evaluate`: evaluate
+    the P&L limits after it (False for a leg of a basket, split or multi-leg order: the caller does, once)."""
     info = _tradable(inp, venue)
     inp = _canonical(inp, info)
     if not risk.counts_orders(venue.user_id, inp.strategy):
@@ -107,17 +108,24 @@ def place_order(venue: Venue, inp: OrderInput, *, signal_id: int | None = None,
         if refused is not None:
             raise refused
         placed = _accepted(placed)
-    risk.after_order(venue, inp.strategy)
+    if evaluate:
+        risk.after_order(venue, inp.strategy)
     return placed
 
 
-def _held(venue: Venue, inp: OrderInput, info: SymbolInfo, signal_id: int | None) -> None:
+def _held(venue: Venue, inp: OrderInput, info: SymbolInfo, signal_id: int | None, *, current: int | None = None,
+          kind: str = "place", position_size: int | None = None, queued: OrderInput | None = None) -> None:
     """The risk checks of an order about to be placed (issue #19): the kill switch, the day's block, the per-order
-    limits; then approval (RiskRefusal, Queued). An order that only reduces the position is never held."""
-    risk.check_order(venue, inp, info)
-    held = risk.needs_approval(venue.user_id, inp.strategy)
-    if held is not None and not risk.is_exit(inp.action, inp.quantity, risk.position(venue, info, inp.product)):
-        raise risk.Queued(risk.queue(venue.user_id, inp, held, signal_id=signal_id, venue=venue).id)
+    limits; then approval (RiskRefusal, Queued). An order that only reduces the position is never held. The
+    position (`current`, when the caller has it) is read at most once; `queued` is the order as held (a smart
+    order's request, with `kind` "smart" and its `position_size`), by default `inp`."""
+    held = risk.needs_approval(venue.user_id, inp.strategy)  # no query: the cache
+    if held is not None and current is None:
+        current = risk.position(venue, info, inp.product)
+    risk.check_order(venue, inp, info, current=current)
+    if held is not None and not risk.is_exit(inp.action, inp.quantity, current):
+        raise risk.Queued(risk.queue(venue.user_id, queued or inp, held, kind=kind, position_size=position_size,
+                                     signal_id=signal_id, venue=venue).id)
 
 
 def _count_lock(user_id: int) -> None:
@@ -167,14 +175,9 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
                 return None
             action, qty = plan
             rules.enforce(venue, inp.but(action=action, quantity=qty), info)  # the order as placed: whole lots
-            try:
-                risk.check_order(venue, inp.but(action=action, quantity=qty), info, current=current)
-                # approval once the order is known: an exit (or nothing to do) is never held
-                held = None if risk.is_exit(action, qty, current) else risk.needs_approval(venue.user_id,
-                                                                                             inp.strategy)
-                if held is not None:
-                    raise risk.Queued(risk.queue(venue.user_id, inp, held, kind="smart", position_size=position_size,
-                                                 signal_id=signal_id, venue=venue).id)
+            try:  # approval once the order is known: an exit (or nothing to do) is never held
+                _held(venue, inp.but(action=action, quantity=qty), info, signal_id, current=current, kind="smart",
+                      position_size=position_size, queued=inp)
             except OrderError as exc:  # a refusal's alert, an approval's row: committed with this unit
                 refused = exc
             else:
@@ -189,23 +192,29 @@ def place_smart_order(venue: Venue, inp: OrderInput, position_size: int, *,
 
 
 def basket_order(venue: Venue, strategy: str, inputs: list[OrderInput]) -> list[dict]:
-    """Place each order on its own; one failing does not stop the others."""
+    """Place each order on its own; one failing does not stop the others. The P&L limits are evaluated once,
+    after the last."""
     results = []
+    placed_under: list[str] = []
     for inp in inputs:
         inp = inp.but(strategy=strategy or inp.strategy)
         try:
-            placed = place_order(venue, inp)
+            placed = place_order(venue, inp, evaluate=False)
+            placed_under.append(inp.strategy)
             results.append({"symbol": inp.symbol, "status": "success", "orderid": placed.orderid})
         except risk.Queued as exc:  # held for approval: accepted (issue #19)
             results.append({"symbol": inp.symbol, "status": "success", "message": exc.message,
                             "pending_order_id": exc.approval_id})
         except OrderError as exc:
             results.append({"symbol": inp.symbol, "status": "error", "message": exc.message})
+    if placed_under:
+        risk.after_order(venue, placed_under)
     return results
 
 
-def split_order(venue: Venue, inp: OrderInput, splitsize: int) -> dict:
-    """Place `inp.quantity` as orders of `splitsize` (the remainder last), at most MAX_SPLIT_ORDERS."""
+def split_order(venue: Venue, inp: OrderInput, splitsize: int, *, evaluate: bool = True) -> dict:
+    """Place `inp.quantity` as orders of `splitsize` (the remainder last), at most MAX_SPLIT_ORDERS. The P&L
+    limits are evaluated once, after the last (`evaluate` False: not at all, the caller does)."""
     if splitsize <= 0:
         raise OrderError("splitsize must be a positive whole number", 400)
     full, rest = divmod(inp.quantity, splitsize)
@@ -219,13 +228,15 @@ def split_order(venue: Venue, inp: OrderInput, splitsize: int) -> dict:
     results = []
     for n, qty in enumerate(sizes, start=1):
         try:
-            placed = place_order(venue, inp.but(quantity=qty))
+            placed = place_order(venue, inp.but(quantity=qty), evaluate=False)
             results.append({"order_num": n, "quantity": qty, "status": "success", "orderid": placed.orderid})
         except risk.Queued as exc:  # held for approval: accepted (issue #19)
             results.append({"order_num": n, "quantity": qty, "status": "success", "message": exc.message,
                             "pending_order_id": exc.approval_id})
         except OrderError as exc:
             results.append({"order_num": n, "quantity": qty, "status": "error", "message": exc.message})
+    if evaluate and any("orderid" in r for r in results):
+        risk.after_order(venue, inp.strategy)
     return {"split_size": splitsize, "total_quantity": inp.quantity, "results": results}
 
 

@@ -42,9 +42,8 @@ from database.portfolio_db import Position
 from database.risk_db import ACCOUNT, APIKEY, QUEUED, STRATEGY, Approval, RiskDay, RiskLimit
 from database.types import utcnow
 from database.unit import unit_of_work
-from services.accounts import broker_login
 from services.market.symbol_index import SymbolInfo
-from services.trading import live, shapes
+from services.trading import live, shapes, venues
 from services.trading.errors import OrderError
 from services.trading.journal import OrderInput
 from services.trading.paper import account as paper_account
@@ -250,9 +249,14 @@ def _plain(v: Any) -> Any:
     return str(v) if isinstance(v, Decimal) else v
 
 
+def _find_limit(user_id: int, kind: str, scope: str) -> RiskLimit | None:
+    """The user's row of limits for one scope (`kind`, `scope`), or None."""
+    return db.session.scalars(select(RiskLimit).where(RiskLimit.user_id == user_id, RiskLimit.scope_kind == kind,
+                                                      RiskLimit.scope == scope)).first()
+
+
 def _limit_row(user_id: int, kind: str, scope: str) -> RiskLimit:
-    row = db.session.scalars(select(RiskLimit).where(RiskLimit.user_id == user_id, RiskLimit.scope_kind == kind,
-                                                     RiskLimit.scope == scope)).first()
+    row = _find_limit(user_id, kind, scope)
     if row is None:
         row = RiskLimit(user_id=user_id, scope_kind=kind, scope=scope, require_approval=False,
                         approval_ttl_seconds=300)
@@ -266,8 +270,7 @@ def limit_rows(user_id: int) -> list[RiskLimit]:
 
 def delete_limits(user_id: int, kind: str, scope: str, *, actor: str) -> bool:
     with unit_of_work():
-        row = db.session.scalars(select(RiskLimit).where(RiskLimit.user_id == user_id, RiskLimit.scope_kind == kind,
-                                                         RiskLimit.scope == scope)).first()
+        row = _find_limit(user_id, kind, scope)
         if row is None or (kind == ACCOUNT and row.killed_at is not None):
             return False
         db.session.delete(row)
@@ -278,18 +281,7 @@ def delete_limits(user_id: int, kind: str, scope: str, *, actor: str) -> bool:
 
 
 # -- who placed the order (per API key approvals) ----------------------------------------------------
-_origin: contextvars.ContextVar[dict | None] = contextvars.ContextVar("risk_origin", default=None)
 _exempt: contextvars.ContextVar[bool] = contextvars.ContextVar("risk_exempt", default=False)
-
-
-@contextlib.contextmanager
-def origin(*, api_key_id: int | None = None, alert: str | None = None):
-    """Around a call to the order use cases: the API key and the alert text the orders came from."""
-    token = _origin.set({"api_key_id": api_key_id, "alert": alert})
-    try:
-        yield
-    finally:
-        _origin.reset(token)
 
 
 _api_key: contextvars.ContextVar[int | None] = contextvars.ContextVar("risk_api_key", default=None)
@@ -301,10 +293,7 @@ def note_api_key(key_id: int | None) -> None:
 
 
 def current_origin() -> dict:
-    """The order's origin: `origin()`'s, else the API key of the call (see `note_api_key`)."""
-    found = _origin.get()
-    if found is not None:
-        return found
+    """The order's origin: the API key of the call (see `note_api_key`), when it has one."""
     key_id = _api_key.get()
     return {"api_key_id": key_id} if key_id is not None else {}
 
@@ -500,13 +489,13 @@ def _sync_live(user_id: int, since: dt.datetime, now: dt.datetime, *, force: boo
         log.warning("risk: the live order book of user %s could not be read: %s", user_id, exc.message)
 
 
-_seen: dict[tuple, tuple[dict, Decimal, Decimal, bool]] = {}  # scope's day -> (limits, last P&L, peak, blocked)
+_seen: dict[tuple, tuple[UserRisk, Decimal, Decimal, bool]] = {}  # scope's day -> (limits, last P&L, peak, blocked)
 
 
-def _unchanged(key: tuple, raw: dict, lim: Limits, pnl: Decimal) -> bool:
+def _unchanged(key: tuple, risk: UserRisk, lim: Limits, pnl: Decimal) -> bool:
     """Did this process last write this P&L for the scope's day, under the same limits, with nothing reached?"""
     seen = _seen.get(key)
-    if seen is None or seen[0] is not raw or seen[1] != pnl:
+    if seen is None or seen[0] is not risk or seen[1] != pnl:
         return False
     return seen[3] or (pnl <= seen[2] and breach(lim, pnl, seen[2]) is None)
 
@@ -516,8 +505,7 @@ def evaluate(user_id: int, mode: str, *, ticks: Mapping[tuple[str, str], Any] | 
              only: Iterable[tuple[str, str]] | None = None) -> list[Breach]:
     """Evaluate the P&L limits of one account in one mode (the scopes `only` names, else all); act on what is
     reached. Returns the breaches. A scope's day row is written only when its P&L moved (or a limit changed)."""
-    risk = user_risk(user_id)
-    raw = cache.get_or_load(CACHE_NS, str(user_id), lambda: _load(user_id))
+    risk = user_risk(user_id)  # the same object while the user's limits are unchanged: `_seen` keys on it
     wanted = set(only) if only is not None else None
     scopes = [(k.split(":", 1)[0], k.split(":", 1)[1], lim) for k, lim in risk.scopes.items()
               if lim.watches_pnl and not k.startswith(APIKEY)]
@@ -547,7 +535,7 @@ def evaluate(user_id: int, mode: str, *, ticks: Mapping[tuple[str, str], Any] | 
             continue
         pnl = book.pnl(prices)
         seen_key = (user_id, mode, kind, scope, day)
-        if _unchanged(seen_key, raw, lim, pnl):
+        if _unchanged(seen_key, risk, lim, pnl):
             continue
         if len(_seen) > 50_000:  # past days' entries: forgotten now and then
             _seen.clear()
@@ -555,11 +543,11 @@ def evaluate(user_id: int, mode: str, *, ticks: Mapping[tuple[str, str], Any] | 
             row = _day_row_locked(user_id, mode, kind, scope, day, now)
             row.last_pnl = pnl
             if row.blocked_reason is not None:
-                _seen[seen_key] = (raw, pnl, row.peak_pnl, True)
+                _seen[seen_key] = (risk, pnl, row.peak_pnl, True)
                 continue
             row.peak_pnl = max(row.peak_pnl, pnl)
             reason = breach(lim, pnl, row.peak_pnl)
-            _seen[seen_key] = (raw, pnl, row.peak_pnl, reason is not None)
+            _seen[seen_key] = (risk, pnl, row.peak_pnl, reason is not None)
             if reason is None:
                 continue
             row.blocked_reason, row.blocked_at = reason, now
@@ -586,15 +574,11 @@ def _venue(user_id: int, mode: str) -> Venue | None:
     too); None without a live broker session."""
     if mode == Mode.ANALYZE.value:
         return Venue(user_id=user_id, mode=Mode.ANALYZE, broker=PAPER)
-    active = broker_login.active_session(user_id)
-    if active is None or active.broker == PAPER:
-        return None
     try:
-        client = broker_login.broker(active.broker).session(broker_login.access_token(active))
-    except Exception:  # an expired or refused session: nothing can be closed there
-        log.warning("risk square-off of user %s: the live broker session cannot be opened", user_id)
+        return venues.live_venue(user_id)
+    except OrderError as exc:  # no live session, an expired or refused one, another broker's contract
+        log.warning("risk square-off of user %s: no live venue (%s)", user_id, exc.message)
         return None
-    return Venue(user_id, Mode.LIVE, active.broker, active, client)
 
 
 def _side(venue: Venue):
@@ -639,14 +623,15 @@ def square_off(user_id: int, mode: str, kind: str, scope: str) -> None:
         log.warning("risk square-off of user %s (%s, %s) failed: %s", user_id, scope or "account", mode, exc.message)
 
 
-def after_order(venue: Venue, strategy: str | None = None, now: dt.datetime | None = None) -> None:
-    """After an order of `venue`'s user (under `strategy`): evaluate the P&L limits the fill may have reached,
-    the account's and that strategy's only. A live order book is read at most every LIVE_SYNC_SECONDS (not
-    forced here: the scheduler's pass and the next evaluation catch up)."""
+def after_order(venue: Venue, strategy: str | Iterable[str] | None = None, now: dt.datetime | None = None) -> None:
+    """After an order of `venue`'s user (under `strategy`; after a basket, under each of its strategies): evaluate
+    the P&L limits the fills may have reached, the account's and those strategies' only. A live order book is
+    read at most every LIVE_SYNC_SECONDS (not forced here: the scheduler's pass and the next evaluation catch up)."""
     risk = user_risk(venue.user_id)
     if risk.empty or not any(lim.watches_pnl for lim in risk.scopes.values()):
         return
-    only = [(ACCOUNT, "")] + ([(STRATEGY, strategy)] if strategy else [])
+    names = [strategy] if isinstance(strategy, str) else list(strategy or ())
+    only = [(ACCOUNT, "")] + [(STRATEGY, name) for name in dict.fromkeys(names) if name]
     try:
         evaluate(venue.user_id, _mode(venue), now=now, only=only)
     except Exception:  # the order stands; the scheduler evaluates again
@@ -874,8 +859,7 @@ def kill(user_id: int, *, actor: str, ip: str | None = None, now: dt.datetime | 
 def unkill(user_id: int, *, actor: str, ip: str | None = None) -> bool:
     """Switch the kill switch off. Returns False when it was off."""
     with unit_of_work(write=True):
-        row = db.session.scalars(select(RiskLimit).where(RiskLimit.user_id == user_id, RiskLimit.scope_kind == ACCOUNT,
-                                                         RiskLimit.scope == "")).first()
+        row = _find_limit(user_id, ACCOUNT, "")
         if row is None or row.killed_at is None:
             return False
         before = {"killed_at": row.killed_at.isoformat(), "killed_by": row.killed_by}
@@ -890,8 +874,7 @@ def unkill(user_id: int, *, actor: str, ip: str | None = None) -> bool:
 
 def state(user_id: int, now: dt.datetime | None = None) -> dict:
     """The account's risk state: kill switch, today's rows per mode and scope."""
-    killed = db.session.scalars(select(RiskLimit).where(RiskLimit.user_id == user_id, RiskLimit.scope_kind == ACCOUNT,
-                                                        RiskLimit.scope == "")).first()
+    killed = _find_limit(user_id, ACCOUNT, "")
     return {
         "kill_switch": bool(killed and killed.killed_at),
         "killed_at": killed.killed_at.isoformat() if killed and killed.killed_at else None,
@@ -920,11 +903,13 @@ def _order_json(inp: OrderInput) -> dict[str, Any]:
 
 
 def _alert_text(signal_id: int | None) -> str | None:
+    """The alert an order came from, as the approval shows it: the signal's payload (a plain-text alert as its
+    text), else the API key of the call."""
     origin = current_origin()
-    if origin.get("alert"):
-        return str(origin["alert"])[:4000]
     if signal_id is not None:
         payload = db.session.scalar(select(Signal.payload).where(Signal.id == signal_id))
+        if isinstance(payload, dict) and payload.keys() == {"body"} and isinstance(payload["body"], str):
+            return payload["body"][:4000]  # a plain-text alert (services.strategies.webhooks keeps it so)
         if payload is not None:
             return json.dumps(payload, default=str)[:4000]
     if origin.get("api_key_id") is not None:

@@ -12,7 +12,7 @@ API log, the latency log and the journal row all carry its `label`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
@@ -29,7 +29,8 @@ from services.market import contract_refresh
 from services.trading.errors import NO_SESSION, SESSION_EXPIRED, OrderError, not_found
 
 # The user's mode is a user setting (services.accounts.settings); here for the trading callers.
-__all__ = ["PAPER", "SETTING_KEY", "Venue", "is_analyze", "mode_label", "own_order", "set_analyze", "venue_for"]
+__all__ = ["PAPER", "SETTING_KEY", "Venue", "is_analyze", "live_venue", "mode_label", "own_order", "set_analyze",
+           "venue_for"]
 
 log = logging.getLogger("algobridge.orders")
 
@@ -131,6 +132,13 @@ def venue_for(user_id: int, *, orderid: str | None = None) -> Venue:
     analyze = row.mode == Mode.ANALYZE if row is not None else is_analyze(user_id)
     if analyze:
         return Venue(user_id, Mode.ANALYZE, PAPER, orderid=orderid, order=row)
+    return replace(live_venue(user_id), orderid=orderid, order=row)
+
+
+def live_venue(user_id: int) -> Venue:
+    """The user's live venue, whatever the user's mode: the live broker session, opened, after the master
+    contract check. Raises OrderError 403 without a live broker session (or when it cannot be opened), 409 when
+    the contract loaded is another broker's."""
     active = broker_login.active_session(user_id)
     if active is None or active.broker == PAPER:
         raise OrderError(NO_SESSION, 403)
@@ -142,4 +150,4 @@ def venue_for(user_id: int, *, orderid: str | None = None) -> Venue:
         raise OrderError(SESSION_EXPIRED, 403) from None
     except BrokerError as exc:
         raise venue.refused(exc) from None
-    return Venue(user_id, Mode.LIVE, active.broker, active, client, orderid=orderid, order=row)
+    return Venue(user_id, Mode.LIVE, active.broker, active, client)

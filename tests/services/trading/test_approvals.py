@@ -11,8 +11,10 @@ from sqlalchemy import func, select
 from database import db
 from database.alert_db import Alert
 from database.audit_db import AuditEvent
-from database.order_db import Order
+from database.enums import SignalSource
+from database.order_db import Order, Signal
 from database.risk_db import Approval
+from database.unit import unit_of_work
 from services.trading import approvals, risk, venues
 from tests.helpers import live as live_fixtures
 from tests.helpers import orders as fx
@@ -53,9 +55,17 @@ def held(app, users, now):
     return alice
 
 
+def plain_text_signal(uid: int, text: str) -> int:
+    """A signal whose alert came as plain text (stored as the webhooks store it: {"body": text})."""
+    with unit_of_work():
+        row = Signal(user_id=uid, source=SignalSource.STRATEGY, payload={"body": text})
+        db.session.add(row)
+        db.session.flush()
+        return row.id
+
+
 def test_approve_places_the_order(held, now):
-    with risk.origin(alert="TradingView: BUY INFY"):
-        aid = queued(held, order(quantity=3, strategy="semi"))
+    aid = queued(held, order(quantity=3, strategy="semi"), signal_id=plain_text_signal(held, "TradingView: BUY INFY"))
     trading.place_order(held, order(quantity=1, strategy="other"))  # another strategy is not held
     assert orders_count() == 1
     row = approvals.pending(held)[0]

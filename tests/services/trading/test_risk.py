@@ -450,3 +450,25 @@ def test_concurrent_orders_never_overshoot_the_order_count(app, users, now):
     assert len(refusals) == 4  # 1 before and 2 of these: the maximum of 3 exactly
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Order)) == 3
+
+
+def test_a_basket_is_evaluated_once_after_its_last_order_and_its_breach_is_found(app, users, now):
+    alice, _ = users
+    set_quote("INFY", "1500", bid="1490", ask="1510")  # each buy fills at 1510 and is worth 1500: -10 a share
+    risk.set_limits(alice, "account", "", {"max_loss": "150"}, actor="test")
+    books: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args):
+        if "sum(fills.charges)" in statement.lower():  # the day book's charges: once per evaluation of the account
+            books.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        results = trading.basket_order(alice, "", [order(quantity=10, strategy="b1"), order(quantity=10, strategy="b2"),
+                                                   order(quantity=1, strategy="b1")])
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert [r["status"] for r in results] == ["success"] * 3
+    assert len(books) == 1  # one evaluation, after the last order (not one per order)
+    assert breaches() == [("account", "max_loss")]  # -210 is past the maximum loss: found after the basket
+    assert trading.open_position(alice, "INFY", "NSE", "MIS") == 0  # squared off
