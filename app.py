@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import runpy
@@ -346,13 +345,7 @@ class SchemaGate:
                     log.warning("database unavailable while waiting for the schema: %s", exc)
                     ready = False
                 if not ready:
-                    body, status, headers = schema_not_migrated(environ)
-                    if not isinstance(body, str):
-                        body = json.dumps({"status": "error", "message": SCHEMA_NOT_MIGRATED})
-                        headers = {**headers, "Content-Type": "application/json"}
-                    data = body.encode("utf-8")
-                    start_response("503 SERVICE UNAVAILABLE", [*headers.items(), ("Content-Length", str(len(data)))])
-                    return [data]
+                    return app.make_response(schema_not_migrated(environ))(environ, start_response)
         return self.wsgi_app(environ, start_response)
 
 

@@ -47,11 +47,10 @@ def _csrf(_exc: CSRFError):
 
 def notices(user_id: int) -> list[dict]:
     """The user's unacknowledged rejected orders, newest first."""
-    # Other kinds of alert share the page read, hence the margin.
-    page = reading.alerts(user_id, state="open", limit=MAX_NOTICES * 3)
+    page = reading.alerts(user_id, state="open", kind=REJECTED_KIND, limit=MAX_NOTICES)
     return [{"id": a.id, "title": a.title, "message": a.message or "",
              "created_at": a.created_at.isoformat() if a.created_at else None}
-            for a in page.rows if a.kind == REJECTED_KIND][:MAX_NOTICES]
+            for a in page.rows]
 
 
 @feed_bp.app_context_processor

@@ -33,9 +33,7 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from database import crypto, db
-from database.audit_db import AuditEvent
 from database.enums import Role
-from database.repository import Repository
 from database.types import utcnow
 from database.unit import unit_of_work
 from database.user_db import LoginAttempt, User
@@ -200,17 +198,13 @@ def _failures(username: str, now: dt.datetime) -> int:
 
 
 def _attempt(user: User, reason: str, ok: bool, ip: str | None, user_agent: str | None, now: dt.datetime) -> None:
-    Repository(LoginAttempt).add(LoginAttempt(
-        username=user.username, user_id=user.id, ip=(ip or None) and ip[:45],
-        user_agent=(user_agent or None) and user_agent[:255], is_success=ok, reason=reason, created_at=now))
+    accounts.record_login_attempt(user.username, user_id=user.id, ip=ip, user_agent=user_agent, success=ok,
+                                  reason=reason, created_at=now)
 
 
 def _audit(user: User, action: str, ip: str | None, before: dict | None, after: dict | None,
            actor: accounts.Actor | None = None) -> None:
-    actor = actor or accounts.Actor(user.username, user.id, ip)
-    Repository(AuditEvent).add(AuditEvent(
-        user_id=actor.user_id, actor=actor.name[:64], action=action, target_type="user", target_id=str(user.id),
-        ip=actor.ip and actor.ip[:45], before=before, after=after))
+    accounts.audit_user(actor or accounts.Actor(user.username, user.id, ip), action, user, before, after)
 
 
 def _check_code(row: User, code: str, now: dt.datetime) -> tuple[str, int | None] | None:

@@ -206,10 +206,11 @@ def _snapshot(user: User) -> dict[str, Any]:
     return {"username": user.username, "role": str(user.role), "is_active": bool(user.is_active)}
 
 
-def _audit(actor: Actor, action: str, user: User, before: dict | None, after: dict | None) -> None:
+def audit_user(actor: Actor, action: str, user: User, before: dict | None, after: dict | None) -> None:
+    """Add one audit row about `user` (flushed; the use case's unit commits it)."""
     Repository(AuditEvent).add(AuditEvent(
         user_id=actor.user_id, actor=actor.name[:64], action=action, target_type="user",
-        target_id=str(user.id), ip=actor.ip, before=before, after=after,
+        target_id=str(user.id), ip=actor.ip and actor.ip[:45], before=before, after=after,
     ))
 
 
@@ -222,7 +223,7 @@ def create_first_admin(username: str, password: str, *, ip: str | None = None) -
         if any_user_exists():
             raise SetupClosedError("Setup is already complete: sign in instead.")
         user = users().create(username=username, password_hash=password_hash, role=Role.ADMIN, is_active=True)
-        _audit(Actor.setup(ip), "user.create", user, None, {**_snapshot(user), "via": "setup"})
+        audit_user(Actor.setup(ip), "user.create", user, None, {**_snapshot(user), "via": "setup"})
     log.info("first-run setup created admin %s", username)
     return user
 
@@ -235,7 +236,7 @@ def create_user(username: str, password: str, role: Role | str, *, actor: Actor)
         if find_user(username) is not None:
             raise UsernameTakenError(f"The username {username!r} is taken.")
         user = users().create(username=username, password_hash=password_hash, role=role, is_active=True)
-        _audit(actor, "user.create", user, None, _snapshot(user))
+        audit_user(actor, "user.create", user, None, _snapshot(user))
     log.info("%s created user %s (%s)", actor.name, username, role)
     return user
 
@@ -261,7 +262,7 @@ def set_active(ref: int | str, active: bool, *, actor: Actor) -> User:
         if changed:
             user.is_active = active
             db.session.flush()
-            _audit(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
+            audit_user(actor, "user.enable" if active else "user.disable", user, before, _snapshot(user))
             if not active:
                 sessions.end_all(user.id, sessions.DISABLED)
             api_keys.forget_user_keys(db.session)  # cached keys follow the account, once committed
@@ -284,7 +285,7 @@ def change_role(ref: int | str, role: Role | str, *, actor: Actor) -> User:
         if changed:
             user.role = role
             db.session.flush()
-            _audit(actor, "user.role_change", user, before, _snapshot(user))
+            audit_user(actor, "user.role_change", user, before, _snapshot(user))
             api_keys.forget_user_keys(db.session)  # a viewer's keys lose the orders scope
             forget_principal(user.id)
     if changed:
@@ -300,7 +301,7 @@ def reset_password(ref: int | str, password: str, *, actor: Actor, keep_session:
         user = get_user(ref)
         user.password_hash = password_hash
         db.session.flush()
-        _audit(actor, "user.password_reset", user, None, {"password_reset": True})
+        audit_user(actor, "user.password_reset", user, None, {"password_reset": True})
         if keep_session and actor.user_id == user.id:
             sessions.end_all(user.id, sessions.PASSWORD_CHANGE, keep=keep_session)
         else:
@@ -324,12 +325,15 @@ class LoginResult:
 
 
 def record_login_attempt(username: str, *, user_id: int | None, ip: str | None, user_agent: str | None,
-                         success: bool, reason: str) -> None:
-    """Add one login_attempts row (flushed; the use case's unit commits it)."""
-    Repository(LoginAttempt).add(LoginAttempt(
+                         success: bool, reason: str, created_at: dt.datetime | None = None) -> None:
+    """Add one login_attempts row (flushed; the use case's unit commits it), at `created_at` (default: now)."""
+    row = LoginAttempt(
         username=(username or "")[:64], user_id=user_id, ip=(ip or None) and ip[:45],
         user_agent=(user_agent or None) and user_agent[:255], is_success=success, reason=reason,
-    ))
+    )
+    if created_at is not None:
+        row.created_at = created_at
+    Repository(LoginAttempt).add(row)
 
 
 def record_invalid_form(username: str, *, ip: str | None, user_agent: str | None) -> None:

@@ -185,8 +185,10 @@ def system_logs(*, before: int | None = None, level: str | None = None, q: str |
 
 
 def alerts(user_id: int | None, *, before: int | None = None, state: str | None = None,
-           limit: int = PAGE_SIZE) -> Page:
+           kind: str | None = None, limit: int = PAGE_SIZE) -> Page:
     stmt = _own(_rows_of(Alert), Alert.user_id, user_id)
+    if kind:
+        stmt = stmt.where(Alert.kind == kind)
     if state == "open":
         stmt = stmt.where(Alert.is_acknowledged.is_(False))
     elif state == "acknowledged":

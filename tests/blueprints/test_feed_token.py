@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
+from blueprints import feed
 from database import db
 from database.alert_db import Alert
 from database.symbol import SymToken
@@ -143,6 +144,21 @@ def test_viewers_get_no_notices_and_cannot_acknowledge(app, signed_in):
     resp = ack(client, alert_id, csrf_token(client, "/settings"))
     assert resp.status_code == 403
     assert resp.get_json()["status"] == "error"
+
+
+def test_newer_alerts_of_other_kinds_do_not_push_notices_out(app, signed_in):
+    uid, client = signed_in()
+    cap = feed.MAX_NOTICES
+    # cap + 2 rejected orders, then many newer open alerts of another kind, and acknowledged rejections.
+    db.session.add_all([Alert(user_id=uid, kind="order_rejected", title=f"Rejected {i}") for i in range(cap + 2)])
+    db.session.flush()
+    db.session.add_all([Alert(user_id=uid, kind="broker_session_expired", title="Expired") for _ in range(cap * 4)])
+    db.session.add(Alert(user_id=uid, kind="order_rejected", title="Seen", is_acknowledged=True))
+    db.session.commit()
+
+    listed = client.get("/feed/notices").get_json()["notices"]
+    assert [n["title"] for n in listed] == [f"Rejected {i}" for i in range(cap + 1, 1, -1)]
+    assert len(NOTICE.findall(client.get("/dashboard").get_data(as_text=True))) == cap
 
 
 # -- the pages ------------------------------------------------------------------------------------------
